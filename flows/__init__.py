@@ -1,0 +1,1 @@
+"""E&L flows that land files through the landing contract."""

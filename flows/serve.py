@@ -1,0 +1,31 @@
+"""Serve the E&L exports as deployments on cron: the only cron schedules in the system."""
+
+from __future__ import annotations
+
+from prefect import serve
+
+from flows.dummyjson import export_dummyjson, exportable_tables
+from landing.catalog import load_catalog
+from landing.settings import Settings
+
+
+def deployments(settings: Settings | None = None) -> list:
+    settings = settings or Settings()
+    return [
+        export_dummyjson.to_deployment(
+            name=f"dummyjson-{table}",
+            parameters={"table": table},
+            cron=settings.export_cron,
+            tags=["landing", "export"],
+            description=f"Export DummyJSON /{table} into the landing folder of dummyjson.{table}.",
+        )
+        for table in exportable_tables(load_catalog(settings))
+    ]
+
+
+def main() -> None:
+    serve(*deployments())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Shared package: the landing contract, settings and the dataset catalog derived from dbt."""

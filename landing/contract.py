@@ -1,0 +1,240 @@
+"""The landing contract: atomic file landing and the one `landing.file.created` event shape."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from prefect.events import Event
+
+from landing.catalog import Catalog, Dataset, load_catalog
+from landing.settings import Settings
+
+FILE_CREATED = "landing.file.created"
+FILE_REJECTED = "landing.file.rejected"
+DATASET_STALE = "landing.dataset.stale"
+BUILD_FAILED = "landing.build.failed"
+
+DATASET_PREFIX = "landing.dataset."
+FILE_PREFIX = "landing.file."
+# Fixed namespace so every producer (flows, sensor, tests) derives the same event id.
+EVENT_NAMESPACE = uuid.UUID("6f1c1a52-3f7e-5b0e-9d2a-6c616e64696e")
+
+
+class EmitError(RuntimeError):
+    """The Prefect server did not accept the events."""
+
+
+def dataset_resource_id(dataset: str) -> str:
+    return f"{DATASET_PREFIX}{dataset}"
+
+
+def dataset_from_resource_id(resource_id: str) -> str:
+    return resource_id[len(DATASET_PREFIX):] if resource_id.startswith(DATASET_PREFIX) else ""
+
+
+def file_resource_id(relative_path: str) -> str:
+    return f"{FILE_PREFIX}{relative_path}"
+
+
+def event_id(dataset: str, sha256: str) -> uuid.UUID:
+    """Deterministic id: the same content for the same dataset is always the same event."""
+    return uuid.uuid5(EVENT_NAMESPACE, f"{dataset}:{sha256}")
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    """A complete file under its final name in a dataset's landing folder: the event payload."""
+
+    dataset: str
+    path: str
+    relative_path: str
+    bytes: int
+    sha256: str
+    rows: int
+    landed_at: str
+    producer: str
+
+    @property
+    def event_id(self) -> uuid.UUID:
+        return event_id(self.dataset, self.sha256)
+
+    def to_event(self) -> Event:
+        """The `landing.file.created` event for this file."""
+        return Event(
+            id=self.event_id,
+            occurred=datetime.fromisoformat(self.landed_at),
+            event=FILE_CREATED,
+            resource={
+                "prefect.resource.id": dataset_resource_id(self.dataset),
+                "prefect.resource.name": self.dataset,
+            },
+            related=[
+                {
+                    "prefect.resource.id": file_resource_id(self.relative_path),
+                    "prefect.resource.role": "file",
+                    "prefect.resource.name": Path(self.relative_path).name,
+                    "sha256": self.sha256,
+                }
+            ],
+            payload=asdict(self),
+        )
+
+
+def rejected_event(dataset: str, relative_path: str, sha256: str, reason: str, quarantined_to: str) -> Event:
+    """The `landing.file.rejected` event for a file that failed validation."""
+    return Event(
+        id=uuid.uuid5(EVENT_NAMESPACE, f"rejected:{dataset}:{sha256}"),
+        event=FILE_REJECTED,
+        resource={
+            "prefect.resource.id": dataset_resource_id(dataset),
+            "prefect.resource.name": dataset,
+        },
+        related=[
+            {
+                "prefect.resource.id": file_resource_id(relative_path),
+                "prefect.resource.role": "file",
+                "prefect.resource.name": Path(relative_path).name,
+                "sha256": sha256,
+            }
+        ],
+        payload={
+            "dataset": dataset,
+            "relative_path": relative_path,
+            "sha256": sha256,
+            "reason": reason,
+            "quarantined_to": quarantined_to,
+        },
+    )
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def count_rows(data: bytes) -> int:
+    return sum(1 for line in data.splitlines() if line.strip())
+
+
+def describe_file(path: Path, dataset: Dataset, root: Path, producer: str, data: bytes | None = None) -> LandedFile:
+    """The contract's description of a file already under its final name."""
+    data = path.read_bytes() if data is None else data
+    root = Path(os.path.abspath(root))
+    path = Path(os.path.abspath(path))
+    stat = path.stat()
+    return LandedFile(
+        dataset=dataset.name,
+        path=str(path),
+        relative_path=path.relative_to(root).as_posix(),
+        bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        rows=count_rows(data),
+        landed_at=datetime.fromtimestamp(stat.st_mtime, timezone.utc).isoformat(),
+        producer=producer,
+    )
+
+
+def write_atomically(folder: Path, data: bytes, suffix: str, now: datetime | None = None) -> Path:
+    """Write `data` under a unique, sortable name in `folder`; the final name appears only when complete."""
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(data).hexdigest()
+    stamp = (now or utc_now()).strftime("%Y%m%dT%H%M%S%fZ")
+    final = folder / f"{stamp}-{digest[:12]}{suffix}"
+    tmp = folder / f".{final.name}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return final
+
+
+def rows_to_jsonl(rows: Iterable[Mapping[str, Any]]) -> bytes:
+    return "".join(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n" for row in rows).encode()
+
+
+async def send_events_async(events: list[Event]) -> None:
+    """Send events with Prefect's events client and wait until the server has them all."""
+    from prefect.events.clients import get_events_client
+    from prefect.settings import PREFECT_API_URL
+
+    if not events:
+        return
+    url = PREFECT_API_URL.value()
+    try:
+        async with get_events_client(reconnection_attempts=2, checkpoint_every=len(events) + 1) as client:
+            for event in events:
+                await client.emit(event)
+            # A websocket ping answered after the sends means the server read every event before it;
+            # this is the same checkpoint Prefect's client uses.
+            await client._force_checkpoint()
+    except Exception as exc:
+        raise EmitError(
+            f"could not send {len(events)} event(s) to the Prefect server at {url or '(PREFECT_API_URL unset)'}: "
+            f"{exc}. Start the server (make up, or `prefect server start`) and set PREFECT_API_URL."
+        ) from exc
+
+
+def send_events(events: list[Event]) -> None:
+    """Blocking form of send_events_async, usable from flows, tasks and plain scripts."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(send_events_async(events))
+        return
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    run_coro_as_sync(send_events_async(events))
+
+
+def land_bytes(
+    dataset: str,
+    data: bytes,
+    producer: str,
+    settings: Settings | None = None,
+    catalog: Catalog | None = None,
+    emit: bool = True,
+) -> LandedFile:
+    """Land `data` for `dataset` atomically, then announce it with one `landing.file.created` event."""
+    settings = settings or Settings()
+    catalog = catalog or load_catalog(settings)
+    ds = catalog.get(dataset)
+    final = write_atomically(ds.path, data, ds.suffix)
+    landed = describe_file(final, ds, settings.root, producer, data)
+    if emit:
+        try:
+            send_events([landed.to_event()])
+        except EmitError as exc:
+            raise EmitError(
+                f"{landed.relative_path} landed for {dataset}, but its event was not sent: {exc} "
+                "The file stays; the sensor's catch-up announces it once the server is back."
+            ) from exc
+    return landed
+
+
+def land_rows(
+    dataset: str,
+    rows: Iterable[Mapping[str, Any]],
+    producer: str,
+    settings: Settings | None = None,
+    catalog: Catalog | None = None,
+    emit: bool = True,
+) -> LandedFile:
+    """Land rows as newline-delimited JSON through land_bytes."""
+    return land_bytes(dataset, rows_to_jsonl(rows), producer, settings, catalog, emit)

@@ -1,0 +1,86 @@
+"""The one settings object for the project: every path and URL, from LANDING_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    """Settings for flows, the sensor, the automations and the dbt deployment.
+
+    Every field reads the environment variable `LANDING_<FIELD>` (for example
+    `LANDING_ROOT`, `LANDING_WAREHOUSE_PATH`). Prefect's own settings
+    (`PREFECT_API_URL`, `PREFECT_HOME`, ...) stay Prefect's.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="LANDING_", extra="ignore")
+
+    root: Path = Field(
+        default=Path("/tmp/landing"),
+        description="Landing root: each dataset lands in a folder below it (LANDING_ROOT).",
+    )
+    state_dir: Path = Field(
+        default=REPO_ROOT / ".state",
+        description="Folder for local state: the warehouse, dbt's target folder, the catalog cache, ledgers.",
+    )
+    warehouse_path: Path | None = Field(
+        default=None,
+        description="The DuckDB warehouse file dbt builds into. Defaults to <state_dir>/warehouse.duckdb.",
+    )
+    dbt_project_dir: Path = Field(
+        default=REPO_ROOT / "dbt",
+        description="The dbt project (with its profiles.yml) whose sources define the datasets.",
+    )
+    dummyjson_base_url: str = Field(
+        default="https://dummyjson.com",
+        description="Base URL of the DummyJSON API the E&L flows export from.",
+    )
+    http_timeout_seconds: float = Field(
+        default=10.0,
+        description="Connect and read timeout, in seconds, for each HTTP request of an export.",
+    )
+    http_retries: int = Field(
+        default=5,
+        description="How many times an export retries a request answered with 429 or 5xx, or that failed to connect.",
+    )
+    http_backoff_seconds: float = Field(
+        default=0.5,
+        description="Base of the exponential backoff between retries (Retry-After wins when the server sends it).",
+    )
+    page_size: int = Field(
+        default=100,
+        description="Rows asked for per page (DummyJSON's `limit`); paging goes on until `total`.",
+    )
+    export_cron: str = Field(
+        default="0 * * * *",
+        description="Cron schedule of the E&L export deployments; the only cron schedules in the system.",
+    )
+
+    @property
+    def warehouse(self) -> Path:
+        """The DuckDB file dbt writes to."""
+        return self.warehouse_path or self.state_dir / "warehouse.duckdb"
+
+    @property
+    def dbt_target_dir(self) -> Path:
+        """dbt's target folder, kept in the state folder so the project folder stays clean."""
+        return self.state_dir / "dbt-target"
+
+    def dbt_env(self) -> dict[str, str]:
+        """Environment variables the dbt project reads through env_var()."""
+        return {
+            "LANDING_ROOT": str(self.root),
+            "LANDING_WAREHOUSE_PATH": str(self.warehouse),
+        }
+
+    def export_dbt_env(self) -> None:
+        """Set the variables dbt reads, for dbt running in this process."""
+        os.environ.update(self.dbt_env())
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.warehouse.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,83 @@
+"""Shared fixtures: a real Prefect server for the session, settings on tmp_path, a loopback DummyJSON."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from landing.settings import REPO_ROOT, Settings
+from tests.support.dummyjson_server import DummyJSONServer
+from tests.support.prefect_server import PrefectServer
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory):
+    """One real Prefect server (SQLite) for the session; the test process and its children use it."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    server = PrefectServer(tmp_path_factory.mktemp("prefect-home")).start()
+    saved = os.environ.get("PREFECT_API_URL")
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            yield server
+    finally:
+        if saved is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = saved
+        server.stop()
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    """Settings with every path under tmp_path, on the repository's dbt project."""
+    return Settings(
+        root=tmp_path / "landing",
+        state_dir=tmp_path / "state",
+        dbt_project_dir=REPO_ROOT / "dbt",
+        http_backoff_seconds=0.01,
+    )
+
+
+@pytest.fixture
+def dummyjson():
+    with DummyJSONServer() as server:
+        yield server
+
+
+def read_events(event_name: str, since, resource_prefix: str = "landing.", timeout: float = 15.0, expect: int | None = None):
+    """Events named `event_name` since `since`, read back from the server through the Prefect client."""
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
+
+    async def fetch():
+        async with get_client() as client:
+            page = await client.read_events(
+                filter=EventFilter(
+                    event=EventNameFilter(name=[event_name]),
+                    occurred=EventOccurredFilter(since=since),
+                    resource=EventResourceFilter(id_prefix=[resource_prefix]),
+                ),
+                limit=50,
+            )
+            events = list(page.events)
+            next_page = page.next_page
+            while next_page:
+                page = await client.read_events_page(next_page)
+                events.extend(page.events)
+                next_page = page.next_page
+            return events
+
+    deadline = time.monotonic() + timeout
+    events = asyncio.run(fetch())
+    while (expect is None or len(events) < expect) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        events = asyncio.run(fetch())
+        if expect is None:
+            break
+    return events

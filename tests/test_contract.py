@@ -1,0 +1,91 @@
+"""The landing contract: atomic files, the event shape read back from a real server, the catalog."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from landing import contract
+from landing.catalog import UnknownDatasetError, load_catalog, split_location
+from tests.conftest import read_events
+
+NAME = re.compile(r"^\d{8}T\d{12}Z-[0-9a-f]{12}\.jsonl$")
+
+
+def test_catalog_comes_from_dbt_sources(settings):
+    catalog = load_catalog(settings)
+    assert sorted(catalog.datasets) == ["dummyjson.carts", "dummyjson.products", "dummyjson.users"]
+    products = catalog.get("dummyjson.products")
+    assert products.path == settings.root / "dummyjson" / "products"
+    assert products.glob == "*.jsonl"
+    assert "id" in products.columns
+    assert catalog.dataset_for_path(products.path / "a.jsonl").name == "dummyjson.products"
+    assert catalog.dataset_for_path(products.path / "a.csv") is None
+    assert catalog.dataset_for_path(settings.root / "elsewhere" / "a.jsonl") is None
+    mart = catalog.models["cart_lines_enriched"]
+    assert mart.requires_all_sources and set(mart.datasets) == set(catalog.datasets)
+    assert [m.name for m in catalog.and_models()] == ["cart_lines_enriched"]
+
+
+def test_unknown_dataset_names_the_known_ones(settings):
+    with pytest.raises(UnknownDatasetError, match=r"unknown dataset 'nope.things'.*dummyjson.products"):
+        load_catalog(settings).get("nope.things")
+
+
+def test_split_location():
+    assert split_location("read_json('/r/a/b/*.jsonl', x=1)") == ("/r/a/b", "*.jsonl")
+    assert split_location("/r/a/part-*.json") == ("/r/a", "part-*.json")
+
+
+def test_land_is_atomic_and_sortable(settings):
+    catalog = load_catalog(settings)
+    first = contract.land_rows("dummyjson.products", [{"id": 1}], "test", settings, catalog, emit=False)
+    second = contract.land_rows("dummyjson.products", [{"id": 2}, {"id": 3}], "test", settings, catalog, emit=False)
+    folder = catalog.folder("dummyjson.products")
+    names = sorted(os.listdir(folder))
+    assert names == [os.path.basename(first.path), os.path.basename(second.path)]
+    assert all(NAME.match(n) for n in names)
+    assert second.rows == 2 and second.relative_path == f"dummyjson/products/{names[1]}"
+    assert open(second.path, "rb").read() == b'{"id":2}\n{"id":3}\n'
+
+
+def test_failed_write_leaves_no_file(settings, monkeypatch):
+    catalog = load_catalog(settings)
+
+    def broken_fsync(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(contract.os, "fsync", broken_fsync)
+    with pytest.raises(OSError, match="No space left"):
+        contract.land_rows("dummyjson.products", [{"id": 1}], "test", settings, catalog, emit=False)
+    assert os.listdir(catalog.folder("dummyjson.products")) == []
+
+
+def test_event_read_back_from_server_has_every_field(settings, prefect_server):
+    since = datetime.now(timezone.utc) - timedelta(seconds=5)
+    landed = contract.land_rows("dummyjson.users", [{"id": 7, "email": "a@b"}], "test:contract", settings)
+    events = read_events(contract.FILE_CREATED, since, "landing.dataset.dummyjson.users", expect=1)
+    assert len(events) == 1
+    event = events[0]
+    assert event.id == uuid.uuid5(contract.EVENT_NAMESPACE, f"dummyjson.users:{landed.sha256}")
+    assert event.resource.id == "landing.dataset.dummyjson.users"
+    assert event.resource.name == "dummyjson.users"
+    [file] = event.related
+    assert file.id == f"landing.file.{landed.relative_path}"
+    assert file.role == "file" and file["sha256"] == landed.sha256
+    assert set(event.payload) == {"dataset", "path", "relative_path", "bytes", "sha256", "rows", "landed_at", "producer"}
+    assert event.payload["rows"] == 1 and event.payload["producer"] == "test:contract"
+    assert event.payload["path"] == landed.path and event.payload["bytes"] == os.path.getsize(landed.path)
+
+
+def test_unreachable_server_is_a_clear_error_and_keeps_the_file(settings, monkeypatch):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+        with pytest.raises(contract.EmitError, match=r"landed for dummyjson.carts, but its event was not sent.*prefect server start"):
+            contract.land_rows("dummyjson.carts", [{"id": 1}], "test", settings)
+    assert len(os.listdir(load_catalog(settings).folder("dummyjson.carts"))) == 1
