@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Automations: the dbt build deployment and the declarative trigger sync (apply.py)."""

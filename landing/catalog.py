@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 
 from landing.settings import Settings
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 _IGNORED_DIRS = {"target", "logs", "dbt_packages", ".user.yml"}
 _FIRST_QUOTED = re.compile(r"""['"]([^'"]+)['"]""")
 _WILDCARD = re.compile(r"[*?\[]")
@@ -41,6 +41,12 @@ class Dataset:
     description: str = ""
     freshness_warn_seconds: int | None = None
     freshness_error_seconds: int | None = None
+    stale_after_override: int | None = None  # meta.landing.stale_after_seconds
+
+    @property
+    def stale_after_seconds(self) -> int | None:
+        """When to call the dataset stale: meta override, else dbt freshness warn_after, else error_after."""
+        return self.stale_after_override or self.freshness_warn_seconds or self.freshness_error_seconds
 
     @property
     def path(self) -> Path:
@@ -151,6 +157,7 @@ def catalog_from_manifest(manifest: dict, root: str) -> Catalog:
                 "must put files directly in one folder (a glob like <folder>/*.jsonl)"
             )
         freshness = src.get("freshness") or {}
+        landing_meta = (src.get("meta") or {}).get("landing") or {}
         name = f"{src['source_name']}.{src['name']}"
         catalog.datasets[name] = Dataset(
             name=name,
@@ -164,6 +171,7 @@ def catalog_from_manifest(manifest: dict, root: str) -> Catalog:
             description=src.get("description") or "",
             freshness_warn_seconds=_period_seconds(freshness.get("warn_after")),
             freshness_error_seconds=_period_seconds(freshness.get("error_after")),
+            stale_after_override=landing_meta.get("stale_after_seconds"),
         )
     by_uid = {d.unique_id: d.name for d in catalog.datasets.values()}
     nodes = manifest.get("nodes", {})

@@ -57,6 +57,14 @@ class Settings(BaseSettings):
         default=100,
         description="Rows asked for per page (DummyJSON's `limit`); paging goes on until `total`.",
     )
+    burst_window_seconds: int = Field(
+        default=5,
+        description="Burst window: the first file of a window builds at once, a catch-up build runs when the window closes.",
+    )
+    and_window_seconds: int = Field(
+        default=3600,
+        description="Default window within which every source of a model that needs all its sources must land.",
+    )
     export_cron: str = Field(
         default="0 * * * *",
         description="Cron schedule of the E&L export deployments; the only cron schedules in the system.",

@@ -1,1 +1,1 @@
-"""placeholder"""
+"""The watchdog sensor that announces files dropped into the landing folders."""

@@ -1,0 +1,229 @@
+"""The dbt deployment: build the models downstream of the datasets it is given, one writer at a time."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from landing.catalog import Catalog, load_catalog
+from landing.contract import BUILD_FAILED, dataset_resource_id
+from landing.settings import Settings
+
+FLOW_NAME = "dbt-build"
+DEPLOYMENT_NAME = "dbt-build"
+STALE_FLOW_NAME = "landing-stale"
+DATASET_NAME = re.compile(r"^[A-Za-z0-9_]+\.[A-Za-z0-9_]+$")
+
+
+class BuildParameterError(ValueError):
+    """A build was asked for something other than known dataset names; dbt was not started."""
+
+
+def validate_request(datasets: object, and_models: object, catalog: Catalog) -> tuple[list[str], list[str]]:
+    """Known dataset and AND-model names only; refuse flags, paths and shell text before dbt starts."""
+    if isinstance(datasets, str) or not isinstance(datasets, (list, tuple)) or not datasets:
+        raise BuildParameterError(f"datasets must be a non-empty list of dataset names, got {datasets!r}")
+    names: list[str] = []
+    for name in datasets:
+        if not isinstance(name, str) or not DATASET_NAME.match(name):
+            raise BuildParameterError(
+                f"refused dataset {name!r}: a dataset is <source>.<table> (letters, digits, _), "
+                f"never a dbt selector, flag or path. Known: {', '.join(sorted(catalog.datasets))}"
+            )
+        catalog.get(name)  # raises UnknownDatasetError, a ValueError, naming the known ones
+        names.append(name)
+    and_names: list[str] = []
+    for name in and_models or []:
+        model = catalog.models.get(name) if isinstance(name, str) else None
+        if model is None or not model.requires_all_sources:
+            known = ", ".join(m.name for m in catalog.and_models()) or "none"
+            raise BuildParameterError(f"refused and_models entry {name!r}: known models needing all sources: {known}")
+        missing = set(model.datasets) - set(names)
+        if missing:
+            raise BuildParameterError(f"{name} needs {', '.join(sorted(missing))} in datasets too")
+        and_names.append(name)
+    return sorted(set(names)), sorted(set(and_names))
+
+
+def dbt_args(datasets: list[str], and_models: list[str], catalog: Catalog) -> list[str]:
+    """`dbt build` arguments: everything downstream of the datasets, minus AND models not asked for."""
+    args = ["build", "--select", *[f"source:{name}+" for name in datasets]]
+    excluded = sorted(m.name for m in catalog.and_models() if m.name not in and_models)
+    if excluded:
+        args += ["--exclude", *excluded]
+    return args
+
+
+def dataset_signature(folder: Path, glob: str) -> str:
+    """A digest of the names, sizes and mtimes of the dataset's files: it changes when anything lands."""
+    h = hashlib.sha256()
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except FileNotFoundError:
+        return "missing"
+    import fnmatch
+
+    for entry in entries:
+        if fnmatch.fnmatchcase(entry.name, glob) and not entry.name.startswith("."):
+            st = entry.stat()
+            h.update(f"{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+class Watermarks:
+    """What each kind of build last built successfully, per dataset, in the state folder."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def read(self) -> dict[str, str]:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def write(self, marks: dict[str, str]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(marks, indent=1, sort_keys=True))
+        os.replace(tmp, self.path)
+
+
+def record_build(settings: Settings, **fields) -> None:
+    """Append one line per build decision to <state>/builds.jsonl (what ran, for whom, and how it ended)."""
+    fields.update(flow_run_id=str(flow_run.id) if flow_run.id else None, at=time.time())
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    with open(settings.state_dir / "builds.jsonl", "a") as fh:
+        fh.write(json.dumps(fields) + "\n")
+
+
+@contextmanager
+def warehouse_lock(settings: Settings, timeout: float = 3600):
+    """An exclusive lock beside the DuckDB file: never two dbt writers on one warehouse, across processes."""
+    lock_path = settings.warehouse.with_name(settings.warehouse.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as fh:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"another dbt build has held {lock_path} for {timeout}s")
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _run_name() -> str:
+    params = flow_run.parameters or {}
+    names = params.get("datasets") or []
+    text = "+".join(n for n in names if isinstance(n, str))[:80] if isinstance(names, list) else "invalid"
+    if params.get("and_models"):
+        text += " (all sources)"
+    return f"dbt-build {text}"
+
+
+def _emit_failure(datasets: list[str], message: str) -> None:
+    from prefect.events import emit_event
+
+    for name in datasets:
+        emit_event(
+            event=BUILD_FAILED,
+            resource={"prefect.resource.id": dataset_resource_id(name), "prefect.resource.name": name},
+            payload={"dataset": name, "message": message[:4000]},
+        )
+
+
+@flow(name=FLOW_NAME, flow_run_name=_run_name, log_prints=True)
+def dbt_build(datasets: list[str], and_models: list[str] | None = None, settings: Settings | None = None) -> dict:
+    """Build `source:<dataset>+` for the given datasets with dbt, unless nothing landed since the last build."""
+    settings = settings or Settings()
+    logger = get_run_logger()
+    catalog = load_catalog(settings)
+    names, and_names = validate_request(datasets, and_models or [], catalog)
+    kind = "all:" if and_names else "one:"
+    marks = Watermarks(settings.state_dir / "watermarks.json")
+
+    with warehouse_lock(settings):
+        current = {n: dataset_signature(catalog.folder(n), catalog.get(n).glob) for n in names}
+        built = marks.read()
+        if all(built.get(kind + n) == sig for n, sig in current.items()):
+            logger.info("up to date: nothing landed for %s since the last build", ", ".join(names))
+            record_build(settings, datasets=names, and_models=and_names, status="up to date")
+            return {"status": "up to date", "datasets": names}
+        if any(sig == "missing" for sig in current.values()):
+            missing = [n for n, s in current.items() if s == "missing"]
+            raise BuildParameterError(f"no file has landed yet for {', '.join(missing)} (folder missing); nothing to build")
+
+        from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
+
+        settings.export_dbt_env()
+        args = dbt_args(names, and_names, catalog)
+        logger.info("dbt %s", " ".join(args))
+        runner = PrefectDbtRunner(
+            settings=PrefectDbtSettings(
+                project_dir=settings.dbt_project_dir,
+                profiles_dir=settings.dbt_project_dir,
+                target_path=settings.dbt_target_dir,
+            ),
+        )
+        try:
+            runner.invoke(args + ["--log-path", str(settings.state_dir / "dbt-logs")])
+        except Exception as exc:
+            record_build(settings, datasets=names, and_models=and_names, status="failed", error=str(exc)[:2000])
+            _emit_failure(names, str(exc))
+            raise
+        built = marks.read()
+        built.update({kind + n: sig for n, sig in current.items()})
+        marks.write(built)
+        record_build(settings, datasets=names, and_models=and_names, status="built")
+    return {"status": "built", "datasets": names, "and_models": and_names}
+
+
+@flow(name=STALE_FLOW_NAME, flow_run_name="stale {dataset}")
+def landing_stale(dataset: str, expected_every_seconds: int, settings: Settings | None = None) -> dict:
+    """Emit `landing.dataset.stale` for a dataset with no file within its freshness window."""
+    from datetime import datetime, timezone
+
+    from landing.contract import DATASET_STALE, send_events
+    from prefect.events import Event
+
+    settings = settings or Settings()
+    catalog = load_catalog(settings)
+    ds = catalog.get(dataset)
+    newest = None
+    if ds.path.exists():
+        mtimes = [e.stat().st_mtime for e in os.scandir(ds.path) if not e.name.startswith(".")]
+        newest = max(mtimes) if mtimes else None
+    now = datetime.now(timezone.utc).timestamp()
+    late_by = None if newest is None else max(0, int(now - newest - expected_every_seconds))
+    payload = {
+        "dataset": dataset,
+        "expected_every_seconds": expected_every_seconds,
+        "late_by_seconds": late_by,
+        "last_landed_at": None if newest is None else datetime.fromtimestamp(newest, timezone.utc).isoformat(),
+    }
+    send_events(
+        [
+            Event(
+                event=DATASET_STALE,
+                resource={"prefect.resource.id": dataset_resource_id(dataset), "prefect.resource.name": dataset},
+                payload=payload,
+            )
+        ]
+    )
+    get_run_logger().warning("%s is stale: no file within %ss (late by %ss)", dataset, expected_every_seconds, late_by)
+    return payload

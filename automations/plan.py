@@ -1,0 +1,110 @@
+"""The automations the dbt project implies: derived from the catalog, nothing listed by hand."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from uuid import UUID
+
+from prefect.events.actions import RunDeployment
+from prefect.events.schemas.automations import AutomationCore, CompoundTrigger, EventTrigger, Posture
+
+from landing.catalog import Catalog
+from landing.contract import FILE_CREATED, dataset_resource_id
+from landing.settings import Settings
+
+MANAGED_TAG = "managed-by:landing-apply"
+PREFIX = "landing: "
+
+
+def _on_landing(dataset: str, **kwargs) -> EventTrigger:
+    return EventTrigger(
+        expect={FILE_CREATED},
+        match={"prefect.resource.id": dataset_resource_id(dataset)},
+        **kwargs,
+    )
+
+
+def desired_automations(catalog: Catalog, build_deployment: UUID, stale_deployment: UUID, settings: Settings) -> list[AutomationCore]:
+    """Every automation the catalog implies, by name."""
+    window = timedelta(seconds=settings.burst_window_seconds)
+    out: list[AutomationCore] = []
+    for name in sorted(catalog.datasets):
+        ds = catalog.datasets[name]
+        params = {"datasets": [name]}
+        # Leading edge: the first file of a burst starts a build at once.
+        out.append(
+            AutomationCore(
+                name=f"{PREFIX}build {name}",
+                description=f"A file landed for {name}: build source:{name}+ now (first event of each {window.seconds}s window).",
+                tags=[MANAGED_TAG],
+                trigger=_on_landing(name, posture=Posture.Reactive, threshold=1, within=window),
+                actions=[RunDeployment(source="selected", deployment_id=build_deployment, parameters=params)],
+            )
+        )
+        # Trailing edge: the same window, run when it closes, so files that landed during it are built too.
+        out.append(
+            AutomationCore(
+                name=f"{PREFIX}build {name} (after burst)",
+                description=f"Catch-up build of {name} {window.seconds}s after the first file of a burst; a no-op when up to date.",
+                tags=[MANAGED_TAG],
+                trigger=_on_landing(name, posture=Posture.Reactive, threshold=1, within=window),
+                actions=[
+                    RunDeployment(source="selected", deployment_id=build_deployment, parameters=params, schedule_after=window)
+                ],
+            )
+        )
+        stale_after = ds.stale_after_seconds
+        if stale_after:
+            out.append(
+                AutomationCore(
+                    name=f"{PREFIX}stale {name}",
+                    description=f"No file landed for {name} within {stale_after}s (its dbt freshness): emit landing.dataset.stale.",
+                    tags=[MANAGED_TAG],
+                    trigger=_on_landing(name, posture=Posture.Proactive, threshold=1, within=timedelta(seconds=stale_after)),
+                    actions=[
+                        RunDeployment(
+                            source="selected",
+                            deployment_id=stale_deployment,
+                            parameters={"dataset": name, "expected_every_seconds": stale_after},
+                        )
+                    ],
+                )
+            )
+    for model in catalog.and_models():
+        within = timedelta(seconds=model.within_seconds or settings.and_window_seconds)
+        out.append(
+            AutomationCore(
+                name=f"{PREFIX}build {model.name} (all sources)",
+                description=f"{model.name} needs {', '.join(model.datasets)}: build it once each has landed within {int(within.total_seconds())}s.",
+                tags=[MANAGED_TAG],
+                trigger=CompoundTrigger(
+                    require="all",
+                    within=within,
+                    triggers=[_on_landing(d, posture=Posture.Reactive, threshold=1, within=timedelta(0)) for d in model.datasets],
+                ),
+                actions=[
+                    RunDeployment(
+                        source="selected",
+                        deployment_id=build_deployment,
+                        parameters={"datasets": list(model.datasets), "and_models": [model.name]},
+                    )
+                ],
+            )
+        )
+    return out
+
+
+def comparable(automation) -> dict:
+    """The fields apply.py owns, without server-assigned ids, for an unchanged/changed decision."""
+
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k != "id"}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    data = AutomationCore.model_validate(automation.model_dump()).model_dump(
+        mode="json", include={"name", "description", "enabled", "tags", "trigger", "actions", "actions_on_trigger", "actions_on_resolve"}
+    )
+    return strip(data)

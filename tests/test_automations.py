@@ -1,0 +1,145 @@
+"""End to end: landing events → automations from apply.py → the served dbt deployment → the warehouse."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import duckdb
+import pytest
+
+from automations.apply import apply, main as apply_main
+from automations.plan import MANAGED_TAG
+from landing.catalog import load_catalog
+from landing.contract import land_rows
+from landing.settings import REPO_ROOT, Settings
+from tests.support.dummyjson_server import load_fixture
+from tests.support.served import Served, builds, runs_of, wait_for
+
+FIXTURE = {t: load_fixture(t) for t in ("products", "carts", "users")}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, prefect_server):
+    base = tmp_path_factory.mktemp("e2e")
+    settings = Settings(root=base / "landing", state_dir=base / "state", dbt_project_dir=REPO_ROOT / "dbt", burst_window_seconds=3)
+    with Served(settings, prefect_server.api_url, base / "serve.log"):
+        asyncio.run(apply(settings, out=lambda *_: None))
+        yield settings
+
+
+def count(settings, sql):
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        return con.execute(sql).fetchone()[0]
+
+
+def table_exists(settings, name):
+    if not settings.warehouse.exists():
+        return False
+    return count(settings, f"select count(*) from information_schema.tables where table_name = '{name}'") > 0
+
+
+def settled(settings, runs_before: int):
+    """Every dbt-build run created since `runs_before` is final, and none is pending."""
+    runs = runs_of()
+    if len(runs) <= runs_before:
+        return False
+    return all(r.state.is_final() for r in runs) and runs
+
+
+def test_single_file_builds_through_the_automation(stack):
+    settings = stack
+    before = len(runs_of())
+    land_rows("dummyjson.products", FIXTURE["products"][:50], "test:e2e", settings)
+    runs = wait_for(lambda: settled(settings, before) if any(b["status"] == "built" for b in builds(settings)) else False, 90, "a completed build")
+    run = sorted(runs, key=lambda r: r.created)[before]
+    assert run.created_by is not None and run.created_by.type == "AUTOMATION"
+    assert run.parameters["datasets"] == ["dummyjson.products"]
+    assert all(r.state.is_completed() for r in runs), [r.state for r in runs]
+    assert count(settings, "select count(*) from stage_dummyjson__products") == 50
+    assert not table_exists(settings, "cart_lines_enriched"), "a single-source build must leave the AND model alone"
+
+
+def test_burst_makes_few_builds_and_loses_no_row(stack):
+    settings = stack
+    done_before = len(builds(settings))
+    runs_before = len(runs_of())
+    users = FIXTURE["users"]
+    start = time.monotonic()
+    for i in range(20):
+        land_rows("dummyjson.users", users[i * 10 : (i + 1) * 10], "test:burst", settings)
+    assert time.monotonic() - start < 2
+    # wait for the trailing build (window 3 s) and every run to settle
+    time.sleep(settings.burst_window_seconds + 1)
+    wait_for(lambda: settled(settings, runs_before), 120, "burst runs to finish")
+    new = [b for b in builds(settings)[done_before:] if b["datasets"] == ["dummyjson.users"]]
+    built = [b for b in new if b["status"] == "built"]
+    assert 1 <= len(built) <= 3, new
+    assert len(runs_of()) - runs_before <= 6
+    # the staging model keeps one row per user across files: all 200 landed users are there
+    assert count(settings, "select count(*) from stage_dummyjson__users") == 200
+
+
+def test_and_model_builds_only_once_all_sources_landed(stack):
+    settings = stack
+    assert not table_exists(settings, "cart_lines_enriched")
+    runs_before = len(runs_of())
+    land_rows("dummyjson.carts", FIXTURE["carts"], "test:and", settings)
+    wait_for(lambda: any(b.get("and_models") for b in builds(settings)), 90, "the all-sources build")
+    wait_for(lambda: settled(settings, runs_before), 90, "runs to finish")
+    and_builds = [b for b in builds(settings) if b.get("and_models")]
+    assert and_builds[-1]["status"] == "built"
+    assert and_builds[-1]["datasets"] == ["dummyjson.carts", "dummyjson.products", "dummyjson.users"]
+    assert count(settings, "select count(*) from cart_lines_enriched") > 0
+
+
+def test_apply_twice_changes_nothing_and_dry_run_writes_nothing(stack, capsys):
+    settings = stack
+    plan = asyncio.run(apply(settings, out=lambda *_: None))
+    assert not plan.create and not plan.update and not plan.delete
+    assert len(plan.unchanged) == 7  # 2 per dataset + the AND model
+    assert {a.name for a in plan.unchanged} >= {"landing: build dummyjson.products", "landing: build cart_lines_enriched (all sources)"}
+
+
+def test_apply_deletes_stale_managed_and_keeps_unmanaged(stack):
+    from prefect.client.orchestration import get_client
+    from prefect.events.actions import DoNothing
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger
+
+    settings = stack
+
+    async def scenario():
+        async with get_client() as client:
+            stale = await client.create_automation(
+                AutomationCore(name="landing: build gone.table", tags=[MANAGED_TAG], trigger=EventTrigger(expect={"x"}), actions=[DoNothing()])
+            )
+            mine = await client.create_automation(
+                AutomationCore(name="someone else's", tags=["other"], trigger=EventTrigger(expect={"x"}), actions=[DoNothing()])
+            )
+            lines = []
+            dry = await apply(settings, dry_run=True, out=lines.append)
+            assert [a.name for a in dry.delete] == ["landing: build gone.table"]
+            assert await client.read_automation(stale) is not None, "--dry-run must not delete"
+            assert "delete     landing: build gone.table" in lines and lines[-1].startswith("dry run:")
+            plan = await apply(settings, out=lambda *_: None)
+            assert [a.name for a in plan.delete] == ["landing: build gone.table"]
+            names = {a.name for a in await client.read_automations()}
+            assert "landing: build gone.table" not in names
+            assert (await client.read_automation(mine)).name == "someone else's"
+            await client.delete_automation(mine)
+
+    asyncio.run(scenario())
+
+
+def test_apply_cli_reports_a_missing_deployment(prefect_server, tmp_path, capsys, monkeypatch):
+    from prefect.client.orchestration import get_client
+
+    async def drop():
+        async with get_client() as client:
+            dep = await client.read_deployment_by_name("landing-stale/landing-stale")
+            await client.delete_deployment(dep.id)
+
+    # runs last in this module: the served process re-registers deployments only on restart
+    asyncio.run(drop())
+    assert apply_main([]) == 1
+    assert "python -m automations.serve" in capsys.readouterr().err
