@@ -53,7 +53,8 @@ def desired_automations(catalog: Catalog, build_deployment: UUID, stale_deployme
                 ],
             )
         )
-        stale_after = ds.stale_after_seconds
+        # Prefect's proactive triggers need a window of at least 10 s.
+        stale_after = max(10, ds.stale_after_seconds) if ds.stale_after_seconds else None
         if stale_after:
             out.append(
                 AutomationCore(

@@ -25,6 +25,11 @@ def prefect_server(tmp_path_factory):
     try:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
             yield server
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=10)
+        EventsWorker.drain_all(timeout=10)
     finally:
         if saved is None:
             os.environ.pop("PREFECT_API_URL", None)

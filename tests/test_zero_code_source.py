@@ -1,0 +1,82 @@
+"""A source added to dbt in YAML only gets its automations from apply.py, builds, and is watched for staleness."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from automations.apply import apply
+from landing.catalog import load_catalog
+from landing.contract import DATASET_STALE, land_rows
+from landing.settings import REPO_ROOT, Settings
+from tests.conftest import read_events
+from tests.support.served import Served, builds, settings_env, wait_for
+
+EXTRA_SOURCES = """
+version: 2
+
+sources:
+  - name: shop
+    description: A second system, added in YAML only.
+    freshness:
+      warn_after: {count: 1, period: hour}
+    tables:
+      - name: orders
+        description: Orders from the shop.
+        meta:
+          external_location: "read_json('{{ env_var('LANDING_ROOT', '/tmp/landing') }}/shop/orders/*.jsonl', format='newline_delimited', filename=true)"
+          landing:
+            stale_after_seconds: 10
+        columns:
+          - name: id
+            description: Order id.
+            data_tests: [not_null]
+"""
+
+
+@pytest.fixture(scope="module")
+def extended(tmp_path_factory, prefect_server):
+    base = tmp_path_factory.mktemp("zero-code")
+    project = base / "dbt"
+    shutil.copytree(REPO_ROOT / "dbt", project, ignore=shutil.ignore_patterns("target", "logs", ".user.yml"))
+    (project / "models" / "staging" / "shop").mkdir(parents=True)
+    (project / "models" / "staging" / "shop" / "__sources.yml").write_text(textwrap.dedent(EXTRA_SOURCES))
+    settings = Settings(root=base / "landing", state_dir=base / "state", dbt_project_dir=project, burst_window_seconds=2)
+    with Served(settings, prefect_server.api_url, base / "serve.log"):
+        yield settings
+
+
+def test_apply_cli_creates_the_new_sources_automations(extended):
+    env = {**__import__("os").environ, **settings_env(extended)}
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "automations" / "apply.py")], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "create     landing: build shop.orders" in result.stdout
+    assert "create     landing: stale shop.orders" in result.stdout
+    again = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "automations" / "apply.py"), "--dry-run"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert again.returncode == 0 and "0 to create, 0 to update, 0 to delete" in again.stdout
+
+
+def test_new_source_builds_on_landing(extended):
+    assert "shop.orders" in load_catalog(extended).datasets
+    land_rows("shop.orders", [{"id": 1}, {"id": 2}], "test:zero-code", extended)
+    wait_for(lambda: [b for b in builds(extended) if b["datasets"] == ["shop.orders"] and b["status"] == "built"], 90, "a shop.orders build")
+
+
+def test_stale_event_when_nothing_lands(extended):
+    # shop.orders must see a file every 10 s (meta.landing.stale_after_seconds); nothing lands now
+    since = datetime.now(timezone.utc)
+    events = read_events(DATASET_STALE, since, "landing.dataset.shop.orders", timeout=90, expect=1)
+    assert events, "no landing.dataset.stale event within 90 s"
+    payload = events[0].payload
+    assert payload["dataset"] == "shop.orders" and payload["expected_every_seconds"] == 10
+    assert payload["late_by_seconds"] is not None and payload["late_by_seconds"] >= 0
