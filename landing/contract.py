@@ -203,6 +203,19 @@ def send_events(events: list[Event]) -> None:
     run_coro_as_sync(send_events_async(events))
 
 
+def record_landed(settings: Settings, landed: LandedFile, event: Event, sent: bool) -> None:
+    """Tell the ledger (shared with the sensor) about a file this process landed, so it is not announced twice."""
+    from landing.ledger import Ledger, ledger_path
+
+    st = os.stat(landed.path)
+    ledger = Ledger(ledger_path(settings.state_dir))
+    try:
+        ledger.record(landed.path, landed.dataset, landed.sha256, st.st_size, st.st_mtime_ns,
+                      "announced" if sent else "pending", event_id=str(event.id), event=event, sent=sent)
+    finally:
+        ledger.close()
+
+
 def land_bytes(
     dataset: str,
     data: bytes,
@@ -218,13 +231,16 @@ def land_bytes(
     final = write_atomically(ds.path, data, ds.suffix)
     landed = describe_file(final, ds, settings.root, producer, data)
     if emit:
+        event = landed.to_event()
         try:
-            send_events([landed.to_event()])
+            send_events([event])
         except EmitError as exc:
+            record_landed(settings, landed, event, sent=False)
             raise EmitError(
                 f"{landed.relative_path} landed for {dataset}, but its event was not sent: {exc} "
-                "The file stays; the sensor's catch-up announces it once the server is back."
+                "The file stays and its event waits in the ledger's outbox; the sensor sends it once the server is back."
             ) from exc
+        record_landed(settings, landed, event, sent=True)
     return landed
 
 

@@ -65,6 +65,18 @@ class Settings(BaseSettings):
         default=3600,
         description="Default window within which every source of a model that needs all its sources must land.",
     )
+    max_file_bytes: int = Field(
+        default=50 * 1024 * 1024,
+        description="The sensor quarantines dropped files larger than this many bytes.",
+    )
+    settle_seconds: float = Field(
+        default=2.0,
+        description="Sensor: a file whose size and mtime stayed the same this long is complete (polling mode, catch-up of files still being written).",
+    )
+    rescan_seconds: float = Field(
+        default=60.0,
+        description="Sensor: how often to rescan the landing folders for files no filesystem event announced (moved in from elsewhere).",
+    )
     export_cron: str = Field(
         default="0 * * * *",
         description="Cron schedule of the E&L export deployments; the only cron schedules in the system.",

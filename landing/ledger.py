@@ -1,0 +1,147 @@
+"""The durable ledger: one SQLite file recording every landed file and an outbox of events not yet sent."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefect.events import Event
+
+SCHEMA = """
+create table if not exists files (
+    path text primary key,
+    dataset text not null,
+    sha256 text not null,
+    size integer not null,
+    mtime_ns integer not null,
+    event_id text,
+    status text not null,          -- pending | announced | duplicate | quarantined
+    reason text,
+    updated_at real not null
+);
+create table if not exists outbox (
+    event_id text primary key,     -- deterministic: uuid5(dataset, sha256) for landing.file.created
+    dataset text not null,
+    path text not null,
+    event_json text not null,
+    attempts integer not null default 0,
+    next_attempt_at real not null default 0,
+    created_at real not null,
+    sent_at real
+);
+create index if not exists outbox_unsent on outbox (sent_at) where sent_at is null;
+"""
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    path: str
+    dataset: str
+    sha256: str
+    size: int
+    mtime_ns: int
+    event_id: str | None
+    status: str
+    reason: str | None
+
+
+class Ledger:
+    """Thread-safe access to the ledger; every change is one transaction, so kill -9 loses nothing committed."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("pragma journal_mode=wal")
+        self._db.execute("pragma synchronous=full")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def file(self, path: str) -> FileRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                "select path, dataset, sha256, size, mtime_ns, event_id, status, reason from files where path = ?", (path,)
+            ).fetchone()
+        return FileRecord(*row) if row else None
+
+    def known_paths(self) -> dict[str, tuple[int, int]]:
+        """path → (size, mtime_ns) for every file the ledger has seen."""
+        with self._lock:
+            return {p: (s, m) for p, s, m in self._db.execute("select path, size, mtime_ns from files")}
+
+    def event_owner(self, event_id: str) -> str | None:
+        """The path first recorded with this event id (same dataset and content), if any."""
+        with self._lock:
+            row = self._db.execute("select path from outbox where event_id = ?", (event_id,)).fetchone()
+        return row[0] if row else None
+
+    def record(self, path: str, dataset: str, sha256: str, size: int, mtime_ns: int, status: str,
+               event_id: str | None = None, reason: str | None = None, event: Event | None = None,
+               sent: bool = False) -> None:
+        """Record a file decision and, with `event`, put the event in the outbox, in one transaction."""
+        now = time.time()
+        with self._lock:
+            self._db.execute("begin immediate")
+            try:
+                self._db.execute(
+                    "insert or replace into files values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (path, dataset, sha256, size, mtime_ns, event_id, status, reason, now),
+                )
+                if event is not None:
+                    self._db.execute(
+                        "insert or ignore into outbox (event_id, dataset, path, event_json, created_at, sent_at) values (?, ?, ?, ?, ?, ?)",
+                        (str(event.id), dataset, path, event.model_dump_json(), now, now if sent else None),
+                    )
+                self._db.execute("commit")
+            except BaseException:
+                self._db.execute("rollback")
+                raise
+
+    def due(self, limit: int = 500, now: float | None = None) -> list[tuple[str, Event]]:
+        """Unsent events whose next attempt is due, oldest first."""
+        now = time.time() if now is None else now
+        with self._lock:
+            rows = self._db.execute(
+                "select event_id, event_json from outbox where sent_at is null and next_attempt_at <= ? order by created_at limit ?",
+                (now, limit),
+            ).fetchall()
+        return [(eid, Event.model_validate_json(data)) for eid, data in rows]
+
+    def pending_count(self) -> int:
+        with self._lock:
+            return self._db.execute("select count(*) from outbox where sent_at is null").fetchone()[0]
+
+    def mark_sent(self, event_ids: list[str]) -> None:
+        now = time.time()
+        with self._lock:
+            self._db.execute("begin immediate")
+            self._db.executemany("update outbox set sent_at = ? where event_id = ?", [(now, e) for e in event_ids])
+            self._db.executemany(
+                "update files set status = 'announced', updated_at = ? where event_id = ? and status = 'pending'",
+                [(now, e) for e in event_ids],
+            )
+            self._db.execute("commit")
+
+    def mark_failed(self, event_ids: list[str], retry_at: float) -> None:
+        with self._lock:
+            self._db.executemany(
+                "update outbox set attempts = attempts + 1, next_attempt_at = ? where event_id = ?",
+                [(retry_at, e) for e in event_ids],
+            )
+
+    def rows(self) -> list[FileRecord]:
+        with self._lock:
+            return [FileRecord(*r) for r in self._db.execute(
+                "select path, dataset, sha256, size, mtime_ns, event_id, status, reason from files order by path")]
+
+
+def ledger_path(state_dir: Path) -> Path:
+    return Path(state_dir) / "ledger.sqlite"
+

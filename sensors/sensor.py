@@ -1,0 +1,321 @@
+"""The watchdog sensor: announce complete files dropped into the landing folders, once each, durably."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import queue
+import threading
+import time
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+from landing.catalog import Catalog, Dataset, load_catalog
+from landing.contract import EmitError, describe_file, event_id, rejected_event, send_events
+from landing.ledger import Ledger, ledger_path
+from landing.settings import Settings
+from sensors.validate import InvalidFile, validate_jsonl
+
+log = logging.getLogger("landing.sensor")
+
+QUARANTINE = "_quarantine"
+TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".swp", "~")
+
+
+def is_temp_name(name: str) -> bool:
+    return name.startswith(".") or name.endswith(TEMP_SUFFIXES)
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, sensor: "Sensor"):
+        self.sensor = sensor
+
+    def on_closed(self, event: FileSystemEvent) -> None:  # close-after-write (inotify)
+        if not event.is_directory:
+            self.sensor.submit(os.fsdecode(event.src_path), complete=True)
+
+    def on_moved(self, event: FileSystemEvent) -> None:  # renamed into place
+        if not event.is_directory:
+            self.sensor.submit(os.fsdecode(event.dest_path), complete=not self.sensor.polling)
+
+    def on_created(self, event: FileSystemEvent) -> None:
+        # With inotify a writer's close follows; a file moved in from outside the tree only shows up as created.
+        if not event.is_directory:
+            self.sensor.submit(os.fsdecode(event.src_path), complete=False)
+
+    def on_modified(self, event: FileSystemEvent) -> None:
+        if not event.is_directory and self.sensor.polling:
+            self.sensor.submit(os.fsdecode(event.src_path), complete=False)
+
+
+class Sensor:
+    """Watches `settings.root`; each complete data file becomes one `landing.file.created` event."""
+
+    def __init__(self, settings: Settings | None = None, polling: bool = False, poll_interval: float = 0.5):
+        settings = settings or Settings()
+        self.root = Path(os.path.realpath(settings.root))
+        self.settings = settings.model_copy(update={"root": self.root})
+        self.catalog: Catalog = load_catalog(self.settings)
+        self.polling = polling
+        self.poll_interval = poll_interval
+        self.ledger = Ledger(ledger_path(self.settings.state_dir))
+        self._queue: queue.Queue[tuple[str, bool]] = queue.Queue()
+        self._candidates: dict[str, tuple[int, int, float]] = {}
+        self._said: set[tuple[str, str]] = set()
+        self._stop = threading.Event()
+        self._wake_sender = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._observer = None
+        self._server_down = False
+        self._fail_streak = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> "Sensor":
+        self.root.mkdir(parents=True, exist_ok=True)
+        for ds in self.catalog.datasets.values():
+            ds.path.mkdir(parents=True, exist_ok=True)
+        self._observer = PollingObserver(timeout=self.poll_interval) if self.polling else Observer()
+        self._observer.schedule(_Handler(self), str(self.root), recursive=True)
+        self._observer.start()
+        for target, name in ((self._work, "sensor-worker"), (self._send_loop, "sensor-outbox")):
+            # threads start with an empty context: carry over Prefect's settings context (PREFECT_API_URL)
+            ctx = contextvars.copy_context()
+            t = threading.Thread(target=ctx.run, args=(target,), name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+        self.catch_up()
+        log.info("watching %s (%s) for %s", self.root, "polling" if self.polling else "inotify",
+                 ", ".join(sorted(self.catalog.datasets)))
+        return self
+
+    def stop(self, flush_timeout: float = 10.0) -> int:
+        """Stop watching, finish queued files, try to flush the outbox; return how many events still wait."""
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(5)
+        self._queue.join()
+        self._stop.set()
+        self._wake_sender.set()
+        for t in self._threads:
+            t.join(5)
+        deadline = time.monotonic() + flush_timeout
+        while self.ledger.pending_count() and time.monotonic() < deadline:
+            if not self.flush_once(force=True):
+                break
+        left = self.ledger.pending_count()
+        if left:
+            log.warning("%d event(s) wait in the ledger %s; they are sent on the next start", left, self.ledger.path)
+        self.ledger.close()
+        return left
+
+    def catch_up(self) -> int:
+        """Queue every data file in the dataset folders that the ledger does not know as it is now."""
+        known = self.ledger.known_paths()
+        now = time.time()
+        queued = 0
+        for ds in self.catalog.datasets.values():
+            try:
+                entries = list(os.scandir(ds.path))
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                if is_temp_name(entry.name):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if known.get(entry.path) == (st.st_size, st.st_mtime_ns):
+                    continue
+                settled = now - st.st_mtime >= self.settings.settle_seconds
+                self.submit(entry.path, complete=settled)
+                queued += 1
+        return queued
+
+    def submit(self, path: str, complete: bool) -> None:
+        self._queue.put((path, complete))
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Wait until every submitted file is decided and no candidate is waiting to settle (for tests)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._queue.join()
+            if not self._candidates:
+                return
+            time.sleep(0.1)
+
+    # -- deciding about files ------------------------------------------------------------------
+    def _work(self) -> None:
+        last_rescan = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                path, complete = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                path = None
+            if path is not None:
+                try:
+                    if complete:
+                        self._candidates.pop(path, None)
+                        self.process(path)
+                    else:
+                        self._watch_candidate(path)
+                except Exception:
+                    log.exception("%s: unexpected error; the file is left in place and retried on the next scan", path)
+                finally:
+                    self._queue.task_done()
+            self._check_candidates()
+            if not self.polling and time.monotonic() - last_rescan > self.settings.rescan_seconds:
+                last_rescan = time.monotonic()
+                self.catch_up()
+
+    def _watch_candidate(self, path: str) -> None:
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            self._candidates.pop(path, None)
+            return
+        prev = self._candidates.get(path)
+        if prev is None or prev[:2] != (st.st_size, st.st_mtime_ns):
+            self._candidates[path] = (st.st_size, st.st_mtime_ns, time.monotonic())
+
+    def _check_candidates(self) -> None:
+        # inotify reports a writer's close; wait longer there, only files moved in from elsewhere rely on this
+        settle = self.settings.settle_seconds * (1 if self.polling else 5)
+        for path, (size, mtime_ns, since) in list(self._candidates.items()):
+            try:
+                st = os.stat(path, follow_symlinks=False)
+            except FileNotFoundError:
+                del self._candidates[path]
+                continue
+            if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
+                self._candidates[path] = (st.st_size, st.st_mtime_ns, time.monotonic())
+            elif time.monotonic() - since >= settle:
+                del self._candidates[path]
+                self.process(path)
+
+    def _say_once(self, path: str, message: str, level: int = logging.INFO) -> None:
+        """Log a decision about `path` once, not on every filesystem event for it."""
+        if (path, message) not in self._said:
+            self._said.add((path, message))
+            log.log(level, "%s", message)
+
+    def process(self, path: str) -> str:
+        """Decide about one file; returns the decision (also logged, one line per file)."""
+        p = Path(path)
+        if is_temp_name(p.name):
+            return "ignored: temporary or hidden name"
+        if ".." in p.parts or not os.path.abspath(path).startswith(str(self.root) + os.sep):
+            self._say_once(path, f"{path}: refused, the name leaves the landing root", logging.WARNING)
+            return "refused"
+        real = os.path.realpath(path)
+        if not real.startswith(str(self.root) + os.sep):
+            self._say_once(path, f"{path}: refused, a symlink to {real}, outside the landing root; not read", logging.WARNING)
+            return "refused"
+        rel = p.relative_to(self.root).as_posix()
+        if rel.startswith(QUARANTINE + "/"):
+            return "ignored: quarantine"
+        ds = self.catalog.dataset_for_path(p)
+        if ds is None:
+            self._say_once(path, f"{path}: unmatched, no dbt source has this folder and pattern; ignored")
+            return "unmatched"
+        if os.path.isdir(real):
+            self._say_once(path, f"{ds.name} {p.name}: ignored, a directory, not a file", logging.WARNING)
+            return "ignored: directory"
+        try:
+            st = os.stat(real)
+        except FileNotFoundError:
+            return "gone"
+        rec = self.ledger.file(path)
+        if rec and (rec.size, rec.mtime_ns) == (st.st_size, st.st_mtime_ns):
+            return "unchanged"
+        if st.st_size > self.settings.max_file_bytes:
+            return self.quarantine(p, ds, st, f"file is {st.st_size} bytes, over the {self.settings.max_file_bytes}-byte cap (LANDING_MAX_FILE_BYTES)", None)
+        try:
+            with open(real, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            return self.quarantine(p, ds, st, f"unreadable: {exc.strerror}", None)
+        landed = describe_file(p, ds, self.root, "sensor", data)
+        eid = str(event_id(ds.name, landed.sha256))
+        owner = self.ledger.event_owner(eid)
+        if owner is not None:
+            self.ledger.record(path, ds.name, landed.sha256, st.st_size, st.st_mtime_ns,
+                               "duplicate" if owner != path else (rec.status if rec else "announced"),
+                               event_id=eid, reason=f"same content as {owner}")
+            if owner != path:
+                log.info("%s %s: duplicate of %s, not announced", ds.name, p.name, Path(owner).name)
+                return "duplicate"
+            return "unchanged"
+        try:
+            validate_jsonl(data, ds, self.settings.max_file_bytes)
+        except InvalidFile as exc:
+            return self.quarantine(p, ds, st, str(exc), landed.sha256)
+        event = landed.to_event()
+        self.ledger.record(path, ds.name, landed.sha256, st.st_size, st.st_mtime_ns, "pending", event_id=eid, event=event)
+        self._wake_sender.set()
+        return "queued"
+
+    def quarantine(self, p: Path, ds: Dataset, st: os.stat_result, reason: str, sha256: str | None) -> str:
+        """Move a bad file to <root>/_quarantine/<dataset>/ with a reason file, and queue a rejected event."""
+        import hashlib
+
+        if sha256 is None:  # not read (too big or unreadable): identify it by name, size and mtime
+            sha256 = hashlib.sha256(f"{p.name}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
+        folder = self.root / QUARANTINE / ds.name
+        folder.mkdir(parents=True, exist_ok=True)
+        dest = folder / p.name
+        if dest.exists():
+            dest = folder / f"{p.stem}-{sha256[:8]}{p.suffix}"
+        os.replace(p, dest)
+        dest.with_name(dest.name + ".reason.txt").write_text(
+            f"dataset: {ds.name}\nfile: {p.relative_to(self.root).as_posix()}\nsha256: {sha256}\nreason: {reason}\n"
+        )
+        rel = p.relative_to(self.root).as_posix()
+        event = rejected_event(ds.name, rel, sha256, reason, str(dest))
+        self.ledger.record(str(p), ds.name, sha256, st.st_size, st.st_mtime_ns, "quarantined",
+                           event_id=str(event.id), reason=reason, event=event)
+        log.warning("%s %s: quarantined to %s: %s", ds.name, p.name, dest.relative_to(self.root), reason)
+        self._wake_sender.set()
+        return "quarantined"
+
+    # -- the outbox ----------------------------------------------------------------------------
+    def _send_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake_sender.wait(1.0)
+            self._wake_sender.clear()
+            while not self._stop.is_set() and self.flush_once():
+                pass
+
+    def flush_once(self, force: bool = False) -> bool:
+        """Send one batch of due events; True if a batch was sent."""
+        due = self.ledger.due(now=float("inf") if force else None)
+        if not due:
+            return False
+        ids = [eid for eid, _ in due]
+        try:
+            send_events([event for _, event in due])
+        except EmitError as exc:
+            self._fail_streak += 1
+            retry_in = min(30.0, 0.5 * 2 ** min(6, self._fail_streak - 1))
+            self.ledger.mark_failed(ids, time.time() + retry_in)
+            if not self._server_down:
+                log.warning("waiting for the server: %d event(s) kept in the ledger, retrying with backoff (%s)", len(ids), exc)
+            for _, event in due:
+                self._say_once(event.payload.get("path") or event.payload.get("relative_path", ""),
+                               f"{event.resource.name} {Path(event.payload.get('relative_path', '')).name}: waiting for the server")
+            self._server_down = True
+            return False
+        self.ledger.mark_sent(ids)
+        if self._server_down:
+            log.info("server is back: sent %d waiting event(s)", len(ids))
+        self._server_down = False
+        self._fail_streak = 0
+        for _, event in due:
+            name = Path(event.payload.get("relative_path", "")).name
+            verb = "announced" if event.event.endswith("created") else "rejection announced"
+            log.info("%s %s: %s (event %s)", event.resource.name, name, verb, event.id)
+        return True

@@ -1,0 +1,235 @@
+"""The sensor, scenario by scenario: a real watchdog observer on real folders and a real Prefect server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from landing.contract import FILE_CREATED, FILE_REJECTED, land_rows
+from landing.ledger import Ledger, ledger_path
+from sensors.sensor import Sensor
+from tests.conftest import read_events
+from tests.support.prefect_server import PrefectServer
+from tests.support.served import settings_env, wait_for
+
+
+def rows(tag: str, n: int = 3) -> bytes:
+    """JSONL unique to `tag`, so no two tests share an event id on the shared server."""
+    return "".join(json.dumps({"id": i, "title": f"{tag}-{i}", "price": 1.5}) + "\n" for i in range(n)).encode()
+
+
+class Harness:
+    def __init__(self, settings, polling=False):
+        self.settings = settings
+        self.polling = polling
+        self.since = datetime.now(timezone.utc) - timedelta(seconds=2)
+        self.sensor: Sensor | None = None
+        self.folder = settings.root / "dummyjson" / "products"
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def start(self):
+        self.sensor = Sensor(self.settings, polling=self.polling, poll_interval=0.2).start()
+        return self
+
+    def stop(self):
+        if self.sensor:
+            self.sensor.stop()
+            self.sensor = None
+
+    def events(self, name=FILE_CREATED, expect=None, timeout=20):
+        root = str(Path(os.path.realpath(self.settings.root)))
+        found = read_events(name, self.since, "landing.dataset.", timeout=timeout, expect=None)
+        deadline = time.monotonic() + timeout
+        while True:
+            mine = [e for e in found if str(e.payload.get("path", e.payload.get("quarantined_to", ""))).startswith(root)]
+            if expect is None or len(mine) >= expect or time.monotonic() > deadline:
+                return mine
+            time.sleep(0.5)
+            found = read_events(name, self.since, "landing.dataset.", timeout=timeout, expect=None)
+
+    def quiet_events(self, name=FILE_CREATED):
+        """Events after giving the sensor time to (wrongly) announce something."""
+        if self.sensor:
+            self.sensor.drain()
+        time.sleep(self.settings.settle_seconds + 1.5)
+        return self.events(name)
+
+
+@pytest.fixture
+def sensor_settings(settings):
+    return settings.model_copy(update={"settle_seconds": 1.0, "rescan_seconds": 3600})
+
+
+@pytest.fixture
+def harness(sensor_settings, prefect_server):
+    h = Harness(sensor_settings)
+    yield h
+    h.stop()
+
+
+@pytest.fixture
+def polling_harness(sensor_settings, prefect_server):
+    h = Harness(sensor_settings, polling=True)
+    yield h
+    h.stop()
+
+
+def write_slowly(path: Path, data: bytes, chunks: int = 4, pause: float = 0.4):
+    step = max(1, len(data) // chunks)
+    with open(path, "wb") as fh:
+        for i in range(0, len(data), step):
+            fh.write(data[i : i + step])
+            fh.flush()
+            time.sleep(pause)
+
+
+def test_first_file_one_event(harness):
+    harness.start()
+    (harness.folder / "first.jsonl").write_bytes(rows("first"))
+    [event] = harness.events(expect=1)
+    assert event.payload["relative_path"] == "dummyjson/products/first.jsonl"
+    assert event.payload["producer"] == "sensor" and event.payload["rows"] == 3
+    assert len(harness.quiet_events()) == 1
+
+
+def test_nothing_new_no_event(harness):
+    (harness.folder / "old.jsonl").write_bytes(rows("nothing-new"))
+    harness.start()
+    assert len(harness.events(expect=1)) == 1
+    harness.stop()
+    harness.start()  # the ledger knows the file: a restart announces nothing
+    assert len(harness.quiet_events()) == 1
+
+
+def test_same_content_again_no_event(harness):
+    harness.start()
+    (harness.folder / "a.jsonl").write_bytes(rows("same"))
+    assert len(harness.events(expect=1)) == 1
+    (harness.folder / "b.jsonl").write_bytes(rows("same"))
+    (harness.folder / "a.jsonl").touch()
+    assert len(harness.quiet_events()) == 1
+    ledger = Ledger(ledger_path(harness.settings.state_dir))
+    statuses = {Path(r.path).name: r.status for r in ledger.rows()}
+    assert statuses == {"a.jsonl": "announced", "b.jsonl": "duplicate"}
+
+
+def test_changed_file_at_same_path_is_a_new_event(harness):
+    harness.start()
+    (harness.folder / "c.jsonl").write_bytes(rows("changed-1"))
+    assert len(harness.events(expect=1)) == 1
+    (harness.folder / "c.jsonl").write_bytes(rows("changed-2", 4))
+    events = harness.events(expect=2)
+    assert sorted(e.payload["rows"] for e in events) == [3, 4]
+
+
+def test_temp_file_renamed_into_place_one_event(harness):
+    harness.start()
+    tmp = harness.folder / ".incoming.jsonl.tmp"
+    write_slowly(tmp, rows("renamed", 20))
+    assert harness.quiet_events() == []
+    os.rename(tmp, harness.folder / "renamed.jsonl")
+    [event] = harness.events(expect=1)
+    assert event.payload["relative_path"].endswith("/renamed.jsonl") and event.payload["rows"] == 20
+    for name in ("x.part", "x.jsonl~", ".hidden.jsonl"):
+        (harness.folder / name).write_bytes(rows("ignored-" + name))
+    assert len(harness.quiet_events()) == 1
+
+
+@pytest.mark.parametrize("mode", ["inotify", "polling"])
+def test_slow_writer_one_event_after_close(mode, harness, polling_harness):
+    h = polling_harness if mode == "polling" else harness
+    h.start()
+    write_slowly(h.folder / "slow.jsonl", rows(f"slow-{mode}", 40), chunks=5, pause=0.3)
+    [event] = h.events(expect=1)
+    assert event.payload["rows"] == 40
+    assert len(h.quiet_events()) == 1
+
+
+def test_polling_first_file(polling_harness):
+    polling_harness.start()
+    (polling_harness.folder / "p.jsonl").write_bytes(rows("polling-first"))
+    [event] = polling_harness.events(expect=1)
+    assert event.payload["relative_path"] == "dummyjson/products/p.jsonl"
+
+
+def test_files_dropped_while_stopped_are_caught_up(harness):
+    harness.start()
+    harness.stop()
+    for i in range(3):
+        (harness.folder / f"while-down-{i}.jsonl").write_bytes(rows(f"down-{i}"))
+    harness.start()
+    events = harness.events(expect=3)
+    assert sorted(e.payload["relative_path"].rsplit("/", 1)[1] for e in events) == [f"while-down-{i}.jsonl" for i in range(3)]
+    assert len(harness.quiet_events()) == 3
+
+
+def test_malformed_file_is_quarantined_and_good_files_flow(harness):
+    harness.start()
+    (harness.folder / "bad.jsonl").write_bytes(b'{"id": 1, "title": "x", "price": 1}\n{"id": 2,\n')
+    (harness.folder / "good.jsonl").write_bytes(rows("good-next-to-bad"))
+    [rejected] = harness.events(FILE_REJECTED, expect=1)
+    assert "line 2 is not valid JSON" in rejected.payload["reason"]
+    q = Path(os.path.realpath(harness.settings.root)) / "_quarantine" / "dummyjson.products"
+    assert (q / "bad.jsonl").exists() and not (harness.folder / "bad.jsonl").exists()
+    assert "line 2 is not valid JSON" in (q / "bad.jsonl.reason.txt").read_text()
+    [created] = harness.events(expect=1)
+    assert created.payload["relative_path"].endswith("/good.jsonl")
+
+
+def test_symlink_escaping_the_root_is_refused(harness, tmp_path):
+    outside = tmp_path / "outside.jsonl"
+    outside.write_bytes(rows("outside"))
+    harness.start()
+    (harness.folder / "escape.jsonl").symlink_to(outside)
+    assert harness.quiet_events() == [] and harness.quiet_events(FILE_REJECTED) == []
+    assert outside.read_bytes() == rows("outside") and (harness.folder / "escape.jsonl").is_symlink()
+
+
+def test_flow_landed_file_is_not_announced_again(harness):
+    harness.start()
+    landed = land_rows("dummyjson.products", [{"id": 1, "title": "flow", "price": 2}], "test:flow", harness.settings)
+    [event] = harness.events(expect=1)
+    assert event.payload["producer"] == "test:flow"
+    harness.sensor.drain()
+    ledger = Ledger(ledger_path(harness.settings.state_dir))
+    [record] = ledger.rows()
+    assert record.path == landed.path and record.status == "announced"
+    assert len(harness.quiet_events()) == 1
+
+
+def test_server_down_while_files_drop_then_back(sensor_settings, tmp_path):
+    """The sensor runs as `python -m sensors`; its server stops, 20 files drop, the server returns."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    server = PrefectServer(tmp_path / "own-prefect").start()
+    env = {**os.environ, **settings_env(sensor_settings), "PREFECT_API_URL": server.api_url, "LANDING_SETTLE_SECONDS": "1"}
+    log = open(tmp_path / "sensor.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "sensors"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    folder = sensor_settings.root / "dummyjson" / "products"
+    try:
+        wait_for(lambda: b"watching" in (tmp_path / "sensor.log").read_bytes(), 60, "the sensor to start")
+        server.stop()
+        since = datetime.now(timezone.utc) - timedelta(seconds=5)
+        for i in range(20):
+            (folder / f"outage-{i:02d}.jsonl").write_bytes(rows(f"outage-{i}"))
+        wait_for(lambda: b"waiting for the server" in (tmp_path / "sensor.log").read_bytes(), 60, "the sensor to notice")
+        time.sleep(3)
+        server.start()
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            events = read_events(FILE_CREATED, since, "landing.dataset.", timeout=90, expect=20)
+        names = sorted(e.payload["relative_path"].rsplit("/", 1)[1] for e in events)
+        assert names == [f"outage-{i:02d}.jsonl" for i in range(20)]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.stop()
