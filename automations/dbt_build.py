@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import fnmatch
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ from landing.settings import Settings
 FLOW_NAME = "dbt-build"
 DEPLOYMENT_NAME = "dbt-build"
 STALE_FLOW_NAME = "landing-stale"
+EMPTY_SIGNATURE = "no files"
 DATASET_NAME = re.compile(r"^[A-Za-z0-9_]+\.[A-Za-z0-9_]+$")
 
 
@@ -69,14 +71,14 @@ def dataset_signature(folder: Path, glob: str) -> str:
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except FileNotFoundError:
-        return "missing"
-    import fnmatch
-
+        entries = []
+    files = 0
     for entry in entries:
         if fnmatch.fnmatchcase(entry.name, glob) and not entry.name.startswith("."):
             st = entry.stat()
             h.update(f"{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
+            files += 1
+    return h.hexdigest() if files else EMPTY_SIGNATURE
 
 
 class Watermarks:
@@ -164,9 +166,11 @@ def dbt_build(datasets: list[str], and_models: list[str] | None = None, settings
             logger.info("up to date: nothing landed for %s since the last build", ", ".join(names))
             record_build(settings, datasets=names, and_models=and_names, status="up to date")
             return {"status": "up to date", "datasets": names}
-        if any(sig == "missing" for sig in current.values()):
-            missing = [n for n, s in current.items() if s == "missing"]
-            raise BuildParameterError(f"no file has landed yet for {', '.join(missing)} (folder missing); nothing to build")
+        empty = [n for n, sig in current.items() if sig == EMPTY_SIGNATURE]
+        if empty:
+            logger.warning("nothing to build: no file has landed yet for %s in %s", ", ".join(empty), settings.root)
+            record_build(settings, datasets=names, and_models=and_names, status="no files", empty=empty)
+            return {"status": "no files", "datasets": names, "empty": empty}
 
         from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
 

@@ -16,7 +16,7 @@ from landing.catalog import load_catalog
 from landing.contract import DATASET_STALE, land_rows
 from landing.settings import REPO_ROOT, Settings
 from tests.conftest import read_events
-from tests.support.served import Served, builds, settings_env, wait_for
+from tests.support.served import Served, builds, delete_managed_automations, settings_env, wait_for
 
 EXTRA_SOURCES = """
 version: 2
@@ -50,6 +50,7 @@ def extended(tmp_path_factory, prefect_server):
     settings = Settings(root=base / "landing", state_dir=base / "state", dbt_project_dir=project, burst_window_seconds=2)
     with Served(settings, prefect_server.api_url, base / "serve.log"):
         yield settings
+    asyncio.run(delete_managed_automations())
 
 
 def test_apply_cli_creates_the_new_sources_automations(extended):

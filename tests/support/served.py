@@ -108,3 +108,15 @@ async def flow_runs_of(deployment: str):
 
 def runs_of(deployment: str = "dbt-build/dbt-build"):
     return asyncio.run(flow_runs_of(deployment))
+
+
+async def delete_managed_automations() -> None:
+    """Remove what apply.py created, so later tests' events start no runs on a stopped runner."""
+    from prefect.client.orchestration import get_client
+
+    from automations.plan import MANAGED_TAG
+
+    async with get_client() as client:
+        for automation in await client.read_automations():
+            if MANAGED_TAG in (automation.tags or []):
+                await client.delete_automation(automation.id)

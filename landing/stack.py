@@ -1,0 +1,147 @@
+"""`python -m landing up`: the whole system on one machine (Prefect server, deployments, automations, sensor)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from landing.catalog import load_catalog
+from landing.settings import REPO_ROOT, Settings
+
+
+def _healthy(api_url: str) -> bool:
+    try:
+        return httpx.get(f"{api_url.rstrip('/')}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _wait(predicate, timeout: float, what: str, procs: list) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name, proc in procs:
+            if proc.poll() is not None:
+                raise SystemExit(f"{name} exited with {proc.returncode} while waiting for {what}; see its output above")
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def up(settings: Settings | None = None) -> int:
+    settings = settings or Settings()
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    pidfile = settings.state_dir / "up.pid"
+    if pidfile.exists():
+        try:
+            pid = int(pidfile.read_text().strip())
+        except ValueError:
+            pid = 0
+        if pid and _pid_alive(pid):
+            print(f"already running (pid {pid}, state {settings.state_dir}); stop it with Ctrl-C in its terminal or `kill {pid}`.")
+            return 1
+    pidfile.write_text(str(os.getpid()))
+
+    env = dict(os.environ)
+    env.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "1")
+    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    env.update({
+        "LANDING_ROOT": str(settings.root),
+        "LANDING_STATE_DIR": str(settings.state_dir),
+        "LANDING_WAREHOUSE_PATH": str(settings.warehouse),
+        "LANDING_DBT_PROJECT_DIR": str(settings.dbt_project_dir),
+    })
+    procs: list[tuple[str, subprocess.Popen]] = []
+    stopping = False
+
+    def stop_all(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop_all)
+    signal.signal(signal.SIGINT, stop_all)
+
+    def spawn(name: str, args: list[str]) -> subprocess.Popen:
+        proc = subprocess.Popen(args, env=env, cwd=REPO_ROOT, start_new_session=True)
+        procs.append((name, proc))
+        return proc
+
+    try:
+        api_url = env.get("PREFECT_API_URL")
+        if api_url and _healthy(api_url):
+            print(f"using the Prefect server at {api_url}")
+        else:
+            if api_url:
+                print(f"PREFECT_API_URL={api_url} does not answer; starting a local server instead")
+            port = env.get("PREFECT_SERVER_API_PORT", "4200")
+            host = env.get("PREFECT_SERVER_API_HOST", "127.0.0.1")
+            api_url = f"http://{host}:{port}/api"
+            env["PREFECT_API_URL"] = api_url
+            env.setdefault("PREFECT_HOME", str(settings.state_dir / "prefect"))
+            # The UI calls the API at PREFECT_UI_API_URL, which defaults to port 4200.
+            env.setdefault("PREFECT_UI_API_URL", api_url)
+            spawn("prefect server", [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", port])
+            _wait(lambda: _healthy(api_url), 180, f"the Prefect server at {api_url}", procs)
+        spawn("dbt deployment", [sys.executable, "-m", "automations.serve"])
+        _wait(lambda: _deployment_exists(api_url, "dbt-build/dbt-build") and _deployment_exists(api_url, "landing-stale/landing-stale"),
+              120, "the dbt deployment to register", procs)
+        if subprocess.run([sys.executable, str(REPO_ROOT / "automations" / "apply.py")], env=env, cwd=REPO_ROOT).returncode:
+            raise SystemExit("apply.py failed; see above")
+        spawn("export deployments", [sys.executable, "-m", "flows.serve"])
+        spawn("sensor", [sys.executable, "-m", "sensors"])
+        catalog = load_catalog(settings)
+        ui = api_url[: -len("/api")] if api_url.endswith("/api") else api_url
+        print("\n=== up ===")
+        print(f"Prefect UI:      {ui}")
+        print(f"warehouse:       {settings.warehouse}")
+        print("landing folders:")
+        for name, ds in sorted(catalog.datasets.items()):
+            print(f"  {name:<24} {ds.path}/{ds.glob}")
+        samples = [(p, catalog.datasets.get(f"{p.parent.name}.{p.stem}")) for p in sorted((REPO_ROOT / "samples").glob("*/*.jsonl"))]
+        samples = [(p, ds) for p, ds in samples if ds is not None]
+        if samples:
+            sample, ds = samples[-1]
+            print("drop a file:")
+            print(f"  cp {sample.relative_to(REPO_ROOT)} {ds.path}/hello-$(date +%s).jsonl")
+        print("Ctrl-C stops everything.\n")
+        while not stopping:
+            for name, proc in procs:
+                if proc.poll() is not None:
+                    print(f"{name} exited with {proc.returncode}; stopping everything")
+                    stopping = True
+            time.sleep(0.5)
+        return 0
+    finally:
+        # Newest first, one at a time: the runners pause their deployments through the server on exit.
+        for name, proc in reversed(procs):
+            if proc.poll() is None:
+                proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                print(f"{name} did not stop in 20 s; killing it")
+                proc.kill()
+                proc.wait()
+        pidfile.unlink(missing_ok=True)
+        print("stopped")
+
+
+def _deployment_exists(api_url: str, name: str) -> bool:
+    try:
+        return httpx.get(f"{api_url}/deployments/name/{name}", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
