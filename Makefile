@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: install test up bench
+.PHONY: install test up demo status
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -13,3 +13,9 @@ test: install
 
 up: install
 	$(UV) run --frozen python -m landing up
+
+demo: install
+	$(UV) run --frozen python -m landing demo
+
+status: install
+	$(UV) run --frozen python -m landing status

@@ -16,12 +16,12 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from landing.catalog import Catalog, load_catalog
-from landing.contract import BUILD_FAILED, dataset_resource_id
+from landing.contract import BUILD_DEPLOYMENT, BUILD_FAILED, BUILD_FLOW, STALE_FLOW, dataset_resource_id
 from landing.settings import Settings
 
-FLOW_NAME = "dbt-build"
-DEPLOYMENT_NAME = "dbt-build"
-STALE_FLOW_NAME = "landing-stale"
+FLOW_NAME = BUILD_FLOW
+DEPLOYMENT_NAME = BUILD_DEPLOYMENT
+STALE_FLOW_NAME = STALE_FLOW
 EMPTY_SIGNATURE = "no files"
 DATASET_NAME = re.compile(r"^[A-Za-z0-9_]+\.[A-Za-z0-9_]+$")
 
@@ -104,7 +104,7 @@ def record_build(settings: Settings, **fields) -> None:
     """Append one line per build decision to <state>/builds.jsonl (what ran, for whom, and how it ended)."""
     fields.update(flow_run_id=str(flow_run.id) if flow_run.id else None, at=time.time())
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    with open(settings.state_dir / "builds.jsonl", "a") as fh:
+    with open(settings.builds_log, "a") as fh:
         fh.write(json.dumps(fields) + "\n")
 
 

@@ -9,10 +9,9 @@ from prefect.events.actions import RunDeployment
 from prefect.events.schemas.automations import AutomationCore, CompoundTrigger, EventTrigger, Posture
 
 from landing.catalog import Catalog
-from landing.contract import FILE_CREATED, dataset_resource_id
+from landing.contract import FILE_CREATED, MANAGED_TAG, dataset_resource_id
 from landing.settings import Settings
 
-MANAGED_TAG = "managed-by:landing-apply"
 PREFIX = "landing: "
 
 

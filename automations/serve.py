@@ -22,7 +22,10 @@ def deployments() -> list:
     ]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    argparse.ArgumentParser(prog="python -m automations.serve", description="Serve the dbt-build and landing-stale deployments, one flow run at a time, until stopped.").parse_args(argv)
     # limit=1: one flow run at a time in this runner, so one dbt writer; the build also takes a file lock.
     serve(*deployments(), limit=1)
 

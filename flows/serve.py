@@ -23,7 +23,10 @@ def deployments(settings: Settings | None = None) -> list:
     ]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    argparse.ArgumentParser(prog="python -m flows.serve", description="Serve the E&L export deployments on their cron schedules (LANDING_EXPORT_CRON) until stopped.").parse_args(argv)
     serve(*deployments())
 
 

@@ -1,4 +1,4 @@
-"""`python -m landing`: bring the stack up (`up`)."""
+"""`python -m landing`: bring the stack up, run the demo, and explain what happened to a file."""
 
 from __future__ import annotations
 
@@ -10,11 +10,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m landing", description="Event-driven pipelines: landing files → Prefect events → dbt.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="start a local Prefect server (unless PREFECT_API_URL answers), the deployments, the automations and the sensor")
+    sub.add_parser("status", help="per dataset: last landed file, last successful build, runs pending, files quarantined, stale or not")
+    explain = sub.add_parser("explain", help="why did (or didn't) this file trigger a build: file → event → automations → runs → dbt nodes")
+    explain.add_argument("target", metavar="PATH_OR_EVENT_ID", help="a landed file's path, or a landing event id")
+    demo = sub.add_parser("demo", help="with the stack up: drop the sample files, wait for the builds, print row counts and run links")
+    demo.add_argument("--timeout", type=float, default=180, help="seconds to wait for the builds")
     args = parser.parse_args(argv)
     if args.command == "up":
         from landing.stack import up
 
         return up()
+    if args.command == "status":
+        from landing.inspect import status
+
+        return status()
+    if args.command == "explain":
+        from landing.inspect import explain
+
+        return explain(args.target)
+    if args.command == "demo":
+        from landing.demo import demo
+
+        return demo(timeout=args.timeout)
     return 2
 
 

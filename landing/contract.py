@@ -22,6 +22,12 @@ FILE_REJECTED = "landing.file.rejected"
 DATASET_STALE = "landing.dataset.stale"
 BUILD_FAILED = "landing.build.failed"
 
+# Names shared by the automations, the build deployment and the explain/status commands.
+BUILD_FLOW = "dbt-build"
+BUILD_DEPLOYMENT = "dbt-build"
+STALE_FLOW = "landing-stale"
+MANAGED_TAG = "managed-by:landing-apply"
+
 DATASET_PREFIX = "landing.dataset."
 FILE_PREFIX = "landing.file."
 # Fixed namespace so every producer (flows, sensor, tests) derives the same event id.

@@ -92,6 +92,11 @@ class Settings(BaseSettings):
         """dbt's target folder, kept in the state folder so the project folder stays clean."""
         return self.state_dir / "dbt-target"
 
+    @property
+    def builds_log(self) -> Path:
+        """One JSON line per build decision of the dbt deployment."""
+        return self.state_dir / "builds.jsonl"
+
     def dbt_env(self) -> dict[str, str]:
         """Environment variables the dbt project reads through env_var()."""
         return {

@@ -1,0 +1,102 @@
+"""`make demo`: drop the shipped sample files, wait for the builds they cause, print row counts and run links."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from landing.catalog import load_catalog
+from landing.contract import write_atomically
+from landing.inspect import read_builds
+from landing.settings import REPO_ROOT, Settings
+
+
+def demo(settings: Settings | None = None, timeout: float = 180, out=print) -> int:
+    from prefect.settings import PREFECT_API_URL
+
+    settings = settings or Settings()
+    catalog = load_catalog(settings)
+    api = PREFECT_API_URL.value()
+    if not api:
+        out("PREFECT_API_URL is not set: start the stack with `make up` in another terminal first")
+        return 1
+    import httpx
+
+    try:
+        httpx.get(f"{api}/health", timeout=3).raise_for_status()
+    except httpx.HTTPError:
+        out(f"the Prefect server at {api} does not answer: start the stack with `make up` first")
+        return 1
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    started = time.time()
+    dropped = {}
+    for sample in sorted((REPO_ROOT / "samples").glob("*/*.jsonl")):
+        ds = catalog.datasets.get(f"{sample.parent.name}.{sample.stem}")
+        if ds is None:
+            continue
+        # a field unique to this demo run, so the sensor does not take the file for a duplicate of the last demo
+        rows = [dict(json.loads(line), _demo_run=stamp) for line in sample.read_text().splitlines() if line.strip()]
+        data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+        path = write_atomically(ds.path, data, ds.suffix)
+        dropped[ds.name] = path
+        out(f"dropped {len(rows):>4} rows for {ds.name:<20} → {path}")
+    if not dropped:
+        out("no sample file matches a dataset of the dbt project")
+        return 1
+    waiting_for = {f"build {name}" for name in dropped}
+    and_models = [m for m in catalog.and_models() if set(m.datasets) <= set(dropped)]
+    waiting_for |= {f"build {m.name} (all sources)" for m in and_models}
+    seen_runs: dict[str, str] = {}
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        done = set()
+        for b in read_builds(settings):
+            if b.get("at", 0) < started or b.get("status") != "built":
+                continue
+            seen_runs[b["flow_run_id"]] = "+".join(b["datasets"]) + (" (all sources)" if b.get("and_models") else "")
+            for name in b["datasets"]:
+                if not b.get("and_models"):
+                    done.add(f"build {name}")
+            for m in b.get("and_models") or []:
+                done.add(f"build {m} (all sources)")
+        left = sorted(waiting_for - done)
+        sys.stdout.write(f"\rwaiting for: {', '.join(left) or 'nothing'} ({int(time.time() - started)}s)".ljust(110))
+        sys.stdout.flush()
+        if not left:
+            break
+        time.sleep(1)
+    out("")
+    if waiting_for - done:
+        out(f"timed out after {timeout:.0f}s; ask why with: python -m landing explain {next(iter(dropped.values()))}")
+        return 1
+    out(f"all builds done in {time.time() - started:.1f}s\n")
+    _print_counts(settings, catalog, out)
+    ui = api[: -len("/api")] if api.endswith("/api") else api
+    out("\nruns:")
+    for run_id, what in seen_runs.items():
+        out(f"  {what:<50} {ui}/runs/flow-run/{run_id}")
+    return 0
+
+
+def _print_counts(settings: Settings, catalog, out) -> None:
+    import duckdb
+
+    for attempt in range(20):
+        try:
+            with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+                out(f"{'model':<40} rows")
+                for name in sorted(catalog.models):
+                    try:
+                        n = con.execute(f'select count(*) from "{name}"').fetchone()[0]
+                    except duckdb.Error:
+                        n = "not built"
+                    out(f"{name:<40} {n}")
+                return
+        except duckdb.IOException:
+            time.sleep(0.5)  # a build holds the write lock; wait for it
+    out(f"the warehouse {settings.warehouse} stayed locked by a build; try `python -m landing status` later")
+
+
+if __name__ == "__main__":
+    sys.exit(demo())

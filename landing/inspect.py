@@ -1,0 +1,222 @@
+"""`status` and `explain`: what landed, what was announced, and which builds it caused (or why none)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+from landing.catalog import Catalog, load_catalog
+from landing.contract import BUILD_DEPLOYMENT, BUILD_FLOW, FILE_CREATED, MANAGED_TAG, dataset_resource_id
+from landing.ledger import Ledger, ledger_path
+from landing.settings import Settings
+
+QUARANTINE = "_quarantine"
+
+
+def read_builds(settings: Settings) -> list[dict]:
+    try:
+        return [json.loads(line) for line in settings.builds_log.read_text().splitlines() if line.strip()]
+    except OSError:
+        return []
+
+
+def _fmt_time(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if ts else "never"
+
+
+async def _server(settings: Settings):
+    """(client, error): an open Prefect client, or why there is none."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        return None, "PREFECT_API_URL is not set: start the stack with `make up` or point it at your server"
+    client = get_client()
+    await client.__aenter__()
+    failure = await client.api_healthcheck()
+    if failure is not None:
+        await client.__aexit__(None, None, None)
+        return None, f"the Prefect server at {url} is unreachable ({failure.__class__.__name__}): start it with `make up`"
+    return client, None
+
+
+async def _build_runs(client):
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowFilter, FlowFilterName
+
+    return await client.read_flow_runs(
+        flow_filter=FlowFilter(name=FlowFilterName(any_=[BUILD_FLOW])),
+        deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[BUILD_DEPLOYMENT])),
+        limit=200,
+    )
+
+
+def status(settings: Settings | None = None, out=print) -> int:
+    """Per dataset: last landed file, last successful build, runs pending, files quarantined, stale or not."""
+    settings = settings or Settings()
+    catalog = load_catalog(settings)
+    builds = read_builds(settings)
+
+    async def pending() -> tuple[dict[str, int], str | None]:
+        client, error = await _server(settings)
+        if client is None:
+            return {}, error
+        try:
+            runs = await _build_runs(client)
+        finally:
+            await client.__aexit__(None, None, None)
+        counts: dict[str, int] = {}
+        for run in runs:
+            if run.state and not run.state.is_final():
+                for name in run.parameters.get("datasets") or []:
+                    counts[name] = counts.get(name, 0) + 1
+        return counts, None
+
+    counts, error = asyncio.run(pending())
+    now = time.time()
+    out(f"{'dataset':<22} {'last file':<44} {'last build':<24} {'pending':>7} {'quarantined':>11}  stale")
+    for name, ds in sorted(catalog.datasets.items()):
+        files = _data_files(ds.path, ds.glob)
+        newest = max(files, key=lambda e: e[1], default=None)
+        built = [b for b in builds if name in b.get("datasets", []) and b.get("status") == "built"]
+        qdir = Path(settings.root) / QUARANTINE / name
+        quarantined = len([p for p in qdir.glob("*") if not p.name.endswith(".reason.txt")]) if qdir.exists() else 0
+        stale_after = ds.stale_after_seconds
+        if not stale_after:
+            stale = "-"
+        elif newest is None:
+            stale = "yes (nothing landed)"
+        else:
+            age = now - newest[1]
+            stale = f"yes ({int(age - stale_after)}s late)" if age > stale_after else "no"
+        last_file = f"{newest[0]} ({_fmt_time(newest[1])[11:19]})" if newest else "none"
+        out(f"{name:<22} {last_file:<44} {_fmt_time(built[-1]['at']) if built else 'never':<24} "
+            f"{counts.get(name, 0) if error is None else '?':>7} {quarantined:>11}  {stale}")
+    if error:
+        out(f"(runs pending unknown: {error})")
+    return 0
+
+
+def _data_files(folder: Path, glob: str) -> list[tuple[str, float]]:
+    import fnmatch
+
+    try:
+        return [(e.name, e.stat().st_mtime) for e in os.scandir(folder)
+                if fnmatch.fnmatchcase(e.name, glob) and not e.name.startswith(".")]
+    except FileNotFoundError:
+        return []
+
+
+def explain(target: str, settings: Settings | None = None, out=print) -> int:
+    """The chain for one file (path or event id): file → event → automations → runs → dbt nodes, or why it stopped."""
+    settings = settings or Settings()
+    catalog = load_catalog(settings)
+    root = Path(os.path.realpath(settings.root))
+    ledger = Ledger(ledger_path(settings.state_dir))
+    try:
+        return asyncio.run(_explain(target, settings, catalog, root, ledger, out))
+    finally:
+        ledger.close()
+
+
+async def _explain(target: str, settings: Settings, catalog: Catalog, root: Path, ledger: Ledger, out) -> int:
+    path: str | None = None
+    try:
+        event_uuid = uuid.UUID(target)
+    except ValueError:
+        event_uuid = None
+    if event_uuid is not None:
+        path = ledger.event_owner(str(event_uuid))
+        if path is None:
+            out(f"event {event_uuid}: not in the ledger {ledger.path}; looking it up on the server")
+    else:
+        path = os.path.abspath(target)
+    record = ledger.file(path) if path else None
+    if path:
+        out(f"file      {path}")
+        ds = catalog.dataset_for_path(Path(path)) if not Path(path).is_relative_to(root / QUARANTINE) else None
+        if ds is None and record is None:
+            out("dataset   unknown: no dbt source has this folder and file pattern "
+                f"(known: {', '.join(f'{d.name} → {d.path}/{d.glob}' for d in catalog.datasets.values())})")
+            return 1
+        dataset = ds.name if ds else record.dataset
+        out(f"dataset   {dataset}")
+        if record is None:
+            exists = os.path.exists(path)
+            out("ledger    not seen by the sensor yet" + ("" if exists else " (and the file does not exist)")
+                + ": is `python -m sensors` running? It announces unseen files on start.")
+            return 1
+        out(f"ledger    {record.status}" + (f": {record.reason}" if record.reason else ""))
+        if record.status == "quarantined":
+            out(f"why       quarantined, so never announced: {record.reason}. The file is in {root / QUARANTINE / dataset}/")
+            return 0
+        if record.status == "duplicate":
+            out(f"why       a duplicate: {record.reason}; the same content was announced once already, so no new build")
+        if record.status == "pending":
+            out("why       its event waits in the sensor's outbox: the server has not accepted it yet (is it up?)")
+        event_uuid = uuid.UUID(record.event_id) if record.event_id else event_uuid
+
+    client, error = await _server(settings)
+    if client is None:
+        out(f"server    {error}")
+        return 1
+    try:
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+        from prefect.events.filters import EventFilter, EventIDFilter, EventOccurredFilter
+
+        page = await client.read_events(
+            filter=EventFilter(id=EventIDFilter(id=[event_uuid]),
+                               occurred=EventOccurredFilter(since=datetime(2000, 1, 1, tzinfo=timezone.utc))),
+            limit=1,
+        )
+        if not page.events:
+            out(f"event     {event_uuid}: not on the server (not sent yet, or older than the server's event retention)")
+            return 1
+        event = page.events[0]
+        dataset = event.resource.get("prefect.resource.name", "")
+        out(f"event     {event.event} {event.id} at {event.occurred.isoformat()} on {event.resource.id}")
+        automations = [a for a in await client.read_automations()
+                       if MANAGED_TAG in (a.tags or []) and dataset_resource_id(dataset) in json.dumps(a.trigger.model_dump(mode="json"))]
+        if not automations:
+            out(f"automations none match {dataset_resource_id(dataset)}: run `python automations/apply.py`")
+            return 1
+        for a in automations:
+            out(f"automation {a.name}" + ("" if a.enabled else " (disabled)"))
+        try:
+            deployment = await client.read_deployment_by_name(f"{BUILD_FLOW}/{BUILD_DEPLOYMENT}")
+        except Exception:
+            out("deployment dbt-build/dbt-build does not exist: serve it with `python -m automations.serve` (make up does)")
+            return 1
+        if deployment.paused:
+            out("deployment dbt-build/dbt-build is paused: runs are not started. Resume it in the UI or restart `python -m automations.serve`")
+        elif str(getattr(deployment, "status", "")).upper().endswith("NOT_READY"):
+            out("deployment dbt-build/dbt-build is not served right now (no runner polls it): start `python -m automations.serve`")
+        runs = [r for r in await _build_runs(client)
+                if dataset in (r.parameters.get("datasets") or []) and r.created and r.created >= event.occurred]
+        runs.sort(key=lambda r: r.created)
+        builds = {b.get("flow_run_id"): b for b in read_builds(settings)}
+        if not runs:
+            out("runs      none yet: the automation fires within a second; if it stays empty, check the deployment above")
+            return 0
+        for run in runs[:6]:
+            decision = builds.get(str(run.id), {}).get("status", "-")
+            duration = f"{run.total_run_time.total_seconds():.1f}s" if run.total_run_time else "-"
+            out(f"run       {run.name} {run.state.name if run.state else '?'} in {duration}, {decision}, "
+                f"created by {run.created_by.display_value if run.created_by else 'unknown'}")
+            if decision == "built":
+                tasks = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+                models = sorted(t.name for t in tasks if not t.name.startswith(("test ", "test_")) and "test" not in t.name.split(" ")[0])
+                tests = [t for t in tasks if "test" in t.name]
+                passed = sum(1 for t in tests if t.state and t.state.is_completed())
+                out(f"  dbt     {len(models)} node(s) built: {', '.join(models[:8])}{' ...' if len(models) > 8 else ''}; "
+                    f"tests passed {passed}/{len(tests)}")
+            elif decision == "up to date":
+                out("  why     up to date: an earlier build in the same burst window already included this file")
+        return 0
+    finally:
+        await client.__aexit__(None, None, None)

@@ -1,0 +1,36 @@
+"""Every command the README and docs name exists: make targets are in the Makefile, Python entry points answer --help."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from landing.settings import REPO_ROOT
+
+DOCS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
+TEXT = "\n".join(p.read_text() for p in DOCS)
+MAKE_TARGETS = sorted(set(re.findall(r"\bmake ([a-z][a-z-]*)\b", TEXT)))
+PY_COMMANDS = sorted(set(
+    m.strip() for m in re.findall(r"python ((?:-m [a-z_.]+(?: (?:up|status|explain|demo))?)|(?:automations/apply\.py))", TEXT)
+))
+
+
+def test_docs_name_commands():
+    assert "test" in MAKE_TARGETS and "up" in MAKE_TARGETS
+    assert "-m sensors" in PY_COMMANDS and "automations/apply.py" in PY_COMMANDS
+
+
+@pytest.mark.parametrize("target", MAKE_TARGETS)
+def test_make_target_exists(target):
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    assert re.search(rf"^{re.escape(target)}:", makefile, re.M), f"`make {target}` is documented but not in the Makefile"
+
+
+@pytest.mark.parametrize("command", PY_COMMANDS)
+def test_python_command_answers_help(command):
+    result = subprocess.run([sys.executable, *command.split(), "--help"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "usage:" in result.stdout
