@@ -79,7 +79,7 @@ def status(settings: Settings | None = None, out=print) -> int:
 
     counts, error = asyncio.run(pending())
     now = time.time()
-    out(f"{'dataset':<22} {'last file':<44} {'last build':<24} {'pending':>7} {'quarantined':>11}  stale")
+    out(f"{'dataset':<22} {'last file':<54} {'last build':<24} {'pending':>7} {'quarantined':>11}  stale")
     for name, ds in sorted(catalog.datasets.items()):
         files = _data_files(ds.path, ds.glob)
         newest = max(files, key=lambda e: e[1], default=None)
@@ -95,7 +95,7 @@ def status(settings: Settings | None = None, out=print) -> int:
             age = now - newest[1]
             stale = f"yes ({int(age - stale_after)}s late)" if age > stale_after else "no"
         last_file = f"{newest[0]} ({_fmt_time(newest[1])[11:19]})" if newest else "none"
-        out(f"{name:<22} {last_file:<44} {_fmt_time(built[-1]['at']) if built else 'never':<24} "
+        out(f"{name:<22} {last_file:<54} {_fmt_time(built[-1]['at']) if built else 'never':<24} "
             f"{counts.get(name, 0) if error is None else '?':>7} {quarantined:>11}  {stale}")
     if error:
         out(f"(runs pending unknown: {error})")
@@ -198,7 +198,7 @@ async def _explain(target: str, settings: Settings, catalog: Catalog, root: Path
             out("deployment dbt-build/dbt-build is not served right now (no runner polls it): start `python -m automations.serve`")
         runs = [r for r in await _build_runs(client)
                 if dataset in (r.parameters.get("datasets") or []) and r.created and r.created >= event.occurred]
-        runs.sort(key=lambda r: r.created)
+        runs.sort(key=lambda r: r.expected_start_time or r.created)
         builds = {b.get("flow_run_id"): b for b in read_builds(settings)}
         if not runs:
             out("runs      none yet: the automation fires within a second; if it stays empty, check the deployment above")

@@ -1,0 +1,83 @@
+"""`python -m landing up` as a new user runs it, then demo, explain and status against it, then Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+from landing.settings import REPO_ROOT
+from tests.support.prefect_server import free_port
+from tests.support.served import wait_for
+
+
+def test_up_demo_explain_status_and_clean_stop(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "LANDING_"))}
+    env.update(
+        PREFECT_SERVER_API_PORT=str(port),
+        PREFECT_HOME=str(tmp_path / "prefect"),
+        PREFECT_SERVER_UI_ENABLED="false",
+        LANDING_ROOT=str(tmp_path / "landing"),
+        LANDING_STATE_DIR=str(tmp_path / "state"),
+        LANDING_BURST_WINDOW_SECONDS="2",
+    )
+    log = tmp_path / "up.log"
+    up = subprocess.Popen([sys.executable, "-m", "landing", "up"], env=env, cwd=REPO_ROOT,
+                          stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    api = f"http://127.0.0.1:{port}/api"
+    cli_env = {**env, "PREFECT_API_URL": api}
+
+    def cli(*args, timeout=240):
+        return subprocess.run([sys.executable, "-m", "landing", *args], env=cli_env, cwd=REPO_ROOT,
+                              capture_output=True, text=True, timeout=timeout)
+
+    try:
+        wait_for(lambda: b"Ctrl-C stops everything" in log.read_bytes() or up.poll() is not None, 240, "the stack to come up")
+        text = log.read_text()
+        assert up.poll() is None, text[-3000:]
+        assert f"Prefect UI:      http://127.0.0.1:{port}" in text
+        assert f"dummyjson.products       {tmp_path}/landing/dummyjson/products/*.jsonl" in text
+        assert re.search(r"cp samples/dummyjson/\w+\.jsonl ", text)
+
+        again = subprocess.run([sys.executable, "-m", "landing", "up"], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+        assert again.returncode == 1 and "already running" in again.stdout
+
+        demo = cli("demo", "--timeout", "200")
+        assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+        assert re.search(r"cart_lines_enriched\s+\d+", demo.stdout) and "not built" not in demo.stdout
+        assert re.search(r"stage_dummyjson__products\s+194", demo.stdout)
+        products_file = re.search(r"dummyjson\.products\s+→ (\S+)", demo.stdout).group(1)
+
+        explained = cli("explain", products_file, timeout=60)
+        assert explained.returncode == 0, explained.stdout + explained.stderr
+        assert "ledger    announced" in explained.stdout
+        assert "automation landing: build dummyjson.products" in explained.stdout
+        assert re.search(r"run\s+dbt-build dummyjson.products Completed in [\d.]+s, built", explained.stdout)
+        assert "model stage_dummyjson__products" in explained.stdout
+
+        unknown = cli("explain", str(tmp_path / "landing" / "nowhere" / "x.jsonl"), timeout=60)
+        assert unknown.returncode == 1 and "dataset   unknown" in unknown.stdout
+
+        status = cli("status", timeout=60)
+        assert status.returncode == 0 and re.search(r"dummyjson.users\s+\S+\.jsonl", status.stdout), status.stdout
+    finally:
+        up.send_signal(signal.SIGINT)
+        try:
+            code = up.wait(120)
+        except subprocess.TimeoutExpired:
+            os.killpg(up.pid, signal.SIGKILL)
+            raise
+    assert code == 0
+    assert "stopped" in log.read_text()
+    time.sleep(1)
+    try:
+        httpx.get(f"{api}/health", timeout=2)
+        raise AssertionError("the Prefect server is still up after Ctrl-C")
+    except httpx.HTTPError:
+        pass
