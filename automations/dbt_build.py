@@ -138,15 +138,28 @@ def _run_name() -> str:
     return f"dbt-build {text}"
 
 
-def _emit_failure(datasets: list[str], message: str) -> None:
-    from prefect.events import emit_event
+def failed_nodes(target_dir: Path) -> list[str]:
+    """Names of the dbt nodes that errored or failed in the last invocation (from run_results.json)."""
+    try:
+        results = json.loads((target_dir / "run_results.json").read_text())["results"]
+    except (OSError, ValueError, KeyError):
+        return []
+    return sorted(r["unique_id"].split(".", 2)[-1] for r in results if r.get("status") in ("error", "fail", "runtime error"))
 
-    for name in datasets:
-        emit_event(
+
+def _emit_failure(datasets: list[str], nodes: list[str], message: str) -> None:
+    from landing.contract import send_events
+    from prefect.events import Event
+
+    send_events([
+        Event(
             event=BUILD_FAILED,
             resource={"prefect.resource.id": dataset_resource_id(name), "prefect.resource.name": name},
-            payload={"dataset": name, "message": message[:4000]},
+            related=[{"prefect.resource.id": f"prefect.flow-run.{flow_run.id}", "prefect.resource.role": "flow-run"}] if flow_run.id else [],
+            payload={"dataset": name, "failed_nodes": nodes, "message": message[:4000]},
         )
+        for name in datasets
+    ])
 
 
 @flow(name=FLOW_NAME, flow_run_name=_run_name, log_prints=True)
@@ -187,8 +200,10 @@ def dbt_build(datasets: list[str], and_models: list[str] | None = None, settings
         try:
             runner.invoke(args + ["--log-path", str(settings.state_dir / "dbt-logs")])
         except Exception as exc:
-            record_build(settings, datasets=names, and_models=and_names, status="failed", error=str(exc)[:2000])
-            _emit_failure(names, str(exc))
+            nodes = failed_nodes(settings.dbt_target_dir)
+            record_build(settings, datasets=names, and_models=and_names, status="failed", failed_nodes=nodes, error=str(exc)[:2000])
+            logger.error("dbt build failed for %s; failing nodes: %s", ", ".join(names), ", ".join(nodes) or "see the log")
+            _emit_failure(names, nodes, str(exc))
             raise
         built = marks.read()
         built.update({kind + n: sig for n, sig in current.items()})

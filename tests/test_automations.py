@@ -30,8 +30,13 @@ def stack(tmp_path_factory, prefect_server):
 
 
 def count(settings, sql):
-    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
-        return con.execute(sql).fetchone()[0]
+    for _ in range(60):  # a trailing build may hold the single-writer lock for a moment
+        try:
+            with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+                return con.execute(sql).fetchone()[0]
+        except duckdb.IOException:
+            time.sleep(0.5)
+    raise AssertionError(f"{settings.warehouse} stayed locked")
 
 
 def table_exists(settings, name):
@@ -92,6 +97,30 @@ def test_and_model_builds_only_once_all_sources_landed(stack):
     assert and_builds[-1]["status"] == "built"
     assert and_builds[-1]["datasets"] == ["dummyjson.carts", "dummyjson.products", "dummyjson.users"]
     assert count(settings, "select count(*) from cart_lines_enriched") > 0
+
+
+def test_failing_build_alerts_and_the_next_file_fixes_it(stack):
+    from datetime import datetime, timedelta, timezone
+
+    from landing.contract import BUILD_FAILED
+    from tests.conftest import read_events
+
+    settings = stack
+    since = datetime.now(timezone.utc) - timedelta(seconds=2)
+    done_before = len(builds(settings))
+    bad = [dict(p, title=None) if p["id"] == 3 else p for p in FIXTURE["products"][:60]]  # parseable, fails not_null
+    land_rows("dummyjson.products", bad, "test:bad", settings)
+    failed = wait_for(lambda: [b for b in builds(settings)[done_before:] if b["status"] == "failed"], 120, "the failed build")
+    assert any("product_name" in n for n in failed[0]["failed_nodes"]), failed
+    [alert] = read_events(BUILD_FAILED, since, "landing.dataset.dummyjson.products", expect=1, timeout=30)
+    assert alert.payload["dataset"] == "dummyjson.products"
+    assert any("not_null_stage_dummyjson__products_product_name" in n for n in alert.payload["failed_nodes"])
+    failed_runs = [r for r in runs_of() if r.state and r.state.is_failed()]
+    assert failed_runs, "the dbt failure must fail the flow run"
+
+    land_rows("dummyjson.products", FIXTURE["products"][:60], "test:fixed", settings)
+    wait_for(lambda: [b for b in builds(settings)[done_before:] if b["status"] == "built"], 120, "the fixed build")
+    assert count(settings, "select count(*) from stage_dummyjson__products where product_name is null") == 0
 
 
 def test_apply_twice_changes_nothing_and_dry_run_writes_nothing(stack, capsys):
