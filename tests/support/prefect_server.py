@@ -21,8 +21,9 @@ def free_port() -> int:
 class PrefectServer:
     """A Prefect server on SQLite in `home`; stop() and start() again keep its database."""
 
-    def __init__(self, home: Path, port: int | None = None):
+    def __init__(self, home: Path, port: int | None = None, ui: bool = False):
         self.home = Path(home)
+        self.ui = ui
         self.port = port or free_port()
         self.api_url = f"http://127.0.0.1:{self.port}/api"
         self.proc: subprocess.Popen | None = None
@@ -34,7 +35,8 @@ class PrefectServer:
             PREFECT_HOME=str(self.home),
             PREFECT_API_URL=self.api_url,
             PREFECT_SERVER_ANALYTICS_ENABLED="false",
-            PREFECT_SERVER_UI_ENABLED="false",
+            PREFECT_SERVER_UI_ENABLED="true" if self.ui else "false",
+            PREFECT_UI_API_URL=self.api_url,
             PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{self.home}/prefect.db",
             PREFECT_LOGGING_SERVER_LEVEL="WARNING",
         )

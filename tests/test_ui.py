@@ -1,0 +1,41 @@
+"""The Prefect UI's event feed, loaded in headless Chromium, shows a landed file with readable ids."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from landing.contract import land_rows
+from tests.support.prefect_server import PrefectServer
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(not CHROMIUM and not os.environ.get("CI"), reason="chromium is not installed (.ci/run installs it)")
+def test_event_feed_shows_the_landing_event(settings, tmp_path):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    assert CHROMIUM, "CI must have chromium: .ci/run installs Debian's chromium package"
+    server = PrefectServer(tmp_path / "prefect-ui", ui=True).start()
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            landed = land_rows("dummyjson.products", [{"id": 1, "title": "seen in the UI", "price": 1}], "test:ui", settings)
+        dom = ""
+        for _ in range(3):  # the single-page app renders the feed after its API calls return
+            dom = subprocess.run(
+                [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'chrome'}", "--virtual-time-budget=15000", "--dump-dom",
+                 f"http://127.0.0.1:{server.port}/events"],
+                capture_output=True, text=True, timeout=90,
+            ).stdout
+            if "landing.file.created" in dom:
+                break
+        assert "landing.file.created" in dom
+        assert "landing.dataset.dummyjson.products" in dom
+        assert f"landing.file.{landed.relative_path}" in dom
+    finally:
+        server.stop()
