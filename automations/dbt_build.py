@@ -173,6 +173,7 @@ def dbt_build(datasets: list[str], and_models: list[str] | None = None, settings
     marks = Watermarks(settings.state_dir / "watermarks.json")
 
     with warehouse_lock(settings):
+        started = time.time()
         current = {n: dataset_signature(catalog.folder(n), catalog.get(n).glob) for n in names}
         built = marks.read()
         if all(built.get(kind + n) == sig for n, sig in current.items()):
@@ -201,14 +202,15 @@ def dbt_build(datasets: list[str], and_models: list[str] | None = None, settings
             runner.invoke(args + ["--log-path", str(settings.state_dir / "dbt-logs")])
         except Exception as exc:
             nodes = failed_nodes(settings.dbt_target_dir)
-            record_build(settings, datasets=names, and_models=and_names, status="failed", failed_nodes=nodes, error=str(exc)[:2000])
+            record_build(settings, datasets=names, and_models=and_names, status="failed", started=started,
+                         failed_nodes=nodes, error=str(exc)[:2000])
             logger.error("dbt build failed for %s; failing nodes: %s", ", ".join(names), ", ".join(nodes) or "see the log")
             _emit_failure(names, nodes, str(exc))
             raise
         built = marks.read()
         built.update({kind + n: sig for n, sig in current.items()})
         marks.write(built)
-        record_build(settings, datasets=names, and_models=and_names, status="built")
+        record_build(settings, datasets=names, and_models=and_names, status="built", started=started)
     return {"status": "built", "datasets": names, "and_models": and_names}
 
 

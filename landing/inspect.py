@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from landing.catalog import Catalog, load_catalog
-from landing.contract import BUILD_DEPLOYMENT, BUILD_FLOW, FILE_CREATED, MANAGED_TAG, dataset_resource_id
+from landing.contract import BUILD_DEPLOYMENT, BUILD_FLOW, MANAGED_TAG, dataset_resource_id
 from landing.ledger import Ledger, ledger_path
 from landing.settings import Settings
 

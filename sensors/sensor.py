@@ -6,6 +6,7 @@ import contextvars
 import logging
 import os
 import queue
+import stat
 import threading
 import time
 from pathlib import Path
@@ -222,13 +223,13 @@ class Sensor:
         if ds is None:
             self._say_once(path, f"{path}: unmatched, no dbt source has this folder and pattern; ignored")
             return "unmatched"
-        if os.path.isdir(real):
-            self._say_once(path, f"{ds.name} {p.name}: ignored, a directory, not a file", logging.WARNING)
-            return "ignored: directory"
         try:
             st = os.stat(real)
         except FileNotFoundError:
             return "gone"
+        if not stat.S_ISREG(st.st_mode):  # a directory, FIFO or device: reading it could block or mean nothing
+            self._say_once(path, f"{ds.name} {p.name}: ignored, not a regular file", logging.WARNING)
+            return "ignored: not a regular file"
         rec = self.ledger.file(path)
         if rec and (rec.size, rec.mtime_ns) == (st.st_size, st.st_mtime_ns):
             return "unchanged"

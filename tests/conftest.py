@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from pathlib import Path
 
 import pytest
 
@@ -47,6 +46,11 @@ def settings(tmp_path) -> Settings:
         dbt_project_dir=REPO_ROOT / "dbt",
         http_backoff_seconds=0.01,
     )
+
+
+@pytest.fixture
+def sensor_settings(settings):
+    return settings.model_copy(update={"settle_seconds": 1.0, "rescan_seconds": 3600})
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import pytest
 
 from automations.apply import apply, main as apply_main
 from automations.plan import MANAGED_TAG
-from landing.catalog import load_catalog
 from landing.contract import land_rows
 from landing.settings import REPO_ROOT, Settings
 from tests.support.dummyjson_server import load_fixture

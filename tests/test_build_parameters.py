@@ -6,7 +6,7 @@ import pytest
 from prefect.exceptions import ParameterTypeError
 
 from automations.dbt_build import BuildParameterError, dbt_args, dbt_build, validate_request
-from landing.catalog import UnknownDatasetError, load_catalog
+from landing.catalog import load_catalog
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,57 +14,10 @@ import pytest
 
 from landing.contract import FILE_CREATED, FILE_REJECTED, land_rows
 from landing.ledger import Ledger, ledger_path
-from sensors.sensor import Sensor
 from tests.conftest import read_events
+from tests.support.sensing import Harness, rows
 from tests.support.prefect_server import PrefectServer
 from tests.support.served import settings_env, wait_for
-
-
-def rows(tag: str, n: int = 3) -> bytes:
-    """JSONL unique to `tag`, so no two tests share an event id on the shared server."""
-    return "".join(json.dumps({"id": i, "title": f"{tag}-{i}", "price": 1.5}) + "\n" for i in range(n)).encode()
-
-
-class Harness:
-    def __init__(self, settings, polling=False):
-        self.settings = settings
-        self.polling = polling
-        self.since = datetime.now(timezone.utc) - timedelta(seconds=2)
-        self.sensor: Sensor | None = None
-        self.folder = settings.root / "dummyjson" / "products"
-        self.folder.mkdir(parents=True, exist_ok=True)
-
-    def start(self):
-        self.sensor = Sensor(self.settings, polling=self.polling, poll_interval=0.2).start()
-        return self
-
-    def stop(self):
-        if self.sensor:
-            self.sensor.stop()
-            self.sensor = None
-
-    def events(self, name=FILE_CREATED, expect=None, timeout=20):
-        root = str(Path(os.path.realpath(self.settings.root)))
-        found = read_events(name, self.since, "landing.dataset.", timeout=timeout, expect=None)
-        deadline = time.monotonic() + timeout
-        while True:
-            mine = [e for e in found if str(e.payload.get("path", e.payload.get("quarantined_to", ""))).startswith(root)]
-            if expect is None or len(mine) >= expect or time.monotonic() > deadline:
-                return mine
-            time.sleep(0.5)
-            found = read_events(name, self.since, "landing.dataset.", timeout=timeout, expect=None)
-
-    def quiet_events(self, name=FILE_CREATED):
-        """Events after giving the sensor time to (wrongly) announce something."""
-        if self.sensor:
-            self.sensor.drain()
-        time.sleep(self.settings.settle_seconds + 1.5)
-        return self.events(name)
-
-
-@pytest.fixture
-def sensor_settings(settings):
-    return settings.model_copy(update={"settle_seconds": 1.0, "rescan_seconds": 3600})
 
 
 @pytest.fixture

@@ -7,11 +7,10 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 
-from automations.apply import apply
 from landing.catalog import load_catalog
 from landing.contract import DATASET_STALE, land_rows
 from landing.settings import REPO_ROOT, Settings
