@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -28,6 +29,7 @@ class DummyJSONServer:
         self.tables = tables or {t: load_fixture(t) for t in ("products", "carts", "users")}
         self.faults: deque = deque()
         self.always: int | None = None
+        self.throttle_until: float = 0.0  # answer 429 (Retry-After: 1) to everything until this time.monotonic()
         self.requests: list[str] = []
         server = self
 
@@ -48,6 +50,8 @@ class DummyJSONServer:
                 server.requests.append(self.path)
                 url = urlparse(self.path)
                 table = url.path.strip("/")
+                if time.monotonic() < server.throttle_until:
+                    return self._send(429, b'{"message": "too many requests"}', {"Retry-After": "1"})
                 fault = server.always if server.always is not None else (server.faults.popleft() if server.faults else None)
                 if isinstance(fault, int):
                     headers = {"Retry-After": "0"} if fault in (429, 503) else {}
