@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: install test up demo status
+.PHONY: install test up demo status bench
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -19,3 +19,6 @@ demo: install
 
 status: install
 	$(UV) run --frozen python -m landing status
+
+bench: install
+	$(UV) run --frozen python -m benchmarks.run

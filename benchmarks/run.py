@@ -1,0 +1,174 @@
+"""Run the benchmarks (B1, B4, B5, B6) on the real stack on loopback; print each figure against its target."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+from landing.settings import REPO_ROOT, Settings
+from tests.support.dummyjson_server import DummyJSONServer
+from tests.support.prefect_server import PrefectServer
+from tests.support.served import Served, builds, settings_env
+
+RESULTS = REPO_ROOT / "benchmarks" / "results"
+
+
+def settings_in(base: Path, **kw) -> Settings:
+    return Settings(root=base / "landing", state_dir=base / "state", dbt_project_dir=REPO_ROOT / "dbt", **kw)
+
+
+def b1_drop_to_build(base: Path, server: PrefectServer, reps: int) -> dict:
+    """Drop one file (through the sensor) → its dbt build complete; `reps` drops, one after the other."""
+    from automations.apply import apply
+
+    settings = settings_in(base / "b1", burst_window_seconds=5)
+    env = {**os.environ, **settings_env(settings), "PREFECT_API_URL": server.api_url}
+    rows = json.loads((REPO_ROOT / "tests/fixtures/dummyjson/products.json").read_text())
+    with Served(settings, server.api_url, base / "b1-serve.log"):
+        asyncio.run(apply(settings, out=lambda *_: None))
+        sensor = subprocess.Popen([sys.executable, "-m", "sensors"], env=env, stdout=open(base / "b1-sensor.log", "wb"),
+                                  stderr=subprocess.STDOUT)
+        try:
+            time.sleep(5)
+            folder = settings.root / "dummyjson" / "products"
+            times = []
+            for i in range(reps):
+                done = len([b for b in builds(settings) if b["status"] == "built"])
+                data = "".join(json.dumps(dict(r, bench=i)) + "\n" for r in rows[:50]).encode()
+                tmp = folder / f".b1-{i}.tmp"
+                tmp.write_bytes(data)
+                t0 = time.time()
+                os.rename(tmp, folder / f"b1-{i:03d}.jsonl")
+                while len([b for b in builds(settings) if b["status"] == "built"]) <= done:
+                    time.sleep(0.05)
+                built = [b for b in builds(settings) if b["status"] == "built"][-1]
+                times.append(built["at"] - t0)
+                time.sleep(settings.burst_window_seconds + 2)  # let the trailing run pass, so each drop starts quiet
+        finally:
+            sensor.terminate()
+            sensor.wait(30)
+    times.sort()
+    return {"id": "B1", "what": f"drop one file → dbt build complete (staging), {reps} drops",
+            "p50_s": round(statistics.median(times), 2), "p95_s": round(times[max(0, int(len(times) * 0.95) - 1)], 2),
+            "target": "p50 ≤ 2.5 s, p95 ≤ 5 s", "met": statistics.median(times) <= 2.5, "samples": [round(t, 2) for t in times]}
+
+
+def b4_sensor_catch_up(base: Path, server: PrefectServer, files: int) -> dict:
+    """`python -m sensors --once` over `files` unannounced files: wall time and peak RSS."""
+    settings = settings_in(base / "b4")
+    folder = settings.root / "dummyjson" / "products"
+    folder.mkdir(parents=True)
+    for i in range(files):
+        (folder / f"f{i:05d}.jsonl").write_text(json.dumps({"id": i, "title": f"b4-{time.time()}-{i}", "price": 1}) + "\n")
+    old = time.time() - 60
+    for p in folder.iterdir():
+        os.utime(p, (old, old))
+    env = {**os.environ, **settings_env(settings), "PREFECT_API_URL": server.api_url}
+    t0 = time.time()
+    proc = subprocess.Popen([sys.executable, "-m", "sensors", "--once"], env=env, stdout=open(base / "b4.log", "wb"),
+                            stderr=subprocess.STDOUT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.time() - t0
+    rss_mb = usage.ru_maxrss / 1024
+    return {"id": "B4", "what": f"sensor catch-up of {files} unannounced files (decide + send, process start included)",
+            "seconds": round(wall, 2), "peak_rss_mb": round(rss_mb, 1), "exit": status,
+            "target": "≤ 5 s, RSS ≤ 80 MB", "met": wall <= 5 and rss_mb <= 80}
+
+
+def b5_apply(base: Path, server: PrefectServer, datasets: int) -> dict:
+    """apply.py with `datasets` sources: a full sync, then a no-op re-run."""
+    from automations.apply import apply
+    from automations.serve import deployments
+
+    project = base / "b5-dbt"
+    shutil.copytree(REPO_ROOT / "dbt", project, ignore=shutil.ignore_patterns("target", "logs"))
+    tables = "\n".join(textwrap.dedent(f"""\
+          - name: t{i:02d}
+            meta:
+              external_location: "read_json('{{{{ env_var('LANDING_ROOT', '/tmp/landing') }}}}/bench/t{i:02d}/*.jsonl')"
+        """) for i in range(datasets - 3))
+    (project / "models" / "bench.yml").write_text("version: 2\nsources:\n  - name: bench\n    tables:\n" + textwrap.indent(tables, "      "))
+    settings = Settings(root=base / "b5" / "landing", state_dir=base / "b5" / "state", dbt_project_dir=project)
+    from landing.catalog import load_catalog
+
+    load_catalog(settings)  # parse once, outside the timing
+    for d in deployments():
+        d.apply()
+    t0 = time.time()
+    first = asyncio.run(apply(settings, out=lambda *_: None))
+    full = time.time() - t0
+    t0 = time.time()
+    again = asyncio.run(apply(settings, out=lambda *_: None))
+    noop = time.time() - t0
+    return {"id": "B5", "what": f"apply.py with {datasets} datasets ({len(first.create)} automations)",
+            "full_sync_s": round(full, 2), "noop_s": round(noop, 2), "noop_unchanged": len(again.unchanged),
+            "target": "full ≤ 5 s, no-op ≤ 2 s", "met": full <= 5 and noop <= 2}
+
+
+def b6_exports(base: Path, server: PrefectServer) -> dict:
+    """Export products, carts and users from a loopback DummyJSON, as flows, with their events."""
+    from flows.dummyjson import export_dummyjson
+
+    settings = settings_in(base / "b6")
+    with DummyJSONServer() as api:
+        settings = settings.model_copy(update={"dummyjson_base_url": api.url})
+        from landing.catalog import load_catalog
+
+        load_catalog(settings)
+        t0 = time.time()
+        for table in ("products", "carts", "users"):
+            export_dummyjson(table, settings=settings)
+        took = time.time() - t0
+    return {"id": "B6", "what": "export products, carts, users (3 flow runs, 610 rows, 3 events)",
+            "seconds": round(took, 2), "target": "≤ 3 s", "met": took <= 3}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    parser.add_argument("--only", nargs="*", default=["B1", "B4", "B5", "B6"], help="which benchmarks to run")
+    parser.add_argument("--reps", type=int, default=20, help="B1 repetitions")
+    parser.add_argument("--files", type=int, default=10000, help="B4 file count")
+    args = parser.parse_args()
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    base = Path(tempfile.mkdtemp(prefix="landing-bench-"))
+    server = PrefectServer(base / "prefect").start()
+    os.environ["PREFECT_API_URL"] = server.api_url
+    results = []
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            if "B6" in args.only:
+                results.append(b6_exports(base, server))
+            if "B5" in args.only:
+                results.append(b5_apply(base, server, 50))
+            if "B4" in args.only:
+                results.append(b4_sensor_catch_up(base, server, args.files))
+            if "B1" in args.only:
+                results.append(b1_drop_to_build(base, server, args.reps))
+    finally:
+        server.stop()
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    print(f"\n{'id':<4} {'figure':<46} {'target':<26} met  what")
+    for r in results:
+        figure = ", ".join(f"{k}={v}" for k, v in r.items() if k not in ("id", "what", "target", "met", "samples"))
+        print(f"{r['id']:<4} {figure:<46} {r['target']:<26} {'yes' if r['met'] else 'NO ':<4} {r['what']}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    out.write_text(json.dumps({"machine": machine, "results": results}, indent=1))
+    print(f"\n{machine}; written to {out.relative_to(REPO_ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
