@@ -10,6 +10,11 @@ from flows.dummyjson import ExportError, export_dummyjson
 from landing.catalog import load_catalog
 
 
+def distinct(dummyjson, tag):
+    """Content of our own: the server drops a repeated event id (same dataset and content) for 30 minutes."""
+    dummyjson.tables["users"] = [dict(u, test=tag) for u in dummyjson.tables["users"]]
+
+
 def files(settings):
     folder = load_catalog(settings).folder("dummyjson.users")
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
@@ -18,6 +23,7 @@ def files(settings):
 def test_throttling_within_the_retry_budget_lands_every_row(settings, dummyjson, prefect_server):
     # 429 with Retry-After: 1 for 3 s, then one 500 on the third page: 5 retries with Retry-After cover it
     settings = settings.model_copy(update={"dummyjson_base_url": dummyjson.url, "http_retries": 6})
+    distinct(dummyjson, "r8-within-budget")
     dummyjson.throttle_until = time.monotonic() + 3
     dummyjson.faults.extend([None, None, 500])
     landed = export_dummyjson("users", settings=settings)
