@@ -100,6 +100,22 @@ class Watermarks:
         os.replace(tmp, self.path)
 
 
+def release_warehouse() -> None:
+    """Close dbt-duckdb's in-process DuckDB handle, so readers can open the file between builds.
+
+    A build in a long-lived process (the warm runner) would otherwise keep the file's write lock.
+    dbt-duckdb keeps the handle in a class attribute and offers no public way to close it.
+    """
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:
+        return
+    with DuckDBConnectionManager._LOCK:
+        env, DuckDBConnectionManager._ENV = DuckDBConnectionManager._ENV, None
+        if env is not None:
+            env.close()
+
+
 def record_build(settings: Settings, **fields) -> None:
     """Append one line per build decision to <state>/builds.jsonl (what ran, for whom, and how it ended)."""
     fields.update(flow_run_id=str(flow_run.id) if flow_run.id else None, at=time.time())
@@ -127,6 +143,16 @@ def warehouse_lock(settings: Settings, timeout: float = 3600):
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def dbt_log_level():
+    """dbt's level for Prefect's logging level; prefect-dbt's own mapping fails on WARNING and CRITICAL."""
+    from dbt_common.events.base_types import EventLevel
+    from prefect.settings import get_current_settings
+
+    level = str(get_current_settings().logging.level).lower()
+    return {"warning": EventLevel.WARN, "critical": EventLevel.ERROR}.get(level) or EventLevel(level) \
+        if level in {"debug", "info", "warn", "warning", "error", "critical"} else EventLevel.INFO
 
 
 def _run_name() -> str:
@@ -196,17 +222,20 @@ def dbt_build(datasets: list[str], and_models: list[str] | None = None, settings
                 project_dir=settings.dbt_project_dir,
                 profiles_dir=settings.dbt_project_dir,
                 target_path=settings.dbt_target_dir,
+                log_level=dbt_log_level(),
             ),
         )
         try:
             runner.invoke(args + ["--log-path", str(settings.state_dir / "dbt-logs")])
         except Exception as exc:
+            release_warehouse()
             nodes = failed_nodes(settings.dbt_target_dir)
             record_build(settings, datasets=names, and_models=and_names, status="failed", started=started,
                          failed_nodes=nodes, error=str(exc)[:2000])
             logger.error("dbt build failed for %s; failing nodes: %s", ", ".join(names), ", ".join(nodes) or "see the log")
             _emit_failure(names, nodes, str(exc))
             raise
+        release_warehouse()
         built = marks.read()
         built.update({kind + n: sig for n, sig in current.items()})
         marks.write(built)

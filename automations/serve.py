@@ -25,9 +25,21 @@ def deployments() -> list:
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    argparse.ArgumentParser(prog="python -m automations.serve", description="Serve the dbt-build and landing-stale deployments, one flow run at a time, until stopped.").parse_args(argv)
-    # limit=1: one flow run at a time in this runner, so one dbt writer; the build also takes a file lock.
-    serve(*deployments(), limit=1)
+    parser = argparse.ArgumentParser(
+        prog="python -m automations.serve",
+        description="Serve the dbt-build and landing-stale deployments, one flow run at a time, until stopped.",
+    )
+    parser.add_argument("--subprocess", action="store_true",
+                        help="use Prefect's runner (a new process per flow run) instead of the warm in-process runner")
+    parser.add_argument("--poll", type=float, default=0.2, help="warm runner: seconds between looks for due runs")
+    args = parser.parse_args(argv)
+    if args.subprocess:
+        # limit=1: one flow run at a time in this runner, so one dbt writer; the build also takes a file lock.
+        serve(*deployments(), limit=1)
+    else:
+        from automations.warm import main_warm
+
+        main_warm(deployments(), {f.name: f for f in (dbt_build, landing_stale)}, args.poll)
 
 
 if __name__ == "__main__":
