@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-import time
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
