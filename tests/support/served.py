@@ -25,7 +25,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
 class Served:
     """The dbt build and staleness deployments, served by a real runner process with 1 s polling."""
 
-    def __init__(self, settings: Settings, api_url: str, log: Path):
+    def __init__(self, settings: Settings, api_url: str, log: Path, args: tuple[str, ...] = ()):
+        self.args = args
         self.settings = settings
         self.api_url = api_url
         self.log = log
@@ -40,7 +41,7 @@ class Served:
             "PREFECT_LOGGING_LEVEL": "INFO",
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "automations.serve"],
+            [sys.executable, "-m", "automations.serve", *self.args],
             env=env,
             stdout=open(self.log, "ab"),
             stderr=subprocess.STDOUT,
