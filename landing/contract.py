@@ -28,6 +28,8 @@ BUILD_DEPLOYMENT = "dbt-build"
 STALE_FLOW = "landing-stale"
 MANAGED_TAG = "managed-by:landing-apply"
 
+QUARANTINE_DIR = "_quarantine"  # <LANDING_ROOT>/_quarantine/<dataset>/: bad files and their reasons
+
 DATASET_PREFIX = "landing.dataset."
 FILE_PREFIX = "landing.file."
 # Fixed namespace so every producer (flows, sensor, tests) derives the same event id.

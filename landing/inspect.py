@@ -11,11 +11,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from landing.catalog import Catalog, load_catalog
-from landing.contract import BUILD_DEPLOYMENT, BUILD_FLOW, MANAGED_TAG, dataset_resource_id
+from landing.contract import BUILD_DEPLOYMENT, BUILD_FLOW, MANAGED_TAG, QUARANTINE_DIR as QUARANTINE, dataset_resource_id
 from landing.ledger import Ledger, ledger_path
 from landing.settings import Settings
 
-QUARANTINE = "_quarantine"
 
 
 def read_builds(settings: Settings) -> list[dict]:

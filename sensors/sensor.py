@@ -16,6 +16,7 @@ from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
 from landing.catalog import Catalog, Dataset, load_catalog
+from landing.contract import QUARANTINE_DIR as QUARANTINE
 from landing.contract import EmitError, describe_file, event_id, rejected_event, send_events
 from landing.ledger import Ledger, ledger_path
 from landing.settings import Settings
@@ -23,7 +24,6 @@ from sensors.validate import InvalidFile, validate_jsonl
 
 log = logging.getLogger("landing.sensor")
 
-QUARANTINE = "_quarantine"
 TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".swp", "~")
 
 
