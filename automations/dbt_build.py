@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import fnmatch
 import hashlib
 import json
 import os
@@ -15,7 +14,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from landing.catalog import Catalog, load_catalog
+from landing.catalog import Catalog, Dataset, load_catalog
 from landing.contract import BUILD_DEPLOYMENT, BUILD_FAILED, BUILD_FLOW, STALE_FLOW, dataset_resource_id
 from landing.settings import Settings
 
@@ -65,19 +64,13 @@ def dbt_args(datasets: list[str], and_models: list[str], catalog: Catalog) -> li
     return args
 
 
-def dataset_signature(folder: Path, glob: str) -> str:
+def dataset_signature(ds: Dataset) -> str:
     """A digest of the names, sizes and mtimes of the dataset's files: it changes when anything lands."""
     h = hashlib.sha256()
-    try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except FileNotFoundError:
-        entries = []
-    files = 0
-    for entry in entries:
-        if fnmatch.fnmatchcase(entry.name, glob) and not entry.name.startswith("."):
-            st = entry.stat()
-            h.update(f"{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-            files += 1
+    files = ds.data_files()
+    for entry in files:
+        st = entry.stat()
+        h.update(f"{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest() if files else EMPTY_SIGNATURE
 
 
@@ -200,7 +193,7 @@ def dbt_build(datasets: list[str], and_models: list[str] | None = None, settings
 
     with warehouse_lock(settings):
         started = time.time()
-        current = {n: dataset_signature(catalog.folder(n), catalog.get(n).glob) for n in names}
+        current = {n: dataset_signature(catalog.get(n)) for n in names}
         built = marks.read()
         if all(built.get(kind + n) == sig for n, sig in current.items()):
             logger.info("up to date: nothing landed for %s since the last build", ", ".join(names))
@@ -254,10 +247,7 @@ def landing_stale(dataset: str, expected_every_seconds: int, settings: Settings 
     settings = settings or Settings()
     catalog = load_catalog(settings)
     ds = catalog.get(dataset)
-    newest = None
-    if ds.path.exists():
-        mtimes = [e.stat().st_mtime for e in os.scandir(ds.path) if not e.name.startswith(".")]
-        newest = max(mtimes) if mtimes else None
+    newest = max((e.stat().st_mtime for e in ds.data_files()), default=None)
     now = datetime.now(timezone.utc).timestamp()
     late_by = None if newest is None else max(0, int(now - newest - expected_every_seconds))
     payload = {

@@ -52,6 +52,16 @@ class Dataset:
     def path(self) -> Path:
         return Path(self.folder)
 
+    def data_files(self) -> list[os.DirEntry]:
+        """The dataset's landed files (matching its glob, not hidden), sorted by name; none if the folder is missing."""
+        try:
+            entries = os.scandir(self.path)
+        except FileNotFoundError:
+            return []
+        with entries:
+            return sorted((e for e in entries if fnmatch.fnmatchcase(e.name, self.glob) and not e.name.startswith(".")),
+                          key=lambda e: e.name)
+
     @property
     def suffix(self) -> str:
         """The file suffix new files get, taken from the glob (".jsonl")."""

@@ -80,7 +80,7 @@ def status(settings: Settings | None = None, out=print) -> int:
     now = time.time()
     out(f"{'dataset':<22} {'last file':<54} {'last build':<24} {'pending':>7} {'quarantined':>11}  stale")
     for name, ds in sorted(catalog.datasets.items()):
-        files = _data_files(ds.path, ds.glob)
+        files = [(e.name, e.stat().st_mtime) for e in ds.data_files()]
         newest = max(files, key=lambda e: e[1], default=None)
         built = [b for b in builds if name in b.get("datasets", []) and b.get("status") == "built"]
         qdir = Path(settings.root) / QUARANTINE / name
@@ -99,16 +99,6 @@ def status(settings: Settings | None = None, out=print) -> int:
     if error:
         out(f"(runs pending unknown: {error})")
     return 0
-
-
-def _data_files(folder: Path, glob: str) -> list[tuple[str, float]]:
-    import fnmatch
-
-    try:
-        return [(e.name, e.stat().st_mtime) for e in os.scandir(folder)
-                if fnmatch.fnmatchcase(e.name, glob) and not e.name.startswith(".")]
-    except FileNotFoundError:
-        return []
 
 
 def explain(target: str, settings: Settings | None = None, out=print) -> int:
