@@ -122,7 +122,7 @@ def test_failing_build_alerts_and_the_next_file_fixes_it(stack):
     assert count(settings, "select count(*) from stage_dummyjson__products where product_name is null") == 0
 
 
-def test_apply_twice_changes_nothing_and_dry_run_writes_nothing(stack, capsys):
+def test_apply_twice_changes_nothing(stack):
     settings = stack
     plan = asyncio.run(apply(settings, out=lambda *_: None))
     assert not plan.create and not plan.update and not plan.delete
@@ -160,7 +160,7 @@ def test_apply_deletes_stale_managed_and_keeps_unmanaged(stack):
     asyncio.run(scenario())
 
 
-def test_apply_cli_reports_a_missing_deployment(prefect_server, tmp_path, capsys, monkeypatch):
+def test_apply_cli_reports_a_missing_deployment(prefect_server, capsys):
     from prefect.client.orchestration import get_client
 
     async def drop():
