@@ -29,22 +29,24 @@ def desired_automations(catalog: Catalog, build_deployment: UUID, stale_deployme
     out: list[AutomationCore] = []
     for name in sorted(catalog.datasets):
         ds = catalog.datasets[name]
-        # Leading edge: the first file of a window builds at once. Trailing edge: the same window, run when it
+        # Leading edge: the first file of a window builds at once. Trailing edge: a second run when the window
         # closes, so the files whose events the window swallowed are built too (a no-op when up to date).
-        for suffix, delay, what in (
-            ("", timedelta(0), f"build source:{name}+ at the first file of each {window.seconds}s window"),
-            (" (after burst)", window, f"catch-up build of source:{name}+ {window.seconds}s after the first file of a burst"),
-        ):
-            out.append(
-                AutomationCore(
-                    name=f"{PREFIX}build {name}{suffix}",
-                    description=f"A file landed for {name}: {what}.",
-                    tags=[MANAGED_TAG],
-                    trigger=_on_landing(name, posture=Posture.Reactive, threshold=1, within=window),
-                    actions=[RunDeployment(source="selected", deployment_id=build_deployment,
-                                           parameters={"datasets": [name]}, schedule_after=delay)],
-                )
+        # Both actions hang on one trigger: the server evaluates each event once per matching trigger (about
+        # 20 ms each on SQLite here), so one trigger per dataset halves the cost of a burst.
+        params = {"datasets": [name]}
+        out.append(
+            AutomationCore(
+                name=f"{PREFIX}build {name}",
+                description=f"A file landed for {name}: build source:{name}+ at the first file of each {window.seconds}s "
+                f"window, and again when the window closes.",
+                tags=[MANAGED_TAG],
+                trigger=_on_landing(name, posture=Posture.Reactive, threshold=1, within=window),
+                actions=[
+                    RunDeployment(source="selected", deployment_id=build_deployment, parameters=params),
+                    RunDeployment(source="selected", deployment_id=build_deployment, parameters=params, schedule_after=window),
+                ],
             )
+        )
         # Prefect's proactive triggers need a window of at least 10 s.
         stale_after = max(10, ds.stale_after_seconds) if ds.stale_after_seconds else None
         if stale_after:

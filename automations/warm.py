@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
@@ -35,29 +36,46 @@ def run_warm(deployments: list, flows_by_name: dict, poll_seconds: float = 0.2, 
     import prefect_dbt  # noqa: F401
 
     log.info("warm runner: %d deployment(s), polling every %ss", len(flows), poll_seconds)
+    unreachable_since: float | None = None
     with get_client(sync_client=True) as client:
         while not stop.is_set():
-            runs = client.read_flow_runs(
-                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=list(flows))),
-                flow_run_filter=FlowRunFilter(
-                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
-                    expected_start_time=FlowRunFilterExpectedStartTime(before_=now("UTC")),
-                ),
-                sort=FlowRunSort.EXPECTED_START_TIME_ASC,
-                limit=1,
-            )
-            if not runs:
+            try:
+                run = _claim_next(client, list(flows))
+            except Exception as exc:  # the server is down or restarting: keep the warm process, retry
+                if unreachable_since is None:
+                    unreachable_since = time.monotonic()
+                    log.warning("warm runner: the Prefect server is unreachable (%s); retrying every 2 s", exc)
+                stop.wait(2.0)
+                continue
+            if unreachable_since is not None:
+                log.info("warm runner: the server is back after %.0f s", time.monotonic() - unreachable_since)
+                unreachable_since = None
+            if run is None:
                 stop.wait(poll_seconds)
                 continue
-            run = runs[0]
-            claimed = client.set_flow_run_state(run.id, Pending())
-            if claimed.status.value != "ACCEPT":
-                continue  # another runner took it
-            flow_run = client.read_flow_run(run.id)
             try:
-                run_flow(flows[run.deployment_id], flow_run=flow_run, return_type="state")
+                run_flow(flows[run.deployment_id], flow_run=run, return_type="state")
             except Exception:
                 log.exception("flow run %s crashed in the warm runner", run.id)
+
+
+def _claim_next(client, deployment_ids: list):
+    """The oldest due scheduled run of these deployments, claimed with a Pending state; None when there is none."""
+    runs = client.read_flow_runs(
+        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=deployment_ids)),
+        flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+            expected_start_time=FlowRunFilterExpectedStartTime(before_=now("UTC")),
+        ),
+        sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+        limit=1,
+    )
+    if not runs:
+        return None
+    claimed = client.set_flow_run_state(runs[0].id, Pending())
+    if claimed.status.value != "ACCEPT":
+        return None  # another runner took it
+    return client.read_flow_run(runs[0].id)
 
 
 def main_warm(deployments: list, flows_by_name: dict, poll_seconds: float) -> None:
@@ -65,4 +83,5 @@ def main_warm(deployments: list, flows_by_name: dict, poll_seconds: float) -> No
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    log.setLevel(logging.INFO)  # Prefect's logging setup leaves the root at WARNING
     run_warm(deployments, flows_by_name, poll_seconds, stop)

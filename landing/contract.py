@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
+import time
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -16,6 +18,8 @@ from prefect.events import Event
 
 from landing.catalog import Catalog, Dataset, load_catalog
 from landing.settings import Settings
+
+log = logging.getLogger(__name__)
 
 FILE_CREATED = "landing.file.created"
 FILE_REJECTED = "landing.file.rejected"
@@ -211,17 +215,20 @@ def send_events(events: list[Event]) -> None:
     run_coro_as_sync(send_events_async(events))
 
 
-def record_landed(settings: Settings, landed: LandedFile, event: Event, sent: bool) -> None:
-    """Tell the ledger (shared with the sensor) about a file this process landed, so it is not announced twice."""
-    from landing.ledger import Ledger, ledger_path
-
-    st = os.stat(landed.path)
-    ledger = Ledger(ledger_path(settings.state_dir))
-    try:
-        ledger.record(landed.path, landed.dataset, landed.sha256, st.st_size, st.st_mtime_ns,
-                      "announced" if sent else "pending", event_id=str(event.id), event=event, sent=sent)
-    finally:
-        ledger.close()
+def send_patiently(events: list[Event], patience_seconds: float) -> None:
+    """send_events, retried with backoff for up to `patience_seconds` while the server is unreachable."""
+    deadline = time.monotonic() + patience_seconds
+    delay = 0.5
+    while True:
+        try:
+            send_events(events)
+            return
+        except EmitError as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s Retrying in %.1f s (for up to %.0f s in all).", exc, delay, patience_seconds)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
 
 def land_bytes(
@@ -232,23 +239,36 @@ def land_bytes(
     catalog: Catalog | None = None,
     emit: bool = True,
 ) -> LandedFile:
-    """Land `data` for `dataset` atomically, then announce it with one `landing.file.created` event."""
+    """Land `data` for `dataset` atomically, then announce it with one `landing.file.created` event.
+
+    The event goes into the ledger's outbox in the same step as the file's record, before it is sent, so a crash or an
+    unreachable server never loses it: the sensor sends whatever the outbox still holds.
+    """
+    from landing.ledger import Ledger, ledger_path
+
     settings = settings or Settings()
     catalog = catalog or load_catalog(settings)
     ds = catalog.get(dataset)
     final = write_atomically(ds.path, data, ds.suffix)
     landed = describe_file(final, ds, settings.root, producer, data)
-    if emit:
-        event = landed.to_event()
+    if not emit:
+        return landed
+    event = landed.to_event()
+    st = os.stat(final)
+    ledger = Ledger(ledger_path(settings.state_dir))
+    try:
+        ledger.record(str(final), dataset, landed.sha256, st.st_size, st.st_mtime_ns, "pending",
+                      event_id=str(event.id), event=event)
         try:
-            send_events([event])
+            send_patiently([event], settings.emit_patience_seconds)
         except EmitError as exc:
-            record_landed(settings, landed, event, sent=False)
             raise EmitError(
                 f"{landed.relative_path} landed for {dataset}, but its event was not sent: {exc} "
                 "The file stays and its event waits in the ledger's outbox; the sensor sends it once the server is back."
             ) from exc
-        record_landed(settings, landed, event, sent=True)
+        ledger.mark_sent([str(event.id)])
+    finally:
+        ledger.close()
     return landed
 
 

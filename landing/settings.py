@@ -53,6 +53,11 @@ class Settings(BaseSettings):
         default=0.5,
         description="Base of the exponential backoff between retries (Retry-After wins when the server sends it).",
     )
+    emit_patience_seconds: float = Field(
+        default=120.0,
+        description="How long a flow keeps retrying a landing event while the Prefect server is unreachable; after that "
+        "the event waits in the ledger's outbox and the sensor sends it.",
+    )
     page_size: int = Field(
         default=100,
         description="Rows asked for per page (DummyJSON's `limit`); paging goes on until `total`.",

@@ -11,6 +11,7 @@ import pytest
 
 from landing import contract
 from landing.catalog import UnknownDatasetError, load_catalog, split_location
+from landing.ledger import Ledger, ledger_path
 from tests.conftest import read_events
 
 NAME = re.compile(r"^\d{8}T\d{12}Z-[0-9a-f]{12}\.jsonl$")
@@ -82,10 +83,17 @@ def test_event_read_back_from_server_has_every_field(settings, prefect_server):
     assert event.payload["path"] == landed.path and event.payload["bytes"] == os.path.getsize(landed.path)
 
 
-def test_unreachable_server_is_a_clear_error_and_keeps_the_file(settings, monkeypatch):
+def test_unreachable_server_is_retried_then_a_clear_error_and_the_event_waits(settings, caplog):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    settings = settings.model_copy(update={"emit_patience_seconds": 2.0})
     with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
         with pytest.raises(contract.EmitError, match=r"landed for dummyjson.carts, but its event was not sent.*prefect server start"):
             contract.land_rows("dummyjson.carts", [{"id": 1}], "test", settings)
-    assert len(os.listdir(load_catalog(settings).folder("dummyjson.carts"))) == 1
+    assert "Retrying in" in caplog.text
+    [name] = os.listdir(load_catalog(settings).folder("dummyjson.carts"))
+    ledger = Ledger(ledger_path(settings.state_dir))
+    [(event_id, event)] = ledger.due(now=float("inf"))
+    assert event.payload["relative_path"] == f"dummyjson/carts/{name}"
+    [record] = ledger.rows()
+    assert record.status == "pending" and record.event_id == event_id

@@ -30,6 +30,7 @@ class DummyJSONServer:
         self.faults: deque = deque()
         self.always: int | None = None
         self.throttle_until: float = 0.0  # answer 429 (Retry-After: 1) to everything until this time.monotonic()
+        self.delay: float = 0.0  # seconds to wait before each answer: a slow API
         self.requests: list[str] = []
         server = self
 
@@ -48,6 +49,8 @@ class DummyJSONServer:
 
             def do_GET(self):
                 server.requests.append(self.path)
+                if server.delay:
+                    time.sleep(server.delay)
                 url = urlparse(self.path)
                 table = url.path.strip("/")
                 if time.monotonic() < server.throttle_until:

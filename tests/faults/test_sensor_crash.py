@@ -1,0 +1,84 @@
+"""R1: kill -9 the sensor during a 1,000-file burst, restart it: one event id per file, every file built."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+
+import duckdb
+
+from automations.apply import apply
+from landing.contract import FILE_CREATED
+from landing.ledger import Ledger, ledger_path
+from tests.conftest import read_events
+from tests.support.served import Served, builds, delete_managed_automations, runs_of, settings_env, wait_for
+
+FILES = 1000
+
+
+def file_rows(tag: str, i: int) -> bytes:
+    """Three products with ids of this file's own, so every file's rows must reach the warehouse."""
+    return "".join(
+        json.dumps({"id": i * 3 + k, "title": f"{tag}-{i}-{k}", "price": 1.5, "category": "c", "brand": "b", "stock": 1}) + "\n"
+        for k in range(3)
+    ).encode()
+
+
+def test_kill_9_mid_burst_then_restart_loses_nothing(sensor_settings, prefect_server, tmp_path):
+    settings = sensor_settings.model_copy(update={"burst_window_seconds": 3})
+    env = {**os.environ, **settings_env(settings), "PREFECT_API_URL": prefect_server.api_url, "LANDING_SETTLE_SECONDS": "1"}
+    folder = settings.root / "dummyjson" / "products"
+    folder.mkdir(parents=True, exist_ok=True)
+    log = tmp_path / "sensor.log"
+    runs_before = {r.id for r in runs_of()}
+
+    def start(starts: int):
+        proc = subprocess.Popen([sys.executable, "-m", "sensors"], env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+        wait_for(lambda: log.read_bytes().count(b"watching") >= starts, 60, "the sensor to start")
+        return proc
+
+    with Served(settings, prefect_server.api_url, tmp_path / "serve.log"):
+        asyncio.run(apply(settings, out=lambda *_: None))
+        since = datetime.now(timezone.utc) - timedelta(seconds=5)
+        proc = start(1)
+        try:
+            for i in range(FILES):
+                (folder / f"burst-{i:04d}.jsonl").write_bytes(file_rows(tmp_path.name, i))
+                if i == FILES // 2:
+                    proc.kill()  # SIGKILL: nothing is flushed
+                    proc.wait()
+            proc = start(2)
+            events = read_events(FILE_CREATED, since, "landing.dataset.dummyjson.products", timeout=180, expect=FILES)
+            mine = sorted(e.payload["relative_path"] for e in events if e.payload["path"].startswith(str(folder)))
+            assert mine == [f"dummyjson/products/burst-{i:04d}.jsonl" for i in range(FILES)]
+            assert len({e.id for e in events}) == FILES
+            ledger = Ledger(ledger_path(settings.state_dir))
+            wait_for(lambda: ledger.pending_count() == 0, 30, "the outbox to empty")
+            records = ledger.rows()
+            assert len(records) == FILES and {r.status for r in records} == {"announced"}
+            assert len({r.event_id for r in records}) == FILES
+
+            def settled():
+                runs = [r for r in runs_of() if r.id not in runs_before]
+                return runs and all(r.state.is_final() for r in runs) and any(b["status"] == "built" for b in builds(settings)) and runs
+
+            wait_for(settled, 180, "the builds to finish")
+            time.sleep(settings.burst_window_seconds + 2)  # a run for the burst's last window may still be due
+            runs = wait_for(settled, 60, "the builds to finish")
+            assert {r.state.type.value for r in runs} == {"COMPLETED"}, [(r.name, r.state) for r in runs]
+            with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+                got = con.execute(
+                    "select count(*), count(distinct source_file) from stage_dummyjson__products where product_name like ?",
+                    [f"{tmp_path.name}-%"],
+                ).fetchone()
+            assert got == (FILES * 3, FILES)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
+            asyncio.run(delete_managed_automations())
