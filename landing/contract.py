@@ -12,7 +12,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from prefect.events import Event
 
@@ -135,12 +135,13 @@ def count_rows(data: bytes) -> int:
     return sum(1 for line in data.splitlines() if line.strip())
 
 
-def describe_file(path: Path, dataset: Dataset, root: Path, producer: str, data: bytes | None = None) -> LandedFile:
-    """The contract's description of a file already under its final name."""
+def describe_file(path: Path, dataset: Dataset, root: Path, producer: str, data: bytes | None = None,
+                  stat: os.stat_result | None = None) -> LandedFile:
+    """The contract's description of a file under its final name (`stat` given: about to be renamed to it)."""
     data = path.read_bytes() if data is None else data
     root = Path(os.path.abspath(root))
     path = Path(os.path.abspath(path))
-    stat = path.stat()
+    stat = stat or path.stat()
     return LandedFile(
         dataset=dataset.name,
         path=str(path),
@@ -153,8 +154,12 @@ def describe_file(path: Path, dataset: Dataset, root: Path, producer: str, data:
     )
 
 
-def write_atomically(folder: Path, data: bytes, suffix: str, now: datetime | None = None) -> Path:
-    """Write `data` under a unique, sortable name in `folder`; the final name appears only when complete."""
+def write_atomically(folder: Path, data: bytes, suffix: str, now: datetime | None = None,
+                     before_publish: Callable[[Path, Path], None] | None = None) -> Path:
+    """Write `data` under a unique, sortable name in `folder`; the final name appears only when complete.
+
+    `before_publish(tmp, final)` runs once the data is on disk, just before the rename to the final name.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256(data).hexdigest()
     stamp = (now or utc_now()).strftime("%Y%m%dT%H%M%S%fZ")
@@ -165,6 +170,8 @@ def write_atomically(folder: Path, data: bytes, suffix: str, now: datetime | Non
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        if before_publish:
+            before_publish(tmp, final)
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -241,27 +248,43 @@ def land_bytes(
 ) -> LandedFile:
     """Land `data` for `dataset` atomically, then announce it with one `landing.file.created` event.
 
-    The event goes into the ledger's outbox in the same step as the file's record, before it is sent, so a crash or an
-    unreachable server never loses it: the sensor sends whatever the outbox still holds.
+    The file's record and its event go into the ledger (held for this process to send) before the file appears under
+    its final name, so the sensor never announces it as its own. If this process dies, or cannot reach the server
+    within `emit_patience_seconds`, the sensor sends the event from the ledger's outbox: nothing is lost.
     """
     from landing.ledger import Ledger, ledger_path
 
     settings = settings or Settings()
     catalog = catalog or load_catalog(settings)
     ds = catalog.get(dataset)
-    final = write_atomically(ds.path, data, ds.suffix)
-    landed = describe_file(final, ds, settings.root, producer, data)
     if not emit:
-        return landed
-    event = landed.to_event()
-    st = os.stat(final)
+        final = write_atomically(ds.path, data, ds.suffix)
+        return describe_file(final, ds, settings.root, producer, data)
     ledger = Ledger(ledger_path(settings.state_dir))
-    try:
+    made: dict[str, Any] = {}
+
+    def record(tmp: Path, final: Path) -> None:
+        # In the ledger before the final name exists: the sensor, seeing the rename, knows the file is ours.
+        st = os.stat(tmp)
+        made["landed"] = landed = describe_file(final, ds, settings.root, producer, data, stat=st)
+        made["event"] = event = landed.to_event()
         ledger.record(str(final), dataset, landed.sha256, st.st_size, st.st_mtime_ns, "pending",
-                      event_id=str(event.id), event=event)
+                      event_id=str(event.id), event=event, hold_seconds=settings.emit_patience_seconds + 30)
+
+    try:
+        try:
+            write_atomically(ds.path, data, ds.suffix, before_publish=record)
+        except BaseException:
+            if "landed" in made:
+                ledger.forget(made["landed"].path)
+            raise
+        landed, event = made["landed"], made["event"]
         try:
             send_patiently([event], settings.emit_patience_seconds)
-        except EmitError as exc:
+        except BaseException as exc:
+            ledger.release([str(event.id)])  # the sensor sends it from now on
+            if not isinstance(exc, EmitError):
+                raise
             raise EmitError(
                 f"{landed.relative_path} landed for {dataset}, but its event was not sent: {exc} "
                 "The file stays and its event waits in the ledger's outbox; the sensor sends it once the server is back."

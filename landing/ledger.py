@@ -86,8 +86,11 @@ class Ledger:
 
     def record(self, path: str, dataset: str, sha256: str, size: int, mtime_ns: int, status: str,
                event_id: str | None = None, reason: str | None = None, event: Event | None = None,
-               sent: bool = False) -> None:
-        """Record a file decision and, with `event`, put the event in the outbox, in one transaction."""
+               sent: bool = False, hold_seconds: float = 0.0) -> None:
+        """Record a file decision and, with `event`, put the event in the outbox, in one transaction.
+
+        `hold_seconds` keeps the outbox's sender (the sensor) off the event for a while: its producer sends it itself.
+        """
         now = time.time()
         with self._lock:
             self._db.execute("begin immediate")
@@ -98,13 +101,27 @@ class Ledger:
                 )
                 if event is not None:
                     self._db.execute(
-                        "insert or ignore into outbox (event_id, dataset, path, event_json, created_at, sent_at) values (?, ?, ?, ?, ?, ?)",
-                        (str(event.id), dataset, path, event.model_dump_json(), now, now if sent else None),
+                        "insert or ignore into outbox (event_id, dataset, path, event_json, created_at, sent_at, next_attempt_at) "
+                        "values (?, ?, ?, ?, ?, ?, ?)",
+                        (str(event.id), dataset, path, event.model_dump_json(), now, now if sent else None, now + hold_seconds),
                     )
                 self._db.execute("commit")
             except BaseException:
                 self._db.execute("rollback")
                 raise
+
+    def forget(self, path: str) -> None:
+        """Drop a file's record and its unsent event: the producer recorded it, then failed to publish the file."""
+        with self._lock:
+            self._db.execute("begin immediate")
+            self._db.execute("delete from outbox where path = ? and sent_at is null", (path,))
+            self._db.execute("delete from files where path = ?", (path,))
+            self._db.execute("commit")
+
+    def release(self, event_ids: list[str]) -> None:
+        """Hand held events to the outbox's sender now."""
+        with self._lock:
+            self._db.executemany("update outbox set next_attempt_at = 0 where event_id = ?", [(e,) for e in event_ids])
 
     def due(self, limit: int = 500, now: float | None = None) -> list[tuple[str, Event]]:
         """Unsent events whose next attempt is due, oldest first."""
