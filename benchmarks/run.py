@@ -225,21 +225,27 @@ def b5_apply(base: Path, server: PrefectServer, datasets: int) -> dict:
 
 
 def b6_exports(base: Path, server: PrefectServer) -> dict:
-    """Export products, carts and users from a loopback DummyJSON, as flows, with their events."""
-    from flows.dummyjson import export_dummyjson
+    """Export products, carts and users from a loopback DummyJSON: one concurrent flow run, and three flow runs."""
+    from flows.dummyjson import export_dummyjson, export_dummyjson_all
+    from landing.catalog import load_catalog
 
-    settings = settings_in(base / "b6")
     with DummyJSONServer() as api:
-        settings = settings.model_copy(update={"dummyjson_base_url": api.url})
-        from landing.catalog import load_catalog
+        def settings_for(name: str) -> Settings:
+            settings = settings_in(base / name).model_copy(update={"dummyjson_base_url": api.url})
+            load_catalog(settings)  # parse outside the timing
+            return settings
 
-        load_catalog(settings)
+        one, three = settings_for("b6-one-run"), settings_for("b6-three-runs")
+        t0 = time.time()
+        export_dummyjson_all(["products", "carts", "users"], settings=one)
+        took = time.time() - t0
+        api.tables = {t: [dict(r, b6="three") for r in rows] for t, rows in api.tables.items()}  # content of its own
         t0 = time.time()
         for table in ("products", "carts", "users"):
-            export_dummyjson(table, settings=settings)
-        took = time.time() - t0
-    return {"id": "B6", "what": "export products, carts, users (3 flow runs, 610 rows, 3 events)",
-            "seconds": round(took, 2), "target": "≤ 3 s", "met": took <= 3}
+            export_dummyjson(table, settings=three)
+        three_runs = time.time() - t0
+    return {"id": "B6", "what": "export products, carts, users (610 rows, 3 events): export-dummyjson-all, one flow run",
+            "seconds": round(took, 2), "three_flow_runs_s": round(three_runs, 2), "target": "≤ 3 s", "met": took <= 3}
 
 
 def main(argv: list[str] | None = None) -> int:

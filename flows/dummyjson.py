@@ -117,3 +117,29 @@ def export_dummyjson(table: str, settings: Settings | None = None) -> LandedFile
 def exportable_tables(catalog: Catalog) -> list[str]:
     """DummyJSON endpoints the dbt project declares as sources."""
     return sorted(ds.table for ds in catalog.datasets.values() if ds.source == SOURCE)
+
+
+@flow(name="export-dummyjson-all", flow_run_name="export-dummyjson-all", log_prints=True)
+def export_dummyjson_all(tables: list[str] | None = None, settings: Settings | None = None) -> list[LandedFile]:
+    """Export several DummyJSON endpoints (default: every one the dbt project declares) concurrently, in one flow run.
+
+    Each table lands and announces its own file as soon as its fetch is done; one failing table fails the run
+    after the others have landed.
+    """
+    settings = settings or Settings()
+    catalog = load_catalog(settings)
+    tables = tables or exportable_tables(catalog)
+    datasets = [catalog.get(f"{SOURCE}.{table}").name for table in tables]  # unknown tables fail before any fetch
+    fetched = [fetch_all.submit(table, settings) for table in tables]
+    landing, errors = [], []
+    for dataset, table, future in zip(datasets, tables, fetched):
+        try:
+            rows = future.result()
+        except Exception as exc:  # the other tables still land; the run fails below, naming this one
+            errors.append(exc)
+            continue
+        landing.append(land.submit(dataset, rows, producer=f"flow:export-dummyjson/{table}", settings=settings, catalog=catalog))
+    landed = [future.result() for future in landing]
+    if errors:
+        raise errors[0]
+    return landed

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from prefect import serve
 
-from flows.dummyjson import export_dummyjson, exportable_tables
+from flows.dummyjson import export_dummyjson, export_dummyjson_all, exportable_tables
 from landing.catalog import load_catalog
 from landing.settings import Settings
 
 
 def deployments(settings: Settings | None = None) -> list:
+    """One deployment per DummyJSON table on the export cron, and one for all tables at once, run on demand."""
     settings = settings or Settings()
-    return [
+    everything = export_dummyjson_all.to_deployment(
+        name="dummyjson-all",
+        tags=["landing", "export"],
+        description="Export every DummyJSON table the dbt project declares, concurrently, in one flow run (run on demand).",
+    )
+    return [everything] + [
         export_dummyjson.to_deployment(
             name=f"dummyjson-{table}",
             parameters={"table": table},

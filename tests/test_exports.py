@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows.dummyjson import ExportError, export_dummyjson
+from flows.dummyjson import ExportError, export_dummyjson, export_dummyjson_all
 from landing.catalog import load_catalog
 from landing.contract import FILE_CREATED
 from tests.conftest import read_events
@@ -88,3 +88,17 @@ def test_bad_answers_fail_clearly_and_land_nothing(settings, dummyjson, prefect_
 def test_unknown_table_is_refused(settings, prefect_server):
     with pytest.raises(ValueError, match="unknown dataset 'dummyjson.orders'"):
         export_dummyjson("orders", settings=settings)
+
+
+def test_export_all_lands_each_table_in_one_run_and_a_failing_table_fails_it(settings, dummyjson, prefect_server, tmp_path):
+    settings = settings.model_copy(update={"dummyjson_base_url": dummyjson.url})
+    for table in ("products", "carts"):  # content of our own: the server drops repeated event ids
+        dummyjson.tables[table] = [dict(r, test=tmp_path.name) for r in dummyjson.tables[table]]
+    del dummyjson.tables["users"]  # /users answers 404
+    since = datetime.now(timezone.utc) - timedelta(seconds=5)
+    with pytest.raises(ExportError, match=r"/users.*404"):
+        export_dummyjson_all(settings=settings)
+    assert [len(landed_files(settings, f"dummyjson.{t}")) for t in ("products", "carts", "users")] == [1, 1, 0]
+    events = read_events(FILE_CREATED, since, "landing.dataset.dummyjson.", expect=2)
+    mine = sorted(e.resource.name for e in events if e.payload["path"].startswith(str(settings.root)))
+    assert mine == ["dummyjson.carts", "dummyjson.products"]
