@@ -15,7 +15,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from landing.catalog import Catalog, Dataset, load_catalog
-from landing.contract import BUILD_DEPLOYMENT, BUILD_FAILED, BUILD_FLOW, STALE_FLOW, dataset_resource_id
+from landing.contract import BUILD_DEPLOYMENT, BUILD_FAILED, BUILD_FLOW, RECONCILE_FLOW, STALE_FLOW, dataset_resource_id
 from landing.settings import Settings
 
 FLOW_NAME = BUILD_FLOW
@@ -267,3 +267,26 @@ def landing_stale(dataset: str, expected_every_seconds: int, settings: Settings 
     )
     get_run_logger().warning("%s is stale: no file within %ss (late by %ss)", dataset, expected_every_seconds, late_by)
     return payload
+
+
+@flow(name=RECONCILE_FLOW, flow_run_name="landing-reconcile")
+def landing_reconcile(settings: Settings | None = None) -> dict:
+    """Safety net on a schedule: build every dataset whose files changed since its last successful build.
+
+    Automations start builds within seconds; this catches what they missed, such as a run the server failed to
+    create under a burst of events. When everything is built it only compares signatures.
+    """
+    settings = settings or Settings()
+    logger = get_run_logger()
+    catalog = load_catalog(settings)
+    marks = Watermarks(settings.state_dir / "watermarks.json").read()
+    behind = []
+    for name in sorted(catalog.datasets):
+        signature = dataset_signature(catalog.datasets[name])
+        if signature != EMPTY_SIGNATURE and marks.get("one:" + name) != signature:
+            behind.append(name)
+    if not behind:
+        logger.info("every dataset is built: nothing landed since its last build")
+        return {"behind": []}
+    logger.warning("files landed for %s with no build since: building them now", ", ".join(behind))
+    return {"behind": behind, **dbt_build(behind, settings=settings)}

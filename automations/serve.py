@@ -1,13 +1,25 @@
-"""Serve the dbt build deployment (one run at a time) and the staleness alert deployment."""
+"""Serve the dbt build deployment (one run at a time), the staleness alert and the reconcile safety net."""
 
 from __future__ import annotations
 
 from prefect import serve
 
-from automations.dbt_build import DEPLOYMENT_NAME, STALE_FLOW_NAME, dbt_build, landing_stale
+from datetime import datetime, timedelta, timezone
+
+from prefect.client.schemas.schedules import IntervalSchedule
+
+from automations.dbt_build import DEPLOYMENT_NAME, STALE_FLOW_NAME, dbt_build, landing_reconcile, landing_stale
+from landing.contract import RECONCILE_FLOW
+from landing.settings import Settings
+
+FLOWS = (dbt_build, landing_stale, landing_reconcile)
 
 
-def deployments() -> list:
+def deployments(settings: Settings | None = None) -> list:
+    settings = settings or Settings()
+    every = timedelta(seconds=settings.reconcile_seconds)
+    # anchored half an interval ahead, so starting the runner does not start a reconcile at once
+    schedules = [IntervalSchedule(interval=every, anchor_date=datetime.now(timezone.utc) + every / 2)] if every else []
     return [
         dbt_build.to_deployment(
             name=DEPLOYMENT_NAME,
@@ -19,6 +31,13 @@ def deployments() -> list:
             tags=["landing"],
             description="Emits landing.dataset.stale. Started by the freshness automations.",
         ),
+        landing_reconcile.to_deployment(
+            name=RECONCILE_FLOW,
+            tags=["landing", "dbt"],
+            schedules=schedules,
+            description=f"Safety net every {settings.reconcile_seconds}s (LANDING_RECONCILE_SECONDS): builds datasets "
+            "with files no build has covered yet.",
+        ),
     ]
 
 
@@ -27,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(
         prog="python -m automations.serve",
-        description="Serve the dbt-build and landing-stale deployments, one flow run at a time, until stopped.",
+        description="Serve the dbt-build, landing-stale and landing-reconcile deployments, one flow run at a time, until stopped.",
     )
     parser.add_argument("--subprocess", action="store_true",
                         help="use Prefect's runner (a new process per flow run) instead of the warm in-process runner")
@@ -39,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         from automations.warm import main_warm
 
-        main_warm(deployments(), {f.name: f for f in (dbt_build, landing_stale)}, args.poll)
+        main_warm(deployments(), {f.name: f for f in FLOWS}, args.poll)
 
 
 if __name__ == "__main__":

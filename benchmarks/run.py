@@ -25,7 +25,7 @@ RESULTS = REPO_ROOT / "benchmarks" / "results"
 
 
 def settings_in(base: Path, **kw) -> Settings:
-    return Settings(root=base / "landing", state_dir=base / "state", dbt_project_dir=REPO_ROOT / "dbt", **kw)
+    return Settings(root=base / "landing", state_dir=base / "state", dbt_project_dir=REPO_ROOT / "dbt", **{"reconcile_seconds": 0, **kw})
 
 
 def b1_drop_to_build(base: Path, server: PrefectServer, reps: int) -> dict:

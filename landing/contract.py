@@ -30,6 +30,7 @@ BUILD_FAILED = "landing.build.failed"
 BUILD_FLOW = "dbt-build"
 BUILD_DEPLOYMENT = "dbt-build"
 STALE_FLOW = "landing-stale"
+RECONCILE_FLOW = "landing-reconcile"
 MANAGED_TAG = "managed-by:landing-apply"
 
 QUARANTINE_DIR = "_quarantine"  # <LANDING_ROOT>/_quarantine/<dataset>/: bad files and their reasons

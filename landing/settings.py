@@ -70,6 +70,11 @@ class Settings(BaseSettings):
         default=3600,
         description="Default window within which every source of a model that needs all its sources must land.",
     )
+    reconcile_seconds: int = Field(
+        default=300,
+        description="Safety net: how often the landing-reconcile deployment builds any dataset whose files changed "
+        "since its last successful build (a trigger lost under load); 0 turns it off.",
+    )
     max_file_bytes: int = Field(
         default=50 * 1024 * 1024,
         description="The sensor quarantines dropped files larger than this many bytes.",

@@ -45,6 +45,7 @@ def settings(tmp_path) -> Settings:
         state_dir=tmp_path / "state",
         dbt_project_dir=REPO_ROOT / "dbt",
         http_backoff_seconds=0.01,
+        reconcile_seconds=0,  # a test that wants the scheduled safety net turns it on
     )
 
 

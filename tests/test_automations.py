@@ -21,7 +21,8 @@ FIXTURE = {t: load_fixture(t) for t in ("products", "carts", "users")}
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, prefect_server):
     base = tmp_path_factory.mktemp("e2e")
-    settings = Settings(root=base / "landing", state_dir=base / "state", dbt_project_dir=REPO_ROOT / "dbt", burst_window_seconds=3)
+    settings = Settings(root=base / "landing", state_dir=base / "state", dbt_project_dir=REPO_ROOT / "dbt", burst_window_seconds=3,
+                        reconcile_seconds=0)
     with Served(settings, prefect_server.api_url, base / "serve.log"):
         asyncio.run(apply(settings, out=lambda *_: None))
         yield settings

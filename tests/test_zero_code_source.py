@@ -46,7 +46,8 @@ def extended(tmp_path_factory, prefect_server):
     shutil.copytree(REPO_ROOT / "dbt", project, ignore=shutil.ignore_patterns("target", "logs", ".user.yml"))
     (project / "models" / "staging" / "shop").mkdir(parents=True)
     (project / "models" / "staging" / "shop" / "__sources.yml").write_text(textwrap.dedent(EXTRA_SOURCES))
-    settings = Settings(root=base / "landing", state_dir=base / "state", dbt_project_dir=project, burst_window_seconds=2)
+    settings = Settings(root=base / "landing", state_dir=base / "state", dbt_project_dir=project, burst_window_seconds=2,
+                        reconcile_seconds=0)
     with Served(settings, prefect_server.api_url, base / "serve.log"):
         yield settings
     asyncio.run(delete_managed_automations())

@@ -19,6 +19,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "LANDING_STATE_DIR": str(settings.state_dir),
         "LANDING_DBT_PROJECT_DIR": str(settings.dbt_project_dir),
         "LANDING_BURST_WINDOW_SECONDS": str(settings.burst_window_seconds),
+        "LANDING_RECONCILE_SECONDS": str(settings.reconcile_seconds),
     }
 
 
