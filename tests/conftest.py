@@ -83,11 +83,15 @@ def read_events(event_name: str, since, resource_prefix: str = "landing.", timeo
                 next_page = page.next_page
             return events
 
+    def unique():
+        # paging while events still arrive can shift a page boundary and return one event twice
+        return list({e.id: e for e in asyncio.run(fetch())}.values())
+
     deadline = time.monotonic() + timeout
-    events = asyncio.run(fetch())
+    events = unique()
     while (expect is None or len(events) < expect) and time.monotonic() < deadline:
-        time.sleep(0.5)
-        events = asyncio.run(fetch())
+        time.sleep(1.0)
+        events = unique()
         if expect is None:
             break
     return events
