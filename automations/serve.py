@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from prefect import serve
-
 from datetime import datetime, timedelta, timezone
 
+from prefect import serve
 from prefect.client.schemas.schedules import IntervalSchedule
 
 from automations.dbt_build import DEPLOYMENT_NAME, STALE_FLOW_NAME, dbt_build, landing_reconcile, landing_stale
