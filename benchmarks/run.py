@@ -28,6 +28,15 @@ def settings_in(base: Path, **kw) -> Settings:
     return Settings(root=base / "landing", state_dir=base / "state", dbt_project_dir=REPO_ROOT / "dbt", **{"reconcile_seconds": 0, **kw})
 
 
+def wait_for_sensor(log: Path, timeout: float = 60) -> None:
+    """Until the sensor says it is watching (its observer is scheduled)."""
+    deadline = time.time() + timeout
+    while b"watching" not in (log.read_bytes() if log.exists() else b""):
+        if time.time() > deadline:
+            raise RuntimeError(f"the sensor did not start: {log}")
+        time.sleep(0.2)
+
+
 def b1_drop_to_build(base: Path, server: PrefectServer, reps: int) -> dict:
     """Drop one file → build complete, with the warm runner, and with Prefect's runner (the native pattern) as baseline."""
     warm = _drop_to_build(base / "b1-warm", server, reps, ())
@@ -54,7 +63,7 @@ def _drop_to_build(base: Path, server: PrefectServer, reps: int, serve_args: tup
         sensor = subprocess.Popen([sys.executable, "-m", "sensors"], env=env, stdout=open(base / "sensor.log", "wb"),
                                   stderr=subprocess.STDOUT)
         try:
-            time.sleep(5)
+            wait_for_sensor(base / "sensor.log")
             folder = settings.root / "dummyjson" / "products"
             times = []
             for i in range(reps):
@@ -112,7 +121,7 @@ def b2_burst(base: Path, server: PrefectServer, files: int, seconds: float) -> d
         sensor = subprocess.Popen([sys.executable, "-m", "sensors"], env=env, stdout=open(base / "b2-sensor.log", "wb"),
                                   stderr=subprocess.STDOUT)
         try:
-            time.sleep(5)
+            wait_for_sensor(base / "b2-sensor.log")
             from datetime import datetime, timedelta, timezone
 
             since = datetime.now(timezone.utc) - timedelta(seconds=2)

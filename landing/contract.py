@@ -236,7 +236,7 @@ def send_patiently(events: list[Event], patience_seconds: float) -> None:
                 raise
             log.warning("%s Retrying in %.1f s (for up to %.0f s in all).", exc, delay, patience_seconds)
             time.sleep(delay)
-            delay = min(delay * 2, 10.0)
+            delay = min(delay * 2, 5.0)
 
 
 def land_bytes(

@@ -56,11 +56,24 @@ class Ledger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("pragma journal_mode=wal")
+        self._use_wal()
         # WAL with synchronous=normal survives kill -9 (only a power cut can lose the last commits, and then the
         # start-up scan re-decides those files: same content, same event id, stored once by the server).
         self._db.execute("pragma synchronous=normal")
         self._db.executescript(SCHEMA)
+
+    def _use_wal(self) -> None:
+        # Switching a new file to WAL needs it to itself and fails at once, without the busy timeout, when another
+        # process or thread opens the same new ledger at the same moment (two exports landing concurrently).
+        for attempt in range(200):
+            try:
+                if self._db.execute("pragma journal_mode").fetchone()[0] != "wal":
+                    self._db.execute("pragma journal_mode=wal")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 199:
+                    raise
+                time.sleep(0.05)
 
     def close(self) -> None:
         with self._lock:

@@ -10,7 +10,7 @@ from landing.settings import REPO_ROOT
 
 
 def test_every_benchmark_runs_with_tiny_sizes(tmp_path):
-    args = ["--reps", "1", "--files", "30", "--burst", "20", "--burst-seconds", "2", "--datasets", "5", "--results", str(tmp_path)]
+    args = ["--reps", "1", "--files", "30", "--burst", "20", "--burst-seconds", "1", "--datasets", "5", "--results", str(tmp_path)]
     proc = subprocess.run([sys.executable, "-m", "benchmarks.run", *args], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from landing.contract import land_rows
+from landing.contract import FILE_CREATED, land_rows
+from tests.conftest import read_events
 from tests.support.prefect_server import PrefectServer
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -22,9 +24,12 @@ def test_event_feed_shows_the_landing_event(settings, tmp_path):
     server = PrefectServer(tmp_path / "prefect-ui", ui=True).start()
     try:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            since = datetime.now(timezone.utc) - timedelta(seconds=5)
             landed = land_rows("dummyjson.products", [{"id": 1, "title": "seen in the UI", "price": 1}], "test:ui", settings)
+            # the server stores received events in batches: wait until its API lists it, as the UI will ask
+            assert read_events(FILE_CREATED, since, "landing.dataset.", timeout=30, expect=1)
         dom = ""
-        for _ in range(3):  # the single-page app renders the feed after its API calls return
+        for _ in range(5):  # the single-page app renders the feed after its API calls return; a busy machine is slow
             dom = subprocess.run(
                 [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
