@@ -19,22 +19,14 @@ from pathlib import Path
 from landing.settings import REPO_ROOT, Settings
 from tests.support.dummyjson_server import DummyJSONServer
 from tests.support.prefect_server import PrefectServer
-from tests.support.served import Served, builds, settings_env
+from tests.support.sensing import product_rows
+from tests.support.served import Served, builds, settings_env, wait_for, warehouse_row
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 
 
 def settings_in(base: Path, **kw) -> Settings:
     return Settings(root=base / "landing", state_dir=base / "state", dbt_project_dir=REPO_ROOT / "dbt", **{"reconcile_seconds": 0, **kw})
-
-
-def wait_for_sensor(log: Path, timeout: float = 60) -> None:
-    """Until the sensor says it is watching (its observer is scheduled)."""
-    deadline = time.time() + timeout
-    while b"watching" not in (log.read_bytes() if log.exists() else b""):
-        if time.time() > deadline:
-            raise RuntimeError(f"the sensor did not start: {log}")
-        time.sleep(0.2)
 
 
 def b1_drop_to_build(base: Path, server: PrefectServer, reps: int) -> dict:
@@ -63,7 +55,7 @@ def _drop_to_build(base: Path, server: PrefectServer, reps: int, serve_args: tup
         sensor = subprocess.Popen([sys.executable, "-m", "sensors"], env=env, stdout=open(base / "sensor.log", "wb"),
                                   stderr=subprocess.STDOUT)
         try:
-            wait_for_sensor(base / "sensor.log")
+            wait_for(lambda: b"watching" in (base / "sensor.log").read_bytes(), 60, "the sensor to start")
             folder = settings.root / "dummyjson" / "products"
             times = []
             for i in range(reps):
@@ -85,26 +77,6 @@ def _drop_to_build(base: Path, server: PrefectServer, reps: int, serve_args: tup
     return sorted(times)
 
 
-def product_rows(tag: str, i: int, n: int = 3) -> bytes:
-    """`n` products with ids of file `i`'s own, so every file's rows must reach the warehouse."""
-    return "".join(
-        json.dumps({"id": i * n + k, "title": f"{tag}-{i}-{k}", "price": 1.5, "category": "c", "brand": "b", "stock": 1}) + "\n"
-        for k in range(n)
-    ).encode()
-
-
-def warehouse_count(settings: Settings, sql: str, params: list) -> int | None:
-    import duckdb
-
-    if not settings.warehouse.exists():
-        return None
-    try:
-        with duckdb.connect(str(settings.warehouse), read_only=True) as con:
-            return con.execute(sql, params).fetchone()[0]
-    except duckdb.Error:  # not built yet, or a build holds the single-writer lock
-        return None
-
-
 def b2_burst(base: Path, server: PrefectServer, files: int, seconds: float) -> dict:
     """`files` files dropped over `seconds` for one dataset: events, dbt builds, and when every row is in the warehouse."""
     from automations.apply import apply
@@ -121,7 +93,7 @@ def b2_burst(base: Path, server: PrefectServer, files: int, seconds: float) -> d
         sensor = subprocess.Popen([sys.executable, "-m", "sensors"], env=env, stdout=open(base / "b2-sensor.log", "wb"),
                                   stderr=subprocess.STDOUT)
         try:
-            wait_for_sensor(base / "b2-sensor.log")
+            wait_for(lambda: b"watching" in (base / "b2-sensor.log").read_bytes(), 60, "the sensor to start")
             from datetime import datetime, timedelta, timezone
 
             since = datetime.now(timezone.utc) - timedelta(seconds=2)
@@ -133,7 +105,7 @@ def b2_burst(base: Path, server: PrefectServer, files: int, seconds: float) -> d
                 time.sleep(max(0.0, t0 + seconds * (i + 1) / files - time.time()))
             last = time.time()
             sql = "select count(*) from stage_dummyjson__products where product_name like ?"
-            while (warehouse_count(settings, sql, [f"{tag}-%"]) or 0) < files * 3 and time.time() - last < 600:
+            while ((warehouse_row(settings, sql, [f"{tag}-%"]) or (0,))[0]) < files * 3 and time.time() - last < 600:
                 time.sleep(0.2)
             all_rows = time.time() - last
             events = read_events(FILE_CREATED, since, "landing.dataset.dummyjson.products", timeout=120, expect=files)

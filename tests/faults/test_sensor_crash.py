@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -11,23 +10,14 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 
-import duckdb
-
 from automations.apply import apply
 from landing.contract import FILE_CREATED
 from landing.ledger import Ledger, ledger_path
 from tests.conftest import read_events
-from tests.support.served import Served, builds, delete_managed_automations, runs_of, settings_env, wait_for
+from tests.support.sensing import product_rows
+from tests.support.served import Served, builds, delete_managed_automations, runs_of, settings_env, wait_for, warehouse_row
 
 FILES = 1000
-
-
-def file_rows(tag: str, i: int) -> bytes:
-    """Three products with ids of this file's own, so every file's rows must reach the warehouse."""
-    return "".join(
-        json.dumps({"id": i * 3 + k, "title": f"{tag}-{i}-{k}", "price": 1.5, "category": "c", "brand": "b", "stock": 1}) + "\n"
-        for k in range(3)
-    ).encode()
 
 
 def test_kill_9_mid_burst_then_restart_loses_nothing(sensor_settings, prefect_server, tmp_path):
@@ -49,7 +39,7 @@ def test_kill_9_mid_burst_then_restart_loses_nothing(sensor_settings, prefect_se
         proc = start(1)
         try:
             for i in range(FILES):
-                (folder / f"burst-{i:04d}.jsonl").write_bytes(file_rows(tmp_path.name, i))
+                (folder / f"burst-{i:04d}.jsonl").write_bytes(product_rows(tmp_path.name, i))
                 if i == FILES // 2:
                     proc.kill()  # SIGKILL: nothing is flushed
                     proc.wait()
@@ -62,16 +52,11 @@ def test_kill_9_mid_burst_then_restart_loses_nothing(sensor_settings, prefect_se
             assert len({r.event_id for r in records}) == FILES
 
             def rows_built():
-                if not settings.warehouse.exists():
-                    return None
-                try:
-                    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
-                        return con.execute(
-                            "select count(*), count(distinct source_file) from stage_dummyjson__products where product_name like ?",
-                            [f"{tmp_path.name}-%"],
-                        ).fetchone()
-                except duckdb.Error:  # not built yet, or a build holds the lock
-                    return None
+                return warehouse_row(
+                    settings,
+                    "select count(*), count(distinct source_file) from stage_dummyjson__products where product_name like ?",
+                    [f"{tmp_path.name}-%"],
+                )
 
             wait_for(lambda: rows_built() == (FILES * 3, FILES), 240, "every file's rows in the warehouse")
 

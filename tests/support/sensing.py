@@ -18,6 +18,15 @@ def rows(tag: str, n: int = 3) -> bytes:
     return "".join(json.dumps({"id": i, "title": f"{tag}-{i}", "price": 1.5}) + "\n" for i in range(n)).encode()
 
 
+def product_rows(tag: str, i: int, n: int = 3) -> bytes:
+    """`n` complete products (every column staging selects) with ids of file `i`'s own, so each file's rows survive
+    staging's newest-file-per-id rule and must all reach the warehouse."""
+    return "".join(
+        json.dumps({"id": i * n + k, "title": f"{tag}-{i}-{k}", "price": 1.5, "category": "c", "brand": "b", "stock": 1}) + "\n"
+        for k in range(n)
+    ).encode()
+
+
 class Harness:
     def __init__(self, settings, polling=False):
         self.settings = settings

@@ -86,6 +86,19 @@ def builds(settings: Settings) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def warehouse_row(settings: Settings, sql: str, params: list | tuple = ()) -> tuple | None:
+    """One row from the warehouse, read-only; None while it is not built yet or a build holds the writer's lock."""
+    import duckdb
+
+    if not settings.warehouse.exists():
+        return None
+    try:
+        with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+            return con.execute(sql, list(params)).fetchone()
+    except duckdb.Error:
+        return None
+
+
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
