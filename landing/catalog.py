@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import fcntl
 import fnmatch
 import hashlib
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
+import shutil
+import tempfile
+import threading
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from landing.settings import Settings
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 _IGNORED_DIRS = {"target", "logs", "dbt_packages", ".user.yml"}
 _FIRST_QUOTED = re.compile(r"""['"]([^'"]+)['"]""")
 _WILDCARD = re.compile(r"[*?\[]")
+COMPRESSION_SUFFIXES = (".gz", ".gzip", ".zst", ".zstd")
+DEFAULT_TYPE = "VARCHAR"
 
 
 class CatalogError(Exception):
@@ -28,16 +34,19 @@ class UnknownDatasetError(ValueError):
 
 @dataclass(frozen=True)
 class Dataset:
-    """One dbt source table with `meta.external_location`: a folder where files land."""
+    """One dbt source table with `meta.external_location`: a drop folder, and the accepted folder dbt reads."""
 
     name: str  # "<source>.<table>"
     source: str
     table: str
     unique_id: str
-    location: str  # the rendered external_location
-    folder: str  # absolute folder the files land in
-    glob: str  # file pattern inside the folder, e.g. "*.jsonl"
-    columns: tuple[str, ...] = ()
+    location: str  # the rendered external_location: dbt's reader over the accepted folder
+    folder: str  # absolute folder people and systems drop files into (under LANDING_ROOT)
+    accepted_folder: str  # absolute folder of accepted files, the only ones dbt reads (under LANDING_ACCEPTED_ROOT)
+    glob: str  # file pattern inside both folders, e.g. "*.jsonl"
+    columns: tuple[str, ...] = ()  # every column the source declares, in order
+    column_types: tuple[str, ...] = ()  # their declared data_type (VARCHAR where none is declared)
+    required: tuple[str, ...] = ()  # columns with a not_null test: present and non-null in every row
     description: str = ""
     freshness_warn_seconds: int | None = None
     freshness_error_seconds: int | None = None
@@ -50,22 +59,52 @@ class Dataset:
 
     @property
     def path(self) -> Path:
+        """The drop folder."""
         return Path(self.folder)
 
+    @property
+    def accepted_path(self) -> Path:
+        """The accepted folder: what dbt reads."""
+        return Path(self.accepted_folder)
+
+    @property
+    def schema(self) -> dict[str, str]:
+        """Declared column → declared data_type."""
+        return dict(zip(self.columns, self.column_types))
+
+    def matches(self, name: str) -> bool:
+        """A data file name for this dataset: matches the glob and is not hidden."""
+        return fnmatch.fnmatchcase(name, self.glob) and not name.startswith(".")
+
     def data_files(self) -> list[os.DirEntry]:
-        """The dataset's landed files (matching its glob, not hidden), sorted by name; none if the folder is missing."""
+        """The dataset's accepted files (what dbt reads), sorted by name, that is by landing time."""
         try:
-            entries = os.scandir(self.path)
+            entries = os.scandir(self.accepted_path)
         except FileNotFoundError:
             return []
         with entries:
-            return sorted((e for e in entries if fnmatch.fnmatchcase(e.name, self.glob) and not e.name.startswith(".")),
-                          key=lambda e: e.name)
+            return sorted((e for e in entries if self.matches(e.name)), key=lambda e: e.name)
 
     @property
     def suffix(self) -> str:
-        """The file suffix new files get, taken from the glob (".jsonl")."""
-        return PurePosixPath(self.glob).suffix or ".jsonl"
+        """The suffix files landed by a producer get: the glob's literal ending ("*.csv.gz" → ".csv.gz"), else the
+        reader's usual one (".jsonl", ".csv", ".parquet") where the glob allows it."""
+        tail = self.glob.rsplit("*", 1)[-1]
+        reader = self.location.split("(", 1)[0].strip().lower()
+        usual = ".csv" if "csv" in reader else ".parquet" if "parquet" in reader else ".jsonl"
+        for candidate in (tail, usual, usual.rstrip("l")):
+            if candidate and not _WILDCARD.search(candidate) and fnmatch.fnmatchcase("x" + candidate, self.glob):
+                return candidate
+        return usual
+
+    def suffix_for(self, name: str) -> str:
+        """The accepted name's suffix for a dropped file: as much of its name's ending as the glob needs to match."""
+        suffixes = PurePosixPath(name).suffixes
+        for n in range(1, len(suffixes) + 1):
+            candidate = "".join(suffixes[-n:])
+            if fnmatch.fnmatchcase("x" + candidate, self.glob) and (n > 1 or suffixes[-1].lower() not in COMPRESSION_SUFFIXES):
+                return candidate
+        return "".join(suffixes[-2:]) or self.suffix
 
 
 @dataclass(frozen=True)
@@ -102,10 +141,18 @@ class Catalog:
         return self.get(name).path
 
     def dataset_for_path(self, path: str | os.PathLike) -> Dataset | None:
-        """The dataset whose folder and glob the file at `path` matches, if any."""
+        """The dataset whose drop folder and glob the file at `path` matches, if any."""
         p = Path(os.path.abspath(path))
         for ds in self.datasets.values():
-            if p.parent == ds.path and fnmatch.fnmatchcase(p.name, ds.glob):
+            if p.parent == ds.path and ds.matches(p.name):
+                return ds
+        return None
+
+    def dataset_for_accepted(self, path: str | os.PathLike) -> Dataset | None:
+        """The dataset whose accepted folder holds the file at `path`, if any."""
+        p = Path(os.path.abspath(path))
+        for ds in self.datasets.values():
+            if p.parent == ds.accepted_path:
                 return ds
         return None
 
@@ -124,7 +171,8 @@ class Catalog:
     def from_json(cls, data: dict) -> "Catalog":
         datasets = {}
         for d in data["datasets"]:
-            d["columns"] = tuple(d["columns"])
+            for key in ("columns", "column_types", "required"):
+                d[key] = tuple(d[key])
             datasets[d["name"]] = Dataset(**d)
         models = {}
         for m in data["models"]:
@@ -151,33 +199,58 @@ def _period_seconds(spec: dict | None) -> int | None:
     return int(spec["count"]) * unit
 
 
-def catalog_from_manifest(manifest: dict, root: str) -> Catalog:
-    """Build the catalog from a dbt manifest (as a dict, the shape of manifest.json)."""
-    catalog = Catalog(root=root)
+def _not_null_columns(manifest: dict) -> dict[str, set[str]]:
+    """Source unique_id → columns carrying a not_null data test."""
+    out: dict[str, set[str]] = {}
+    for node in manifest.get("nodes", {}).values():
+        if node.get("resource_type") != "test" or (node.get("test_metadata") or {}).get("name") != "not_null":
+            continue
+        column = node.get("column_name")
+        for parent in node.get("depends_on", {}).get("nodes", []):
+            if parent.startswith("source.") and column:
+                out.setdefault(parent, set()).add(column)
+    return out
+
+
+def catalog_from_manifest(manifest: dict) -> Catalog:
+    """Build the catalog from a dbt manifest parsed with the root placeholders (the shape of manifest.json)."""
+    catalog = Catalog(root=ROOT_PLACEHOLDER)
+    required = _not_null_columns(manifest)
     for uid, src in sorted(manifest.get("sources", {}).items()):
         location = (src.get("meta") or {}).get("external_location") or (
             src.get("config", {}).get("meta") or {}
         ).get("external_location")
         if not location:
             continue
+        name = f"{src['source_name']}.{src['name']}"
         folder, glob = split_location(location)
         if "/" in glob:
             raise CatalogError(
-                f"source {src['source_name']}.{src['name']}: external_location {location!r} "
+                f"source {name}: external_location {location!r} "
                 "must put files directly in one folder (a glob like <folder>/*.jsonl)"
             )
+        if not (folder + "/").startswith(ACCEPTED_PLACEHOLDER + "/"):
+            raise CatalogError(
+                f"source {name}: external_location {location!r} must read below "
+                "{{ env_var('LANDING_ACCEPTED_ROOT', '/tmp/landing/_accepted') }}: dbt reads accepted files only, "
+                "and files are dropped into the same folder below LANDING_ROOT (see docs/adding-a-source.md)"
+            )
+        relative = folder[len(ACCEPTED_PLACEHOLDER):]
         freshness = src.get("freshness") or {}
         landing_meta = (src.get("meta") or {}).get("landing") or {}
-        name = f"{src['source_name']}.{src['name']}"
+        columns = src.get("columns") or {}
         catalog.datasets[name] = Dataset(
             name=name,
             source=src["source_name"],
             table=src["name"],
             unique_id=uid,
             location=location,
-            folder=folder,
+            folder=ROOT_PLACEHOLDER + relative,
+            accepted_folder=folder,
             glob=glob,
-            columns=tuple(src.get("columns", {}).keys()),
+            columns=tuple(columns),
+            column_types=tuple((c.get("data_type") or DEFAULT_TYPE) for c in columns.values()),
+            required=tuple(c for c in columns if c in required.get(uid, ())),
             description=src.get("description") or "",
             freshness_warn_seconds=_period_seconds(freshness.get("warn_after")),
             freshness_error_seconds=_period_seconds(freshness.get("error_after")),
@@ -216,6 +289,8 @@ def catalog_from_manifest(manifest: dict, root: str) -> Catalog:
 
 
 ROOT_PLACEHOLDER = "/__LANDING_ROOT__"
+ACCEPTED_PLACEHOLDER = "/__LANDING_ACCEPTED_ROOT__"
+_PARSE_LOCK = threading.Lock()  # dbt's parser and the placeholder environment are process-wide
 
 
 def _project_fingerprint(project: Path) -> str:
@@ -232,13 +307,13 @@ def _project_fingerprint(project: Path) -> str:
     return h.hexdigest()
 
 
-def parse_manifest(project: Path) -> dict:
-    """Run dbt's parser in this process, with LANDING_ROOT as a placeholder, and return the manifest."""
+def parse_manifest(project: Path, target: Path) -> dict:
+    """Run dbt's parser in this process into `target`, with the roots as placeholders, and return the manifest."""
     from dbt.cli.main import dbtRunner
 
-    target = project / "target"
-    saved = os.environ.get("LANDING_ROOT")
-    os.environ["LANDING_ROOT"] = ROOT_PLACEHOLDER
+    placeholders = {"LANDING_ROOT": ROOT_PLACEHOLDER, "LANDING_ACCEPTED_ROOT": ACCEPTED_PLACEHOLDER}
+    saved = {k: os.environ.get(k) for k in placeholders}
+    os.environ.update(placeholders)
     try:
         result = dbtRunner().invoke(
             [
@@ -252,10 +327,11 @@ def parse_manifest(project: Path) -> dict:
             ]
         )
     finally:
-        if saved is None:
-            os.environ.pop("LANDING_ROOT", None)
-        else:
-            os.environ["LANDING_ROOT"] = saved
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     if not result.success or result.result is None:
         raise CatalogError(
             f"dbt could not parse the project in {project}: {result.exception}. "
@@ -264,22 +340,37 @@ def parse_manifest(project: Path) -> dict:
     return json.loads((target / "manifest.json").read_text())
 
 
-def _render_root(catalog: Catalog, root: str) -> Catalog:
-    root = os.path.abspath(root)
-    datasets = {}
-    for name, ds in catalog.datasets.items():
-        d = asdict(ds)
-        d["location"] = ds.location.replace(ROOT_PLACEHOLDER, root)
-        d["folder"] = os.path.abspath(ds.folder.replace(ROOT_PLACEHOLDER, root))
-        datasets[name] = Dataset(**{**d, "columns": ds.columns})
+def _render_root(catalog: Catalog, root: str, accepted: str) -> Catalog:
+    root, accepted = os.path.abspath(root), os.path.abspath(accepted)
+
+    def render(text: str) -> str:
+        return text.replace(ACCEPTED_PLACEHOLDER, accepted).replace(ROOT_PLACEHOLDER, root)
+
+    datasets = {
+        name: replace(ds, location=render(ds.location), folder=os.path.abspath(render(ds.folder)),
+                      accepted_folder=os.path.abspath(render(ds.accepted_folder)))
+        for name, ds in catalog.datasets.items()
+    }
     return Catalog(root=root, datasets=datasets, models=catalog.models)
 
 
-def load_catalog(settings: Settings | None = None) -> Catalog:
-    """The catalog of the settings' dbt project, for its landing root.
+def _read_cache(cache: Path, key: str) -> Catalog | None:
+    try:
+        data = json.loads(cache.read_text())
+        if data.get("key") == key:
+            return Catalog.from_json(data["catalog"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
 
-    dbt parses the project once per content change; the result is cached in the project's
-    target folder with the landing root as a placeholder, so every root shares it.
+
+def load_catalog(settings: Settings | None = None) -> Catalog:
+    """The catalog of the settings' dbt project, for its landing and accepted roots.
+
+    dbt parses the project once per content change; the result is cached in the project's target folder with the
+    roots as placeholders, so every root shares it. Any number of processes may load it at once on a cold or changed
+    project: one parses (under a lock, into a private folder) and publishes the cache atomically, the others wait and
+    read it.
     """
     settings = settings or Settings()
     project = Path(settings.dbt_project_dir).resolve()
@@ -287,15 +378,19 @@ def load_catalog(settings: Settings | None = None) -> Catalog:
         raise CatalogError(f"no dbt project at {project}: set LANDING_DBT_PROJECT_DIR to the folder holding dbt_project.yml")
     key = _project_fingerprint(project)
     cache = project / "target" / "landing_catalog.json"
-    try:
-        data = json.loads(cache.read_text())
-        if data.get("key") == key:
-            return _render_root(Catalog.from_json(data["catalog"]), str(settings.root))
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    catalog = catalog_from_manifest(parse_manifest(project), ROOT_PLACEHOLDER)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(f".landing_catalog.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"key": key, "catalog": catalog.to_json()}, indent=1))
-    os.replace(tmp, cache)
-    return _render_root(catalog, str(settings.root))
+    catalog = _read_cache(cache, key)
+    if catalog is None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with _PARSE_LOCK, open(cache.with_name(".landing_catalog.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            catalog = _read_cache(cache, key)  # another process may have parsed it while this one waited
+            if catalog is None:
+                private = Path(tempfile.mkdtemp(prefix=".landing-parse-", dir=cache.parent))
+                try:
+                    catalog = catalog_from_manifest(parse_manifest(project, private))
+                    tmp = private / "landing_catalog.json"
+                    tmp.write_text(json.dumps({"key": key, "catalog": catalog.to_json()}, indent=1))
+                    os.replace(tmp, cache)
+                finally:
+                    shutil.rmtree(private, ignore_errors=True)
+    return _render_root(catalog, str(settings.root), str(settings.accepted))

@@ -1,4 +1,4 @@
-"""The landing contract: atomic file landing and the one `landing.file.created` event shape."""
+"""The landing contract: accepted files under sortable names, atomic landing, and the `landing.file.*` event shapes."""
 
 from __future__ import annotations
 
@@ -7,16 +7,17 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from prefect.events import Event
 
-from landing.catalog import Catalog, Dataset, load_catalog
+from landing.catalog import Catalog, load_catalog
 from landing.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ RECONCILE_FLOW = "landing-reconcile"
 MANAGED_TAG = "managed-by:landing-apply"
 
 QUARANTINE_DIR = "_quarantine"  # <LANDING_ROOT>/_quarantine/<dataset>/: bad files and their reasons
+INCOMING_DIR = ".incoming"  # <LANDING_ACCEPTED_ROOT>/.incoming/: files being written, never matched by a dataset's glob
 
 DATASET_PREFIX = "landing.dataset."
 FILE_PREFIX = "landing.file."
@@ -62,18 +64,37 @@ def event_id(dataset: str, sha256: str) -> uuid.UUID:
     return uuid.uuid5(EVENT_NAMESPACE, f"{dataset}:{sha256}")
 
 
+_last_stamp = datetime.min.replace(tzinfo=timezone.utc)
+_stamp_lock = threading.Lock()
+
+
+def landing_stamp(now: datetime | None = None) -> datetime:
+    """The landing time of a newly accepted file: now, strictly later than the last one this process gave."""
+    global _last_stamp
+    with _stamp_lock:
+        stamp = max(now or utc_now(), _last_stamp + timedelta(microseconds=1))
+        _last_stamp = stamp
+        return stamp
+
+
+def accepted_name(stamp: datetime, sha256: str, suffix: str) -> str:
+    """`<UTC %Y%m%dT%H%M%S%fZ>-<sha12><suffix>`: accepted files sort by landing time, whatever they were called."""
+    return f"{stamp.strftime('%Y%m%dT%H%M%S%fZ')}-{sha256[:12]}{suffix}"
+
+
 @dataclass(frozen=True)
 class LandedFile:
-    """A complete file under its final name in a dataset's landing folder: the event payload."""
+    """An accepted file under its final name in a dataset's accepted folder: the event payload."""
 
     dataset: str
-    path: str
-    relative_path: str
+    path: str  # the accepted file, which dbt reads
+    relative_path: str  # relative to LANDING_ACCEPTED_ROOT
     bytes: int
     sha256: str
     rows: int
     landed_at: str
     producer: str
+    dropped_as: str | None = None  # relative to LANDING_ROOT: the name it was dropped under (the sensor's files)
 
     @property
     def event_id(self) -> uuid.UUID:
@@ -93,7 +114,7 @@ class LandedFile:
                 {
                     "prefect.resource.id": file_resource_id(self.relative_path),
                     "prefect.resource.role": "file",
-                    "prefect.resource.name": Path(self.relative_path).name,
+                    "prefect.resource.name": Path(self.dropped_as or self.relative_path).name,
                     "sha256": self.sha256,
                 }
             ],
@@ -132,40 +153,21 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def count_rows(data: bytes) -> int:
-    return sum(1 for line in data.splitlines() if line.strip())
-
-
-def describe_file(path: Path, dataset: Dataset, root: Path, producer: str, data: bytes | None = None,
-                  stat: os.stat_result | None = None) -> LandedFile:
-    """The contract's description of a file under its final name (`stat` given: about to be renamed to it)."""
-    data = path.read_bytes() if data is None else data
-    root = Path(os.path.abspath(root))
-    path = Path(os.path.abspath(path))
-    stat = stat or path.stat()
-    return LandedFile(
-        dataset=dataset.name,
-        path=str(path),
-        relative_path=path.relative_to(root).as_posix(),
-        bytes=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        rows=count_rows(data),
-        landed_at=datetime.fromtimestamp(stat.st_mtime, timezone.utc).isoformat(),
-        producer=producer,
-    )
-
-
 def write_atomically(folder: Path, data: bytes, suffix: str, now: datetime | None = None,
-                     before_publish: Callable[[Path, Path], None] | None = None) -> Path:
+                     before_publish: Callable[[Path, Path], None] | None = None, incoming: Path | None = None) -> Path:
     """Write `data` under a unique, sortable name in `folder`; the final name appears only when complete.
 
+    The data is written in `incoming` (default: `folder` itself, under a dot-name) and renamed into place.
     `before_publish(tmp, final)` runs once the data is on disk, just before the rename to the final name.
     """
     folder.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256(data).hexdigest()
-    stamp = (now or utc_now()).strftime("%Y%m%dT%H%M%S%fZ")
-    final = folder / f"{stamp}-{digest[:12]}{suffix}"
-    tmp = folder / f".{final.name}.{os.getpid()}.tmp"
+    final = folder / accepted_name(landing_stamp(now), digest, suffix)
+    if incoming is None:
+        tmp = folder / f".{final.name}.{os.getpid()}.tmp"
+    else:
+        incoming.mkdir(parents=True, exist_ok=True)
+        tmp = incoming / f"{os.getpid()}-{threading.get_ident()}-{final.name}"  # keeps the suffix: DuckDB reads it
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
@@ -245,36 +247,48 @@ def land_bytes(
     producer: str,
     settings: Settings | None = None,
     catalog: Catalog | None = None,
-    emit: bool = True,
+    suffix: str | None = None,
 ) -> LandedFile:
-    """Land `data` for `dataset` atomically, then announce it with one `landing.file.created` event.
+    """Land `data` (in the dataset's format) straight into its accepted folder, then announce it with one event.
 
-    The file's record and its event go into the ledger (held for this process to send) before the file appears under
-    its final name, so the sensor never announces it as its own. If this process dies, or cannot reach the server
-    within `emit_patience_seconds`, the sensor sends the event from the ledger's outbox: nothing is lost.
+    The data is first checked with the same read dbt makes (landing.reader): a file dbt could not build raises
+    InvalidFile and lands nothing. The file's record and its event go into the ledger (held for this process to send)
+    before the file appears under its final name. If this process dies, or cannot reach the server within
+    `emit_patience_seconds`, the sensor sends the event from the ledger's outbox: nothing is lost.
     """
     from landing.ledger import Ledger, ledger_path
+    from landing.reader import InvalidFile, connect, validate_file
 
     settings = settings or Settings()
     catalog = catalog or load_catalog(settings)
     ds = catalog.get(dataset)
-    if not emit:
-        final = write_atomically(ds.path, data, ds.suffix)
-        return describe_file(final, ds, settings.root, producer, data)
     ledger = Ledger(ledger_path(settings.state_dir))
     made: dict[str, Any] = {}
 
     def record(tmp: Path, final: Path) -> None:
-        # In the ledger before the final name exists: the sensor, seeing the rename, knows the file is ours.
+        con = connect()
+        try:
+            rows = validate_file(con, ds, str(tmp))
+        except InvalidFile as exc:
+            raise InvalidFile(f"{dataset}: {producer} produced a file dbt could not build ({exc}); nothing was landed") from None
+        finally:
+            con.close()
+        # In the ledger before the final name exists: if this process dies now, the sensor still sends its event.
         st = os.stat(tmp)
-        made["landed"] = landed = describe_file(final, ds, settings.root, producer, data, stat=st)
+        made["landed"] = landed = LandedFile(
+            dataset=ds.name, path=str(final), relative_path=final.relative_to(settings.accepted).as_posix(),
+            bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), rows=rows,
+            landed_at=_stamp_of(final.name), producer=producer,
+        )
         made["event"] = event = landed.to_event()
         ledger.record(str(final), dataset, landed.sha256, st.st_size, st.st_mtime_ns, "pending",
-                      event_id=str(event.id), event=event, hold_seconds=settings.emit_patience_seconds + 30)
+                      event_id=str(event.id), event=event, hold_seconds=settings.emit_patience_seconds + 30,
+                      accepted_path=str(final))
 
     try:
         try:
-            write_atomically(ds.path, data, ds.suffix, before_publish=record)
+            write_atomically(ds.accepted_path, data, suffix or ds.suffix, before_publish=record,
+                             incoming=settings.accepted / INCOMING_DIR)
         except BaseException:
             if "landed" in made:
                 ledger.forget(made["landed"].path)
@@ -296,13 +310,17 @@ def land_bytes(
     return landed
 
 
+def _stamp_of(name: str) -> str:
+    """The landing time an accepted name carries, as ISO 8601 UTC."""
+    return datetime.strptime(name.split("-", 1)[0], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=timezone.utc).isoformat()
+
+
 def land_rows(
     dataset: str,
     rows: Iterable[Mapping[str, Any]],
     producer: str,
     settings: Settings | None = None,
     catalog: Catalog | None = None,
-    emit: bool = True,
 ) -> LandedFile:
-    """Land rows as newline-delimited JSON through land_bytes."""
-    return land_bytes(dataset, rows_to_jsonl(rows), producer, settings, catalog, emit)
+    """Land rows as newline-delimited JSON through land_bytes (for datasets read with read_json)."""
+    return land_bytes(dataset, rows_to_jsonl(rows), producer, settings, catalog, suffix=None)

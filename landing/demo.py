@@ -31,16 +31,12 @@ def demo(settings: Settings | None = None, timeout: float = 180, out=print) -> i
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     started = time.time()
     dropped = {}
-    for sample in sorted((REPO_ROOT / "samples").glob("*/*.jsonl")):
-        ds = catalog.datasets.get(f"{sample.parent.name}.{sample.stem}")
-        if ds is None:
-            continue
+    for sample, ds in sample_files(catalog):
         # a field unique to this demo run, so the sensor does not take the file for a duplicate of the last demo
-        rows = [dict(json.loads(line), _demo_run=stamp) for line in sample.read_text().splitlines() if line.strip()]
-        data = "".join(json.dumps(r) + "\n" for r in rows).encode()
-        path = write_atomically(ds.path, data, ds.suffix)
+        data, rows = unique_copy(sample, stamp)
+        path = write_atomically(ds.path, data, ds.suffix_for(sample.name))
         dropped[ds.name] = path
-        out(f"dropped {len(rows):>4} rows for {ds.name:<20} → {path}")
+        out(f"dropped {rows:>4} rows for {ds.name:<26} → {path}")
     if not dropped:
         out("no sample file matches a dataset of the dbt project")
         return 1
@@ -77,6 +73,36 @@ def demo(settings: Settings | None = None, timeout: float = 180, out=print) -> i
     for run_id, what in seen_runs.items():
         out(f"  {what:<50} {ui}/runs/flow-run/{run_id}")
     return 0
+
+
+def sample_files(catalog) -> list:
+    """(file, dataset) for each sample in samples/<source>/<table>.<ext> whose dataset the dbt project declares."""
+    found = []
+    for sample in sorted((REPO_ROOT / "samples").glob("*/*")):
+        ds = catalog.datasets.get(f"{sample.parent.name}.{sample.name.split('.', 1)[0]}")
+        if ds is not None and ds.matches(sample.name):
+            found.append((sample, ds))
+    return found
+
+
+def unique_copy(sample, stamp: str) -> tuple[bytes, int]:
+    """The sample's rows with an extra `_demo_run` column (which no source declares, so dbt ignores it)."""
+    if sample.suffix == ".csv":
+        lines = [line for line in sample.read_text().splitlines() if line.strip()]
+        text = lines[0] + ",_demo_run\n" + "".join(f"{line},{stamp}\n" for line in lines[1:])
+        return text.encode(), len(lines) - 1
+    if sample.suffix == ".parquet":
+        import tempfile
+
+        import duckdb
+
+        with tempfile.TemporaryDirectory() as tmp, duckdb.connect() as con:
+            out = f"{tmp}/sample.parquet"
+            con.execute(f"copy (select *, '{stamp}' as _demo_run from read_parquet('{sample}')) to '{out}' (format parquet)")
+            rows = con.execute(f"select count(*) from read_parquet('{out}')").fetchone()[0]
+            return open(out, "rb").read(), rows
+    rows = [dict(json.loads(line), _demo_run=stamp) for line in sample.read_text().splitlines() if line.strip()]
+    return "".join(json.dumps(r) + "\n" for r in rows).encode(), len(rows)
 
 
 def _print_counts(settings: Settings, catalog, out) -> None:

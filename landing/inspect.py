@@ -126,9 +126,12 @@ async def _explain(target: str, settings: Settings, catalog: Catalog, root: Path
     else:
         path = os.path.abspath(target)
     record = ledger.file(path) if path else None
+    if path and record is None:
+        record = ledger.by_accepted(path)  # the accepted file dbt reads, rather than the name it was dropped under
     if path:
         out(f"file      {path}")
-        ds = catalog.dataset_for_path(Path(path)) if not Path(path).is_relative_to(root / QUARANTINE) else None
+        ds = None if Path(path).is_relative_to(root / QUARANTINE) else (
+            catalog.dataset_for_path(Path(path)) or catalog.dataset_for_accepted(Path(path)))
         if ds is None and record is None:
             out("dataset   unknown: no dbt source has this folder and file pattern "
                 f"(known: {', '.join(f'{d.name} → {d.path}/{d.glob}' for d in catalog.datasets.values())})")
@@ -141,6 +144,9 @@ async def _explain(target: str, settings: Settings, catalog: Catalog, root: Path
                 + ": is `python -m sensors` running? It announces unseen files on start.")
             return 1
         out(f"ledger    {record.status}" + (f": {record.reason}" if record.reason else ""))
+        if record.accepted_path:
+            out(f"accepted  {record.accepted_path} (dropped as {record.path})" if record.accepted_path != record.path
+                else f"accepted  {record.accepted_path} (landed there by its producer)")
         if record.status == "quarantined":
             out(f"why       quarantined, so never announced: {record.reason}. The file is in {root / QUARANTINE / dataset}/")
             return 0

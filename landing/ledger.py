@@ -20,7 +20,8 @@ create table if not exists files (
     event_id text,
     status text not null,          -- pending | announced | duplicate | quarantined
     reason text,
-    updated_at real not null
+    updated_at real not null,
+    accepted_path text             -- where an accepted file lives (what dbt reads); null for the others
 );
 create table if not exists outbox (
     event_id text primary key,     -- deterministic: uuid5(dataset, sha256) for landing.file.created
@@ -36,6 +37,9 @@ create index if not exists outbox_unsent on outbox (sent_at) where sent_at is nu
 """
 
 
+_FIELDS = "path, dataset, sha256, size, mtime_ns, event_id, status, reason, accepted_path"
+
+
 @dataclass(frozen=True)
 class FileRecord:
     path: str
@@ -46,6 +50,7 @@ class FileRecord:
     event_id: str | None
     status: str
     reason: str | None
+    accepted_path: str | None = None
 
 
 class Ledger:
@@ -61,6 +66,10 @@ class Ledger:
         # start-up scan re-decides those files: same content, same event id, stored once by the server).
         self._db.execute("pragma synchronous=normal")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("pragma table_info(files)")}
+        if "accepted_path" not in columns:  # a ledger from before the accepted area
+            self._db.execute("alter table files add column accepted_path text")
+        self._db.execute("create index if not exists files_accepted on files (accepted_path)")
 
     def _use_wal(self) -> None:
         # Switching a new file to WAL needs it to itself and fails at once, without the busy timeout, when another
@@ -82,7 +91,7 @@ class Ledger:
     def file(self, path: str) -> FileRecord | None:
         with self._lock:
             row = self._db.execute(
-                "select path, dataset, sha256, size, mtime_ns, event_id, status, reason from files where path = ?", (path,)
+                f"select {_FIELDS} from files where path = ?", (path,)
             ).fetchone()
         return FileRecord(*row) if row else None
 
@@ -99,7 +108,7 @@ class Ledger:
 
     def record(self, path: str, dataset: str, sha256: str, size: int, mtime_ns: int, status: str,
                event_id: str | None = None, reason: str | None = None, event: Event | None = None,
-               sent: bool = False, hold_seconds: float = 0.0) -> None:
+               sent: bool = False, hold_seconds: float = 0.0, accepted_path: str | None = None) -> None:
         """Record a file decision and, with `event`, put the event in the outbox, in one transaction.
 
         `hold_seconds` keeps the outbox's sender (the sensor) off the event for a while: its producer sends it itself.
@@ -109,8 +118,9 @@ class Ledger:
             self._db.execute("begin immediate")
             try:
                 self._db.execute(
-                    "insert or replace into files values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (path, dataset, sha256, size, mtime_ns, event_id, status, reason, now),
+                    "insert or replace into files (path, dataset, sha256, size, mtime_ns, event_id, status, reason, "
+                    "updated_at, accepted_path) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (path, dataset, sha256, size, mtime_ns, event_id, status, reason, now, accepted_path),
                 )
                 if event is not None:
                     self._db.execute(
@@ -171,7 +181,13 @@ class Ledger:
     def rows(self) -> list[FileRecord]:
         with self._lock:
             return [FileRecord(*r) for r in self._db.execute(
-                "select path, dataset, sha256, size, mtime_ns, event_id, status, reason from files order by path")]
+                f"select {_FIELDS} from files order by path")]
+
+    def by_accepted(self, accepted_path: str) -> FileRecord | None:
+        """The record of the file accepted as `accepted_path`."""
+        with self._lock:
+            row = self._db.execute(f"select {_FIELDS} from files where accepted_path = ?", (accepted_path,)).fetchone()
+        return FileRecord(*row) if row else None
 
 
 def ledger_path(state_dir: Path) -> Path:

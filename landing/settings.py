@@ -23,7 +23,14 @@ class Settings(BaseSettings):
 
     root: Path = Field(
         default=Path("/tmp/landing"),
-        description="Landing root: each dataset lands in a folder below it (LANDING_ROOT).",
+        description="Landing root, where people and other systems drop files: each dataset has a folder below it "
+        "(LANDING_ROOT). dbt never reads here.",
+    )
+    accepted_root: Path | None = Field(
+        default=None,
+        description="Where accepted files live and dbt reads (LANDING_ACCEPTED_ROOT, the root every source's "
+        "external_location names). Defaults to <root>/_accepted; keep it on the same filesystem as the root so "
+        "accepting a file is a rename.",
     )
     state_dir: Path = Field(
         default=REPO_ROOT / ".state",
@@ -77,7 +84,7 @@ class Settings(BaseSettings):
     )
     max_file_bytes: int = Field(
         default=50 * 1024 * 1024,
-        description="The sensor quarantines dropped files larger than this many bytes.",
+        description="The sensor quarantines dropped files larger than this many bytes (validation reads the whole file).",
     )
     settle_seconds: float = Field(
         default=2.0,
@@ -98,6 +105,11 @@ class Settings(BaseSettings):
         return self.warehouse_path or self.state_dir / "warehouse.duckdb"
 
     @property
+    def accepted(self) -> Path:
+        """The root of the accepted area: the only files dbt reads."""
+        return self.accepted_root or self.root / "_accepted"
+
+    @property
     def dbt_target_dir(self) -> Path:
         """dbt's target folder, kept in the state folder so the project folder stays clean."""
         return self.state_dir / "dbt-target"
@@ -111,6 +123,7 @@ class Settings(BaseSettings):
         """Environment variables the dbt project reads through env_var()."""
         return {
             "LANDING_ROOT": str(self.root),
+            "LANDING_ACCEPTED_ROOT": str(self.accepted),
             "LANDING_WAREHOUSE_PATH": str(self.warehouse),
         }
 

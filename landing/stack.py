@@ -11,6 +11,8 @@ import time
 import httpx
 
 from landing.catalog import load_catalog
+from landing.contract import QUARANTINE_DIR
+from landing.demo import sample_files
 from landing.settings import REPO_ROOT, Settings
 
 
@@ -110,12 +112,13 @@ def up(settings: Settings | None = None) -> int:
         print("landing folders:")
         for name, ds in sorted(catalog.datasets.items()):
             print(f"  {name:<24} {ds.path}/{ds.glob}")
-        samples = [(p, catalog.datasets.get(f"{p.parent.name}.{p.stem}")) for p in sorted((REPO_ROOT / "samples").glob("*/*.jsonl"))]
-        samples = [(p, ds) for p, ds in samples if ds is not None]
+        samples = [(p, ds) for p, ds in sample_files(catalog) if ds.name == "dummyjson.users"] or sample_files(catalog)
         if samples:
             sample, ds = samples[-1]
-            print("drop a file:")
-            print(f"  cp {sample.relative_to(REPO_ROOT)} {ds.path}/hello-$(date +%s).jsonl")
+            print("drop a file (dbt reads it once the sensor has accepted it into the accepted area):")
+            print(f"  cp {sample.relative_to(REPO_ROOT)} {ds.path}/hello-$(date +%s){ds.suffix_for(sample.name)}")
+        print(f"accepted files:  {settings.accepted} (what dbt reads)")
+        print(f"quarantine:      {settings.root / QUARANTINE_DIR} (bad files, with a .reason.txt each)")
         print("Ctrl-C stops everything.\n")
         while not stopping:
             for name, proc in procs:

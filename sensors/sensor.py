@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import contextvars
+import errno
+import hashlib
 import logging
 import os
 import queue
+import shutil
 import stat
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -17,10 +21,12 @@ from watchdog.observers.polling import PollingObserver
 
 from landing.catalog import Catalog, Dataset, load_catalog
 from landing.contract import QUARANTINE_DIR as QUARANTINE
-from landing.contract import EmitError, describe_file, event_id, rejected_event, send_events
+from landing.contract import (
+    EmitError, LandedFile, accepted_name, event_id, landing_stamp, rejected_event, send_events,
+)
 from landing.ledger import Ledger, ledger_path
+from landing.reader import InvalidFile, connect, validate_many
 from landing.settings import Settings
-from sensors.validate import InvalidFile, validate_jsonl
 
 log = logging.getLogger("landing.sensor")
 
@@ -29,6 +35,18 @@ TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".swp", "~")
 
 def is_temp_name(name: str) -> bool:
     return name.startswith(".") or name.endswith(TEMP_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A complete dropped file, read and identified, waiting for validation."""
+
+    path: str
+    real: str
+    dataset: Dataset
+    stat: os.stat_result
+    sha256: str
+    event_id: str
 
 
 class _Handler(FileSystemEventHandler):
@@ -59,11 +77,17 @@ class Sensor:
     def __init__(self, settings: Settings | None = None, polling: bool = False, poll_interval: float = 0.5):
         settings = settings or Settings()
         self.root = Path(os.path.realpath(settings.root))
-        self.settings = settings.model_copy(update={"root": self.root})
+        self.settings = settings.model_copy(
+            update={"root": self.root, "accepted_root": Path(os.path.realpath(settings.accepted))})
         self.catalog: Catalog = load_catalog(self.settings)
         self.polling = polling
         self.poll_interval = poll_interval
+        self.accepted = self.settings.accepted
+        self._accepted_prefix = str(self.accepted) + os.sep
+        self._quarantine_prefix = str(self.root / QUARANTINE) + os.sep
         self.ledger = Ledger(ledger_path(self.settings.state_dir))
+        self._con = None  # DuckDB for validation, opened on first use
+        self._con_lock = threading.Lock()
         self._queue: queue.Queue[tuple[str, bool]] = queue.Queue()
         self._candidates: dict[str, tuple[int, int, float]] = {}
         self._said: set[tuple[str, str]] = set()
@@ -79,6 +103,7 @@ class Sensor:
         self.root.mkdir(parents=True, exist_ok=True)
         for ds in self.catalog.datasets.values():
             ds.path.mkdir(parents=True, exist_ok=True)
+            ds.accepted_path.mkdir(parents=True, exist_ok=True)
         self._observer = PollingObserver(timeout=self.poll_interval) if self.polling else Observer()
         self._observer.schedule(_Handler(self), str(self.root), recursive=True)
         self._observer.start()
@@ -111,31 +136,38 @@ class Sensor:
         if left:
             log.warning("%d event(s) wait in the ledger %s; they are sent on the next start", left, self.ledger.path)
         self.ledger.close()
+        with self._con_lock:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
         return left
 
     def catch_up(self) -> int:
-        """Queue every data file in the dataset folders that the ledger does not know as it is now."""
+        """Queue every data file in the drop folders that the ledger does not know as it is now, oldest arrival first
+        (the inode change time: a rename or copy into the folder sets it), so landing order follows arrival."""
         known = self.ledger.known_paths()
         now = time.time()
-        queued = 0
+        found = []
         for ds in self.catalog.datasets.values():
             try:
-                entries = list(os.scandir(ds.path))
+                entries = os.scandir(ds.path)
             except FileNotFoundError:
                 continue
-            for entry in entries:
-                if is_temp_name(entry.name):
-                    continue
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                if known.get(entry.path) == (st.st_size, st.st_mtime_ns):
-                    continue
-                settled = now - st.st_mtime >= self.settings.settle_seconds
-                self.submit(entry.path, complete=settled)
-                queued += 1
-        return queued
+            with entries:
+                for entry in entries:
+                    if is_temp_name(entry.name):
+                        continue
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
+                    if known.get(entry.path) == (st.st_size, st.st_mtime_ns):
+                        continue
+                    found.append((st.st_ctime_ns, entry.path, now - st.st_mtime >= self.settings.settle_seconds))
+        found.sort()
+        for _, path, settled in found:
+            self.submit(path, complete=settled)
+        return len(found)
 
     def submit(self, path: str, complete: bool) -> None:
         self._queue.put((path, complete))
@@ -153,25 +185,39 @@ class Sensor:
     def _work(self) -> None:
         last_rescan = time.monotonic()
         while not self._stop.is_set():
+            batch = self._take(limit=500)
+            complete = [path for path, is_complete in batch if is_complete]
             try:
-                path, complete = self._queue.get(timeout=0.2)
-            except queue.Empty:
-                path = None
-            if path is not None:
-                try:
-                    if complete:
+                for path, is_complete in batch:
+                    if is_complete:
                         self._candidates.pop(path, None)
-                        self.process(path)
                     else:
                         self._watch_candidate(path)
-                except Exception:
-                    log.exception("%s: unexpected error; the file is left in place and retried on the next scan", path)
-                finally:
+                if complete:
+                    self.process_many(complete)
+            except Exception:
+                log.exception("unexpected error deciding %d file(s); they are left in place and retried on the next scan",
+                              len(complete))
+            finally:
+                for _ in batch:
                     self._queue.task_done()
             self._check_candidates()
             if not self.polling and time.monotonic() - last_rescan > self.settings.rescan_seconds:
                 last_rescan = time.monotonic()
                 self.catch_up()
+
+    def _take(self, limit: int) -> list[tuple[str, bool]]:
+        """The next queued files: waits briefly for one, then takes what else is already waiting, up to `limit`."""
+        try:
+            batch = [self._queue.get(timeout=0.2)]
+        except queue.Empty:
+            return []
+        while len(batch) < limit:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
 
     def _watch_candidate(self, path: str) -> None:
         try:
@@ -196,7 +242,10 @@ class Sensor:
                 self._candidates[path] = (st.st_size, st.st_mtime_ns, time.monotonic())
             elif time.monotonic() - since >= settle:
                 del self._candidates[path]
-                self.process(path)
+                try:
+                    self.process(path)
+                except Exception:
+                    log.exception("%s: unexpected error; the file is left in place and retried on the next scan", path)
 
     def _say_once(self, path: str, message: str, level: int = logging.INFO) -> None:
         """Log a decision about `path` once, not on every filesystem event for it."""
@@ -206,19 +255,54 @@ class Sensor:
 
     def process(self, path: str) -> str:
         """Decide about one file; returns the decision (also logged, one line per file)."""
+        return self.process_many([path])[path]
+
+    def process_many(self, paths: list[str]) -> dict[str, str]:
+        """Decide about files, validating those of one dataset in one read where they are all valid."""
+        decisions: dict[str, str] = {}
+        todo: dict[str, list[_Candidate]] = {}
+        seen: dict[str, str] = {}  # event id → path, for duplicates within the batch
+        for path in dict.fromkeys(paths):
+            found = self._screen(path)
+            if isinstance(found, str):
+                decisions[path] = found
+                continue
+            first = seen.setdefault(found.event_id, path)
+            if first != path:
+                decisions[path] = self._duplicate(found, first)
+                continue
+            todo.setdefault(found.dataset.name, []).append(found)
+        for items in todo.values():
+            ds = items[0].dataset
+            with self._con_lock:
+                if self._con is None:
+                    self._con = connect()
+                verdicts = validate_many(self._con, ds, [c.real for c in items])
+            for c in items:
+                verdict = verdicts[c.real]
+                if isinstance(verdict, InvalidFile):
+                    decisions[c.path] = self.quarantine(Path(c.path), ds, c.stat, str(verdict), c.sha256)
+                else:
+                    decisions[c.path] = self._accept(c, verdict)
+        if any(d == "accepted" for d in decisions.values()):
+            self._wake_sender.set()
+        return decisions
+
+    def _screen(self, path: str) -> "str | _Candidate":
+        """A decision for files that need no validation, else the file read and identified."""
         p = Path(path)
         if is_temp_name(p.name):
             return "ignored: temporary or hidden name"
         if ".." in p.parts or not os.path.abspath(path).startswith(str(self.root) + os.sep):
             self._say_once(path, f"{path}: refused, the name leaves the landing root", logging.WARNING)
             return "refused"
+        absolute = os.path.abspath(path)
+        if absolute.startswith(self._accepted_prefix) or absolute.startswith(self._quarantine_prefix):
+            return "ignored: accepted or quarantined"
         real = os.path.realpath(path)
         if not real.startswith(str(self.root) + os.sep):
             self._say_once(path, f"{path}: refused, a symlink to {real}, outside the landing root; not read", logging.WARNING)
             return "refused"
-        rel = p.relative_to(self.root).as_posix()
-        if rel.startswith(QUARANTINE + "/"):
-            return "ignored: quarantine"
         ds = self.catalog.dataset_for_path(p)
         if ds is None:
             self._say_once(path, f"{path}: unmatched, no dbt source has this folder and pattern; ignored")
@@ -232,38 +316,66 @@ class Sensor:
             return "ignored: not a regular file"
         rec = self.ledger.file(path)
         if rec and (rec.size, rec.mtime_ns) == (st.st_size, st.st_mtime_ns):
-            return "unchanged"
+            if rec.status == "duplicate":
+                return "unchanged"
+            if rec.status in ("pending", "announced") and rec.accepted_path and not os.path.exists(rec.accepted_path):
+                self._publish(Path(real), Path(rec.accepted_path))  # a crash came between the record and the move
+                log.info("%s %s: accepted as %s (finished after a restart)", ds.name, p.name, Path(rec.accepted_path).name)
+                return "accepted"
         if st.st_size > self.settings.max_file_bytes:
             return self.quarantine(p, ds, st, f"file is {st.st_size} bytes, over the {self.settings.max_file_bytes}-byte cap (LANDING_MAX_FILE_BYTES)", None)
         try:
             with open(real, "rb") as fh:
-                data = fh.read()
+                digest = hashlib.file_digest(fh, "sha256").hexdigest()
         except OSError as exc:
             return self.quarantine(p, ds, st, f"unreadable: {exc.strerror}", None)
-        landed = describe_file(p, ds, self.root, "sensor", data)
-        eid = str(event_id(ds.name, landed.sha256))
+        eid = str(event_id(ds.name, digest))
+        candidate = _Candidate(path, real, ds, st, digest, eid)
         owner = self.ledger.event_owner(eid)
-        if owner is not None:
-            self.ledger.record(path, ds.name, landed.sha256, st.st_size, st.st_mtime_ns,
-                               "duplicate" if owner != path else (rec.status if rec else "announced"),
-                               event_id=eid, reason=f"same content as {owner}")
-            if owner != path:
-                log.info("%s %s: duplicate of %s, not announced", ds.name, p.name, Path(owner).name)
-                return "duplicate"
-            return "unchanged"
-        try:
-            validate_jsonl(data, ds, self.settings.max_file_bytes)
-        except InvalidFile as exc:
-            return self.quarantine(p, ds, st, str(exc), landed.sha256)
+        if owner is not None and owner != path:
+            return self._duplicate(candidate, owner)
+        return candidate
+
+    def _duplicate(self, c: "_Candidate", owner: str) -> str:
+        self.ledger.record(c.path, c.dataset.name, c.sha256, c.stat.st_size, c.stat.st_mtime_ns, "duplicate",
+                           event_id=c.event_id, reason=f"same content as {owner}")
+        log.info("%s %s: duplicate of %s, left in place and not announced", c.dataset.name, Path(c.path).name, Path(owner).name)
+        return "duplicate"
+
+    def _accept(self, c: "_Candidate", rows: int) -> str:
+        """Record the file and its event, then move it into the accepted area under the contract's name."""
+        ds = c.dataset
+        stamp = landing_stamp()
+        accepted = ds.accepted_path / accepted_name(stamp, c.sha256, ds.suffix_for(Path(c.path).name))
+        landed = LandedFile(
+            dataset=ds.name, path=str(accepted), relative_path=accepted.relative_to(self.accepted).as_posix(),
+            bytes=c.stat.st_size, sha256=c.sha256, rows=rows, landed_at=stamp.isoformat(), producer="sensor",
+            dropped_as=Path(c.path).relative_to(self.root).as_posix(),
+        )
         event = landed.to_event()
-        self.ledger.record(path, ds.name, landed.sha256, st.st_size, st.st_mtime_ns, "pending", event_id=eid, event=event)
-        self._wake_sender.set()
-        return "queued"
+        self.ledger.record(c.path, ds.name, c.sha256, c.stat.st_size, c.stat.st_mtime_ns, "pending",
+                           event_id=c.event_id, event=event, accepted_path=str(accepted))
+        self._publish(Path(c.real), accepted)
+        log.info("%s %s: accepted as %s (%d rows)", ds.name, Path(c.path).name, accepted.name, rows)
+        return "accepted"
+
+    @staticmethod
+    def _publish(src: Path, dest: Path) -> None:
+        """Move a file into the accepted area: a rename, or a copy where the accepted area is on another filesystem."""
+        try:
+            os.replace(src, dest)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            tmp = dest.with_name(f".{dest.name}.tmp")
+            shutil.copy2(src, tmp)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, dest)
+            os.unlink(src)
 
     def quarantine(self, p: Path, ds: Dataset, st: os.stat_result, reason: str, sha256: str | None) -> str:
         """Move a bad file to <root>/_quarantine/<dataset>/ with a reason file, and queue a rejected event."""
-        import hashlib
-
         if sha256 is None:  # not read (too big or unreadable): identify it by name, size and mtime
             sha256 = hashlib.sha256(f"{p.name}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
         folder = self.root / QUARANTINE / ds.name

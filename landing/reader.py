@@ -1,0 +1,207 @@
+"""How dbt reads a dataset (its external_location, with the declared schema), and the same read applied to one file.
+
+dbt's side of this is the `source()` override in `dbt/macros/landing_source.sql`; the two produce the same SQL
+(tests/unit/test_reader.py compiles the project to check). A file is valid when this read of it succeeds, yields
+rows, and fills every required column in every row: a valid file is a buildable file.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import re
+from pathlib import Path
+
+from landing.catalog import Dataset
+
+_FIRST_QUOTED = re.compile(r"""'((?:[^']|'')*)'|"([^"]*)\"""")
+_CAST_ERRORS = ("Conversion Error", "Could not convert", "Failed to cast", "transform error")
+
+
+class InvalidFile(ValueError):
+    """The file cannot be built for its dataset; the message is the reason written beside the quarantined file."""
+
+
+def quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def function_name(location: str) -> str:
+    return location.split("(", 1)[0].strip().lower()
+
+
+def _compact(location: str) -> str:
+    return location.replace(" ", "").lower()
+
+
+def has_filename(location: str) -> bool:
+    return "filename=true" in _compact(location)
+
+
+def reader_call(ds: Dataset, paths: list[str] | None = None, types: dict[str, str] | None = None) -> str:
+    """The external_location's reader call, over `paths` instead of its glob when given, with the declared schema:
+    read_json gets `columns=` (no sniffing; a missing key reads as NULL), read_csv and read_parquet get
+    `union_by_name=true` (each file's own header), read_csv gets `skip=0` (the sniffer may not skip ragged rows)."""
+    location = ds.location.strip()
+    if paths is not None:
+        listed = quote_literal(paths[0]) if len(paths) == 1 else "[" + ", ".join(quote_literal(p) for p in paths) + "]"
+        m = _FIRST_QUOTED.search(location)
+        location = location[: m.start()] + listed + location[m.end():] if m else listed
+    fn = function_name(location)
+    compact = _compact(location)
+    extra = []
+    if fn.startswith(("read_json", "read_ndjson")) and "columns=" not in compact:
+        schema = types or ds.schema
+        extra.append("columns={" + ", ".join(f"{quote_literal(c)}: {quote_literal(t)}" for c, t in schema.items()) + "}")
+    if fn.startswith(("read_csv", "read_parquet")) and "union_by_name=" not in compact:
+        extra.append("union_by_name=true")
+    if fn.startswith("read_csv") and "skip=" not in compact:
+        extra.append("skip=0")
+    if not extra or not location.endswith(")"):
+        return location
+    return location[:-1] + "".join(", " + e for e in extra) + ")"
+
+
+def reader_sql(ds: Dataset, paths: list[str] | None = None) -> str:
+    """A subquery yielding exactly the declared columns (cast to their declared types), plus `filename` when the
+    location asks for it. A column a file lacks reads as NULL; a column the source does not declare is not there."""
+    nulls = ", ".join(f"cast(null as {t}) as {quote_ident(c)}" for c, t in ds.schema.items())
+    casts = [f"cast({quote_ident(c)} as {t}) as {quote_ident(c)}" for c, t in ds.schema.items()]
+    if has_filename(ds.location):
+        casts.append("filename")
+    return (f"(select {', '.join(casts)} from (select {nulls} where false "
+            f"union all by name select * from {reader_call(ds, paths)}))")
+
+
+def connect():
+    """A small in-memory DuckDB for validation: one thread, a bounded memory budget."""
+    import duckdb
+
+    con = duckdb.connect(":memory:", config={"threads": 1, "memory_limit": "256MB"})
+    return con
+
+
+def _checks(ds: Dataset) -> str:
+    # every declared column is referenced, so each is read and cast (DuckDB prunes unreferenced columns)
+    return ", ".join(f"count(*) filter (where {quote_ident(c)} is null)" for c in ds.columns) or "0"
+
+
+def _first_message(exc: Exception) -> str:
+    text = str(exc)
+    for stop in ("\nTry setting", "\nPossible fixes", "\nThe search space", "\n\nLINE "):
+        text = text.split(stop, 1)[0]
+    text = re.sub(r"^[A-Za-z ]+ Error: ", "", text.strip())
+    return " ".join(text.split())[:600]
+
+
+def validate_file(con, ds: Dataset, path: str) -> int:
+    """Rows in the file at `path` if dbt can build it for `ds`; InvalidFile naming the row, column and type if not."""
+    try:
+        found = con.execute(f"select count(*), {_checks(ds)} from {reader_sql(ds, [path])}").fetchone()
+    except Exception as exc:
+        raise InvalidFile(_diagnose(con, ds, path, exc)) from None
+    return _judge(con, ds, path, found)
+
+
+def _judge(con, ds: Dataset, path: str, found) -> int:
+    rows, nulls = found[0], dict(zip(ds.columns, found[1:]))
+    if rows == 0:
+        raise InvalidFile(f"no rows: the file is empty{' or has only a header' if 'csv' in function_name(ds.location) else ''}")
+    for column in ds.required:
+        if nulls.get(column) == rows:
+            raise InvalidFile(
+                f"the required column {column!r} is missing: no row has a value for it "
+                f"({ds.name} declares it not_null in dbt)"
+            )
+        if nulls.get(column):
+            n = con.execute(
+                f"select n from (select row_number() over () as n, {quote_ident(column)} as v "
+                f"from {reader_sql(ds, [path])}) where v is null order by n limit 1"
+            ).fetchone()[0]
+            raise InvalidFile(
+                f"row {n} has no value for the required column {column!r} ({ds.name} declares it not_null in dbt); "
+                f"{nulls[column]} of {rows} row(s) lack it"
+            )
+    return rows
+
+
+def validate_many(con, ds: Dataset, paths: list[str]) -> dict[str, int | InvalidFile]:
+    """validate_file for many files, in one read when they are all valid (the catch-up of thousands of files)."""
+    out: dict[str, int | InvalidFile] = {}
+    if len(paths) > 1 and has_filename(ds.location):
+        try:
+            found = con.execute(
+                f"select filename, count(*), {_checks(ds)} from {reader_sql(ds, paths)} group by filename"
+            ).fetchall()
+        except Exception:
+            found = None  # at least one bad file: judge each on its own below
+        if found is not None:
+            by_name = {row[0]: row[1:] for row in found}
+            for p in paths:
+                try:
+                    out[p] = _judge(con, ds, p, by_name.get(p, (0, *[0] * len(ds.columns))))
+                except InvalidFile as exc:
+                    out[p] = exc
+            return out
+    for p in paths:
+        try:
+            out[p] = validate_file(con, ds, p)
+        except InvalidFile as exc:
+            out[p] = exc
+    return out
+
+
+def _diagnose(con, ds: Dataset, path: str, exc: Exception) -> str:
+    """A reason naming the row, column and declared type where the read failed on a value, else DuckDB's own words."""
+    message = _first_message(exc)
+    fn = function_name(ds.location)
+    if fn.startswith("read_csv"):
+        ragged = _ragged_csv_row(path)
+        if ragged:
+            return ragged
+    if any(marker in str(exc) for marker in _CAST_ERRORS):
+        loose = {c: "JSON" for c in ds.columns} if fn.startswith(("read_json", "read_ndjson")) else None
+        try:
+            present = {r[0] for r in con.execute(f"describe select * from {reader_call(ds, [path], types=loose)}").fetchall()}
+            for column, dtype in ds.schema.items():
+                if column not in present:
+                    continue
+                bad = con.execute(
+                    f"select n, v from (select row_number() over () as n, {quote_ident(column)} as v "
+                    f"from {reader_call(ds, [path], types=loose)}) "
+                    f"where v is not null and try_cast(v as {dtype}) is null order by n limit 1"
+                ).fetchone()
+                if bad:
+                    return f"row {bad[0]}, column {column!r}: value {str(bad[1])[:80]!r} does not cast to the declared type {dtype}"
+        except Exception:
+            pass
+    return message
+
+
+def _ragged_csv_row(path: str) -> str | None:
+    """The first CSV row whose field count differs from the header's, if any (DuckDB's sniffer gives up on these)."""
+    try:
+        raw = Path(path).read_bytes()
+        if path.endswith((".gz", ".gzip")):
+            raw = gzip.decompress(raw)
+        text = raw.decode("utf-8")
+    except (OSError, EOFError, ValueError, gzip.BadGzipFile):
+        return None
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.reader(io.StringIO(text), dialect)
+    header = next(reader, None)
+    if not header:
+        return None
+    for row in reader:
+        if row and len(row) != len(header):
+            return (f"line {reader.line_num} has {len(row)} field(s) where the header has {len(header)} "
+                    f"({', '.join(header)[:120]}): a ragged CSV row")
+    return None
