@@ -18,7 +18,7 @@ from tests.conftest import read_events
 
 
 def landed_files(settings, dataset):
-    folder = load_catalog(settings).folder(dataset)
+    folder = load_catalog(settings).get(dataset).accepted_path
     return sorted(folder.iterdir()) if folder.exists() else []
 
 

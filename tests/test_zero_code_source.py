@@ -29,7 +29,7 @@ sources:
       - name: orders
         description: Orders from the shop.
         meta:
-          external_location: "read_json('{{ env_var('LANDING_ROOT', '/tmp/landing') }}/shop/orders/*.jsonl', format='newline_delimited', filename=true)"
+          external_location: "read_json('{{ env_var('LANDING_ACCEPTED_ROOT', '/tmp/landing/_accepted') }}/shop/orders/*.jsonl', format='newline_delimited', filename=true)"
           landing:
             stale_after_seconds: 10
         columns:

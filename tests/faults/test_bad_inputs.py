@@ -18,12 +18,14 @@ def test_bad_inputs_are_quarantined_or_refused_and_good_files_flow(sensor_settin
     try:
         f = h.folder
         quarantined = {
-            "malformed.jsonl": (b'{"id": 1, "title": "a", "price": 1}\n{"id": 2, "title": \n', "line 2 is not valid JSON"),
-            "empty.jsonl": (b"", "file is empty"),
-            "truncated.jsonl": (rows(f"trunc-{tag}")[:-7], "truncated"),
-            "binary.jsonl": (bytes(range(256)) * 8 + b"\n", "not UTF-8"),
-            "wrong-fields.jsonl": (b'{"sku": "X-1", "name": "no id, title or price"}\n', "lacks the field(s) id, price, title"),
-            "array.jsonl": (b'[1, 2, 3]\n', "not an object"),
+            "malformed.jsonl": (b'{"id": 1, "title": "a", "price": 1}\n{"id": 2, "title": \n', "Malformed JSON"),
+            "empty.jsonl": (b"", "no rows: the file is empty"),
+            "truncated.jsonl": (rows(f"trunc-{tag}")[:-7], "unexpected end of data"),
+            "binary.jsonl": (bytes(range(256)) * 8 + b"\n", "Malformed JSON"),
+            "wrong-fields.jsonl": (b'{"sku": "X-1", "name": "no id, title or price"}\n', "required column 'id' is missing"),
+            "array.jsonl": (b'[1, 2, 3]\n', "Expected OBJECT"),
+            "bad-type.jsonl": (b'{"id": 1, "title": "a", "price": 1}\n{"id": "seven", "title": "b", "price": 2}\n',
+                               "row 2, column 'id': value '\"seven\"' does not cast to the declared type integer"),
         }
         for name, (data, _) in quarantined.items():
             (f / name).write_bytes(data)
@@ -46,7 +48,7 @@ def test_bad_inputs_are_quarantined_or_refused_and_good_files_flow(sensor_settin
     finally:
         h.stop()
 
-    assert sorted(Path(e.payload["relative_path"]).name for e in created) == sorted(good)
+    assert sorted(Path(e.payload["dropped_as"]).name for e in created) == sorted(good)
     reasons = {Path(e.payload["relative_path"]).name: e.payload["reason"] for e in rejected}
     assert set(reasons) == set(quarantined) | {"huge.jsonl"}
     for name, (_, why) in quarantined.items():

@@ -16,7 +16,7 @@ def distinct(dummyjson, tag):
 
 
 def files(settings):
-    folder = load_catalog(settings).folder("dummyjson.users")
+    folder = load_catalog(settings).get("dummyjson.users").accepted_path
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 

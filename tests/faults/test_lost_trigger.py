@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import duckdb
 
-from landing.contract import land_rows
 from tests.support.dummyjson_server import load_fixture
+from tests.support.sensing import accepted_without_event
 from tests.support.served import Served, builds, runs_of, wait_for
 
 
@@ -13,7 +13,7 @@ def test_reconcile_builds_what_no_automation_built_and_then_idles(settings, pref
     settings = settings.model_copy(update={"reconcile_seconds": 6})
     build_runs_before = {r.id for r in runs_of()}
     users = [dict(u, firstName=f"{u['firstName']}-{tmp_path.name}") for u in load_fixture("users")[:30]]
-    land_rows("dummyjson.users", users, "test:lost-trigger", settings, emit=False)  # no event: no automation runs
+    accepted_without_event(settings, "dummyjson.users", users)  # no event: no automation runs
     with Served(settings, prefect_server.api_url, tmp_path / "serve.log"):
         wait_for(lambda: [b for b in builds(settings) if b["status"] == "built"], 90, "the reconcile run's build")
 

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 from automations.apply import main as apply_main
-from landing.contract import land_rows
 from tests.support.dummyjson_server import load_fixture
+from tests.support.sensing import accepted_without_event
 from tests.support.served import builds, settings_env
 
 BUILD = "import sys; from automations.dbt_build import dbt_build; dbt_build([sys.argv[1]])"
@@ -16,7 +16,7 @@ BUILD = "import sys; from automations.dbt_build import dbt_build; dbt_build([sys
 
 def test_concurrent_builds_on_one_warehouse_take_turns(settings, prefect_server):
     for table in ("products", "users", "carts"):
-        land_rows(f"dummyjson.{table}", load_fixture(table)[:40], "test:r6", settings, emit=False)
+        accepted_without_event(settings, f"dummyjson.{table}", load_fixture(table)[:40])
     env = {**os.environ, **settings_env(settings), "PREFECT_API_URL": prefect_server.api_url}
     procs = [
         subprocess.Popen([sys.executable, "-c", BUILD, f"dummyjson.{t}"], env=env,

@@ -51,6 +51,7 @@ def test_kill_9_mid_burst_then_restart_loses_nothing(sensor_settings, prefect_se
             wait_for(lambda: len(ledger.rows()) == FILES and ledger.pending_count() == 0, 120, "every file announced and sent")
             records = ledger.rows()
             assert {r.status for r in records} == {"announced"}
+            assert all(os.path.exists(r.accepted_path) for r in records) and not list(folder.iterdir())
             assert len({r.event_id for r in records}) == FILES
 
             def rows_built():
@@ -72,7 +73,7 @@ def test_kill_9_mid_burst_then_restart_loses_nothing(sensor_settings, prefect_se
             runs = [r for r in runs_of() if r.id not in runs_before]
             assert all(r.state.is_completed() for r in runs), [(r.name, r.state) for r in runs]
             events = read_events(FILE_CREATED, since, "landing.dataset.dummyjson.products", timeout=60, expect=FILES)
-            mine = sorted(e.payload["relative_path"] for e in events if e.payload["path"].startswith(str(folder)))
+            mine = sorted(e.payload["dropped_as"] for e in events if e.payload["path"].startswith(str(settings.accepted)))
             assert mine == [f"dummyjson/products/burst-{i:04d}.jsonl" for i in range(FILES)], "one event per file"
             assert rows_built() == (FILES * 3, FILES)
         finally:

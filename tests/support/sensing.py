@@ -8,7 +8,8 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from landing.contract import FILE_CREATED
+from landing.catalog import load_catalog
+from landing.contract import FILE_CREATED, INCOMING_DIR, rows_to_jsonl, write_atomically
 from sensors.sensor import Sensor
 from tests.conftest import read_events
 
@@ -25,6 +26,12 @@ def product_rows(tag: str, i: int, n: int = 3) -> bytes:
         json.dumps({"id": i * n + k, "title": f"{tag}-{i}-{k}", "price": 1.5, "category": "c", "brand": "b", "stock": 1}) + "\n"
         for k in range(n)
     ).encode()
+
+
+def accepted_without_event(settings, dataset: str, rows: list[dict]) -> Path:
+    """A file in the dataset's accepted area whose event was lost: what a trigger lost under load leaves behind."""
+    ds = load_catalog(settings).get(dataset)
+    return write_atomically(ds.accepted_path, rows_to_jsonl(rows), ds.suffix, incoming=settings.accepted / INCOMING_DIR)
 
 
 class Harness:

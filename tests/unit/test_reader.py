@@ -1,0 +1,131 @@
+"""Validation is dbt's own read of one file: every format, every bad case, a reason naming row, column and type."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+
+import pytest
+
+from landing.catalog import load_catalog
+from landing.reader import InvalidFile, connect, reader_sql, validate_file, validate_many
+from landing.settings import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    from landing.settings import Settings
+
+    base = tmp_path_factory.mktemp("reader")
+    return load_catalog(Settings(root=base / "landing", state_dir=base / "state"))
+
+
+@pytest.fixture(scope="module")
+def con():
+    c = connect()
+    yield c
+    c.close()
+
+
+def write(tmp_path, name: str, data: bytes | str) -> str:
+    path = tmp_path / name
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return str(path)
+
+
+PRODUCT = '{"id": 1, "title": "a", "price": 1.5}\n'
+
+
+@pytest.mark.parametrize("name, data, rows", [
+    ("only-required.jsonl", PRODUCT, 1),
+    ("all-columns.jsonl", '{"id": 1, "title": "a", "price": 1.5, "category": "c", "brand": "b", "stock": 3}\n', 1),
+    ("extra-columns.jsonl", '{"id": 1, "title": "a", "price": 1.5, "colour": "red"}\n', 1),
+    ("no-final-newline.jsonl", PRODUCT.strip(), 1),
+    ("array.json", '[{"id": 1, "title": "a", "price": 1}, {"id": 2, "title": "b", "price": 2}]', 2),
+    ("compressed.jsonl.gz", gzip.compress(PRODUCT.encode() * 3), 3),
+])
+def test_good_json_files(catalog, con, tmp_path, name, data, rows):
+    assert validate_file(con, catalog.get("dummyjson.products"), write(tmp_path, name, data)) == rows
+
+
+def test_zstd_json_and_csv(catalog, con, tmp_path):
+    con.execute(f"copy (select 1 as id, 'a' as title, 2.5 as price) to '{tmp_path}/p.jsonl.zst' (format json, compression zstd)")
+    assert validate_file(con, catalog.get("dummyjson.products"), f"{tmp_path}/p.jsonl.zst") == 1
+    con.execute(f"copy (select 'EUR' as currency, 1.1 as rate_to_usd, date '2026-11-24' as as_of) "
+                f"to '{tmp_path}/r.csv.zst' (format csv, header, compression zstd)")
+    assert validate_file(con, catalog.get("finance.exchange_rates"), f"{tmp_path}/r.csv.zst") == 1
+
+
+@pytest.mark.parametrize("name, data, reason", [
+    ("empty.jsonl", "", "no rows: the file is empty"),
+    ("malformed.jsonl", PRODUCT + '{"id": 2, "title": \n', "Malformed JSON"),
+    ("cut.jsonl", PRODUCT + '{"id": 2, "tit', "unexpected end of data"),
+    ("binary.jsonl", bytes(range(256)) * 4, "Malformed JSON"),
+    ("scalars.jsonl", "[1, 2, 3]\n", "Expected OBJECT"),
+    ("missing-required.jsonl", '{"id": 1, "title": "a"}\n', "the required column 'price' is missing"),
+    ("one-row-missing.jsonl", PRODUCT + '{"id": 2, "title": "b"}\n' + PRODUCT,
+     "row 2 has no value for the required column 'price'"),
+    ("null-required.jsonl", '{"id": 1, "title": null, "price": 1}\n', "required column 'title' is missing"),
+    ("bad-type.jsonl", PRODUCT + '{"id": "seven", "title": "b", "price": 2}\n',
+     "row 2, column 'id': value '\"seven\"' does not cast to the declared type integer"),
+    ("truncated.jsonl.gz", gzip.compress(PRODUCT.encode() * 50)[:30], "GZIP"),
+])
+def test_bad_json_files(catalog, con, tmp_path, name, data, reason):
+    with pytest.raises(InvalidFile) as err:
+        validate_file(con, catalog.get("dummyjson.products"), write(tmp_path, name, data))
+    assert reason in str(err.value)
+
+
+RATES = "currency,rate_to_usd,as_of\n"
+
+
+@pytest.mark.parametrize("name, data, reason", [
+    ("header-only.csv", RATES, "no rows: the file is empty or has only a header"),
+    ("ragged.csv", RATES + "EUR,1.1,2026-11-24\nGBP,1.2,2026-11-24,oops\n",
+     "line 3 has 4 field(s) where the header has 3"),
+    ("bad-type.csv", RATES + "EUR,1.1,2026-11-24\nGBP,lots,2026-11-24\n",
+     "row 2, column 'rate_to_usd': value 'lots' does not cast to the declared type double"),
+    ("bad-date.csv", RATES + "EUR,1.1,yesterday\n", "column 'as_of': value 'yesterday' does not cast to the declared type date"),
+    ("missing-column.csv", "currency,as_of\nEUR,2026-11-24\n", "the required column 'rate_to_usd' is missing"),
+])
+def test_bad_csv_files(catalog, con, tmp_path, name, data, reason):
+    with pytest.raises(InvalidFile) as err:
+        validate_file(con, catalog.get("finance.exchange_rates"), write(tmp_path, name, data))
+    assert reason in str(err.value)
+
+
+def test_csv_columns_in_any_order_and_gzip(catalog, con, tmp_path):
+    ds = catalog.get("finance.exchange_rates")
+    assert validate_file(con, ds, write(tmp_path, "reordered.csv", "as_of,currency,rate_to_usd\n2026-11-24,EUR,1.1\n")) == 1
+    assert validate_file(con, ds, write(tmp_path, "r.csv.gz", gzip.compress((RATES + "EUR,1.1,2026-11-24\n").encode()))) == 1
+
+
+def test_parquet_good_and_corrupt(catalog, con, tmp_path):
+    ds = catalog.get("inventory.stock_movements")
+    sample = REPO_ROOT / "samples" / "inventory" / "stock_movements.parquet"
+    good = shutil.copy(sample, tmp_path / "good.parquet")
+    assert validate_file(con, ds, str(good)) == 40
+    with pytest.raises(InvalidFile, match="magic bytes"):
+        validate_file(con, ds, write(tmp_path, "corrupt.parquet", sample.read_bytes()[:200]))
+    con.execute(f"copy (select 1 as product_id, 5 as quantity) to '{tmp_path}/no-id.parquet' (format parquet)")
+    with pytest.raises(InvalidFile, match="required column 'movement_id' is missing"):
+        validate_file(con, ds, f"{tmp_path}/no-id.parquet")
+
+
+def test_many_files_in_one_read_and_each_bad_one_named(catalog, con, tmp_path):
+    ds = catalog.get("dummyjson.products")
+    good = [write(tmp_path, f"g{i}.jsonl", PRODUCT * (i + 1)) for i in range(20)]
+    assert validate_many(con, ds, good) == {p: i + 1 for i, p in enumerate(good)}
+    bad = write(tmp_path, "bad.jsonl", '{"id": "x", "title": "a", "price": 1}\n')
+    empty = write(tmp_path, "empty.jsonl", "")
+    verdicts = validate_many(con, ds, [*good[:3], bad, empty])
+    assert [verdicts[p] for p in good[:3]] == [1, 2, 3]
+    assert "column 'id'" in str(verdicts[bad]) and "no rows" in str(verdicts[empty])
+
+
+def test_the_read_yields_exactly_the_declared_columns(catalog, con, tmp_path):
+    ds = catalog.get("dummyjson.products")
+    path = write(tmp_path, "p.jsonl", '{"id": 1, "title": "a", "price": 1.5, "colour": "red"}\n')
+    cursor = con.execute(f"select * from {reader_sql(ds, [path])}")
+    assert [c[0] for c in cursor.description] == [*ds.columns, "filename"]
+    assert cursor.fetchall() == [(1, "a", 1.5, None, None, None, path)]
