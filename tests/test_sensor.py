@@ -115,7 +115,7 @@ def test_polling_first_file(polling_harness):
     polling_harness.start()
     (polling_harness.folder / "p.jsonl").write_bytes(rows("polling-first"))
     [event] = polling_harness.events(expect=1)
-    assert event.payload["relative_path"] == "dummyjson/products/p.jsonl"
+    assert event.payload["dropped_as"] == "dummyjson/products/p.jsonl"
 
 
 def test_files_dropped_while_stopped_are_caught_up(harness):
@@ -134,10 +134,10 @@ def test_malformed_file_is_quarantined_and_good_files_flow(harness):
     (harness.folder / "bad.jsonl").write_bytes(b'{"id": 1, "title": "x", "price": 1}\n{"id": 2,\n')
     (harness.folder / "good.jsonl").write_bytes(rows("good-next-to-bad"))
     [rejected] = harness.events(FILE_REJECTED, expect=1)
-    assert "Malformed JSON" in rejected.payload["reason"] and "line 2" in rejected.payload["reason"]
+    assert "Malformed JSON in file" in rejected.payload["reason"] and "bad.jsonl" in rejected.payload["reason"]
     q = Path(os.path.realpath(harness.settings.root)) / "_quarantine" / "dummyjson.products"
     assert (q / "bad.jsonl").exists() and not (harness.folder / "bad.jsonl").exists()
-    assert "line 2" in (q / "bad.jsonl.reason.txt").read_text()
+    assert "unexpected end of data" in (q / "bad.jsonl.reason.txt").read_text()
     [created] = harness.events(expect=1)
     assert created.payload["dropped_as"].endswith("/good.jsonl")
 
