@@ -17,7 +17,7 @@ from tests.conftest import read_events
 from tests.support.sensing import product_rows
 from tests.support.served import Served, builds, delete_managed_automations, runs_of, settings_env, wait_for, warehouse_row
 
-FILES = 400  # 1,000 overloads the shared SQLite server on CI (503s, no runs created): see the note on issue 7
+FILES = 400  # 1,000 overloads the shared SQLite server on CI (503s, no runs created): see docs/benchmarks.md, B2
 
 
 def test_kill_9_mid_burst_then_restart_loses_nothing(sensor_settings, prefect_server, tmp_path):
