@@ -257,7 +257,7 @@ def land_bytes(
     `emit_patience_seconds`, the sensor sends the event from the ledger's outbox: nothing is lost.
     """
     from landing.ledger import Ledger, ledger_path
-    from landing.reader import InvalidFile, connect, validate_file
+    from landing.reader import InvalidFile, thread_connection, validate_file
 
     settings = settings or Settings()
     catalog = catalog or load_catalog(settings)
@@ -266,13 +266,10 @@ def land_bytes(
     made: dict[str, Any] = {}
 
     def record(tmp: Path, final: Path) -> None:
-        con = connect()
         try:
-            rows = validate_file(con, ds, str(tmp))
+            rows = validate_file(thread_connection(), ds, str(tmp))
         except InvalidFile as exc:
             raise InvalidFile(f"{dataset}: {producer} produced a file dbt could not build ({exc}); nothing was landed") from None
-        finally:
-            con.close()
         # In the ledger before the final name exists: if this process dies now, the sensor still sends its event.
         st = os.stat(tmp)
         made["landed"] = landed = LandedFile(

@@ -11,6 +11,7 @@ import csv
 import gzip
 import io
 import re
+import threading
 from pathlib import Path
 
 from landing.catalog import Dataset
@@ -83,6 +84,17 @@ def connect():
     import duckdb
 
     con = duckdb.connect(":memory:", config={"threads": 1, "memory_limit": "256MB"})
+    return con
+
+
+_local = threading.local()
+
+
+def thread_connection():
+    """This thread's validation DuckDB, opened once (opening one takes about 20 ms)."""
+    con = getattr(_local, "con", None)
+    if con is None:
+        con = _local.con = connect()
     return con
 
 

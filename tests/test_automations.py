@@ -108,26 +108,30 @@ def test_failing_build_alerts_and_the_next_file_fixes_it(stack):
     settings = stack
     since = datetime.now(timezone.utc) - timedelta(seconds=2)
     done_before = len(builds(settings))
-    bad = [dict(p, title=None) if p["id"] == 3 else p for p in FIXTURE["products"][:60]]  # parseable, fails not_null
-    land_rows("dummyjson.products", bad, "test:bad", settings)
+    # valid for the source (every required column is there), but a cart line without a product id fails a staging test
+    bad = [dict(c, products=[dict(line, id=None) for line in c["products"]]) if c["id"] == 3 else c for c in FIXTURE["carts"][:60]]
+    land_rows("dummyjson.carts", bad, "test:bad", settings)
     failed = wait_for(lambda: [b for b in builds(settings)[done_before:] if b["status"] == "failed"], 120, "the failed build")
-    assert any("product_name" in n for n in failed[0]["failed_nodes"]), failed
-    [alert] = read_events(BUILD_FAILED, since, "landing.dataset.dummyjson.products", expect=1, timeout=30)
-    assert alert.payload["dataset"] == "dummyjson.products"
-    assert any("not_null_stage_dummyjson__products_product_name" in n for n in alert.payload["failed_nodes"])
+    assert any("product_id" in n for n in failed[0]["failed_nodes"]), failed
+    [alert] = read_events(BUILD_FAILED, since, "landing.dataset.dummyjson.carts", expect=1, timeout=30)
+    assert alert.payload["dataset"] == "dummyjson.carts"
+    assert any("not_null_stage_dummyjson__cart_lines_product_id" in n for n in alert.payload["failed_nodes"])
     failed_runs = [r for r in runs_of() if r.state and r.state.is_failed()]
     assert failed_runs, "the dbt failure must fail the flow run"
 
-    land_rows("dummyjson.products", FIXTURE["products"][:60], "test:fixed", settings)
+    land_rows("dummyjson.carts", FIXTURE["carts"][:60], "test:fixed", settings)
     wait_for(lambda: [b for b in builds(settings)[done_before:] if b["status"] == "built"], 120, "the fixed build")
-    assert count(settings, "select count(*) from stage_dummyjson__products where product_name is null") == 0
+    assert count(settings, "select count(*) from stage_dummyjson__cart_lines where product_id is null") == 0
 
 
 def test_apply_twice_changes_nothing(stack):
     settings = stack
     plan = asyncio.run(apply(settings, out=lambda *_: None))
     assert not plan.create and not plan.update and not plan.delete
-    assert len(plan.unchanged) == 4  # 1 per dataset (leading and trailing run) + the AND model
+    from landing.catalog import load_catalog
+
+    catalog = load_catalog(settings)
+    assert len(plan.unchanged) == len(catalog.datasets) + 1  # 1 per dataset (leading and trailing run) + the AND model
     assert {a.name for a in plan.unchanged} >= {"landing: build dummyjson.products", "landing: build cart_lines_enriched (all sources)"}
 
 

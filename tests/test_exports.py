@@ -49,7 +49,7 @@ def test_exports_land_every_row_with_one_event_per_file(settings, dummyjson, pre
     project = str(settings.dbt_project_dir)
     dbt = Path(sys.executable).with_name("dbt")
     result = subprocess.run(
-        [str(dbt), "build", "--project-dir", project, "--profiles-dir", project,
+        [str(dbt), "build", "--select", "source:dummyjson+", "--project-dir", project, "--profiles-dir", project,
          "--target-path", str(settings.dbt_target_dir), "--log-path", str(settings.state_dir / "logs")],
         env=env, capture_output=True, text=True, timeout=300,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +18,11 @@ from tests.support.served import wait_for
 
 
 def test_up_demo_explain_status_and_clean_stop(tmp_path):
+    # a copy of the project, changed: the catalog cache is cold, and `up` starts four processes that all load it at once
+    project = tmp_path / "dbt"
+    shutil.copytree(REPO_ROOT / "dbt", project, ignore=shutil.ignore_patterns("target", "logs", ".user.yml"))
+    with open(project / "models" / "staging" / "dummyjson" / "__sources.yml", "a") as fh:
+        fh.write(f"\n# changed for {tmp_path.name}\n")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "LANDING_"))}
     env.update(
@@ -25,6 +31,7 @@ def test_up_demo_explain_status_and_clean_stop(tmp_path):
         PREFECT_SERVER_UI_ENABLED="false",
         LANDING_ROOT=str(tmp_path / "landing"),
         LANDING_STATE_DIR=str(tmp_path / "state"),
+        LANDING_DBT_PROJECT_DIR=str(project),
         LANDING_BURST_WINDOW_SECONDS="2",
     )
     log = tmp_path / "up.log"
