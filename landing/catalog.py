@@ -142,9 +142,9 @@ class Catalog:
 
     def dataset_for_path(self, path: str | os.PathLike) -> Dataset | None:
         """The dataset whose drop folder and glob the file at `path` matches, if any."""
-        p = Path(os.path.abspath(path))
+        folder, name = os.path.split(os.path.abspath(path))
         for ds in self.datasets.values():
-            if p.parent == ds.path and ds.matches(p.name):
+            if folder == ds.folder and ds.matches(name):
                 return ds
         return None
 

@@ -10,12 +10,10 @@ import os
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
-
-from prefect.events import Event
 
 from landing.catalog import Catalog, load_catalog
 from landing.settings import Settings
@@ -41,6 +39,9 @@ DATASET_PREFIX = "landing.dataset."
 FILE_PREFIX = "landing.file."
 # Fixed namespace so every producer (flows, sensor, tests) derives the same event id.
 EVENT_NAMESPACE = uuid.UUID("6f1c1a52-3f7e-5b0e-9d2a-6c616e64696e")
+
+
+EventData = dict  # an event as JSON-ready data: Prefect's Event fields; Prefect is imported only to send it
 
 
 class EmitError(RuntimeError):
@@ -100,11 +101,11 @@ class LandedFile:
     def event_id(self) -> uuid.UUID:
         return event_id(self.dataset, self.sha256)
 
-    def to_event(self) -> Event:
+    def to_event(self) -> EventData:
         """The `landing.file.created` event for this file."""
-        return Event(
-            id=self.event_id,
-            occurred=datetime.fromisoformat(self.landed_at),
+        return dict(
+            id=str(self.event_id),
+            occurred=self.landed_at,
             event=FILE_CREATED,
             resource={
                 "prefect.resource.id": dataset_resource_id(self.dataset),
@@ -118,14 +119,18 @@ class LandedFile:
                     "sha256": self.sha256,
                 }
             ],
-            payload=asdict(self),
+            payload={f: getattr(self, f) for f in _PAYLOAD_FIELDS},
         )
 
 
-def rejected_event(dataset: str, relative_path: str, sha256: str, reason: str, quarantined_to: str) -> Event:
+_PAYLOAD_FIELDS = tuple(f.name for f in fields(LandedFile))
+
+
+def rejected_event(dataset: str, relative_path: str, sha256: str, reason: str, quarantined_to: str) -> EventData:
     """The `landing.file.rejected` event for a file that failed validation."""
-    return Event(
-        id=uuid.uuid5(EVENT_NAMESPACE, f"rejected:{dataset}:{sha256}"),
+    return dict(
+        id=str(uuid.uuid5(EVENT_NAMESPACE, f"rejected:{dataset}:{sha256}")),
+        occurred=utc_now().isoformat(),
         event=FILE_REJECTED,
         resource={
             "prefect.resource.id": dataset_resource_id(dataset),
@@ -191,21 +196,24 @@ def rows_to_jsonl(rows: Iterable[Mapping[str, Any]]) -> bytes:
     return "".join(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n" for row in rows).encode()
 
 
-async def send_events_async(events: list[Event]) -> None:
-    """Send events with Prefect's events client and wait until the server has them all."""
-    from prefect.events.clients import get_events_client
-    from prefect.settings import PREFECT_API_URL
+def _text(event) -> str:
+    return event.model_dump_json() if hasattr(event, "model_dump_json") else json.dumps(event)
+
+
+async def send_events_async(events: list) -> None:
+    """Send events (EventData, or Prefect Events) to the Prefect server and wait until it has read them all."""
+    from landing.transport import prefect_api, send_texts
 
     if not events:
         return
-    url = PREFECT_API_URL.value()
+    url, auth_string, api_key = prefect_api()
     try:
-        async with get_events_client(reconnection_attempts=2, checkpoint_every=len(events) + 1) as client:
-            for event in events:
-                await client.emit(event)
-            # A websocket ping answered after the sends means the server read every event before it;
-            # this is the same checkpoint Prefect's client uses.
-            await client._force_checkpoint()
+        if not url:
+            raise EmitError("PREFECT_API_URL is not set")
+        if api_key:  # Prefect Cloud authenticates its own way: use Prefect's client
+            await _send_with_prefect_client(events)
+        else:
+            await send_texts([_text(e) for e in events], url, auth_string)
     except Exception as exc:
         raise EmitError(
             f"could not send {len(events)} event(s) to the Prefect server at {url or '(PREFECT_API_URL unset)'}: "
@@ -213,7 +221,17 @@ async def send_events_async(events: list[Event]) -> None:
         ) from exc
 
 
-def send_events(events: list[Event]) -> None:
+async def _send_with_prefect_client(events: list) -> None:
+    from prefect.events import Event
+    from prefect.events.clients import get_events_client
+
+    async with get_events_client(reconnection_attempts=2, checkpoint_every=len(events) + 1) as client:
+        for event in events:
+            await client.emit(event if isinstance(event, Event) else Event.model_validate(event))
+        await client._force_checkpoint()  # a ping answered after the sends: the server read every event before it
+
+
+def send_events(events: list) -> None:
     """Blocking form of send_events_async, usable from flows, tasks and plain scripts."""
     try:
         asyncio.get_running_loop()
@@ -225,7 +243,7 @@ def send_events(events: list[Event]) -> None:
     run_coro_as_sync(send_events_async(events))
 
 
-def send_patiently(events: list[Event], patience_seconds: float) -> None:
+def send_patiently(events: list, patience_seconds: float) -> None:
     """send_events, retried with backoff for up to `patience_seconds` while the server is unreachable."""
     deadline = time.monotonic() + patience_seconds
     delay = 0.5
@@ -279,7 +297,7 @@ def land_bytes(
         )
         made["event"] = event = landed.to_event()
         ledger.record(str(final), dataset, landed.sha256, st.st_size, st.st_mtime_ns, "pending",
-                      event_id=str(event.id), event=event, hold_seconds=settings.emit_patience_seconds + 30,
+                      event_id=event["id"], event=event, hold_seconds=settings.emit_patience_seconds + 30,
                       accepted_path=str(final))
 
     try:
@@ -294,14 +312,14 @@ def land_bytes(
         try:
             send_patiently([event], settings.emit_patience_seconds)
         except BaseException as exc:
-            ledger.release([str(event.id)])  # the sensor sends it from now on
+            ledger.release([event["id"]])  # the sensor sends it from now on
             if not isinstance(exc, EmitError):
                 raise
             raise EmitError(
                 f"{landed.relative_path} landed for {dataset}, but its event was not sent: {exc} "
                 "The file stays and its event waits in the ledger's outbox; the sensor sends it once the server is back."
             ) from exc
-        ledger.mark_sent([str(event.id)])
+        ledger.mark_sent([event["id"]])
     finally:
         ledger.close()
     return landed

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from prefect.events import Event
 
 SCHEMA = """
 create table if not exists files (
@@ -70,6 +70,7 @@ class Ledger:
         if "accepted_path" not in columns:  # a ledger from before the accepted area
             self._db.execute("alter table files add column accepted_path text")
         self._db.execute("create index if not exists files_accepted on files (accepted_path)")
+        self._db.execute("create index if not exists files_event on files (event_id)")  # mark_sent looks files up by it
 
     def _use_wal(self) -> None:
         # Switching a new file to WAL needs it to itself and fails at once, without the busy timeout, when another
@@ -107,27 +108,37 @@ class Ledger:
         return row[0] if row else None
 
     def record(self, path: str, dataset: str, sha256: str, size: int, mtime_ns: int, status: str,
-               event_id: str | None = None, reason: str | None = None, event: Event | None = None,
+               event_id: str | None = None, reason: str | None = None, event: dict | None = None,
                sent: bool = False, hold_seconds: float = 0.0, accepted_path: str | None = None) -> None:
         """Record a file decision and, with `event`, put the event in the outbox, in one transaction.
 
         `hold_seconds` keeps the outbox's sender (the sensor) off the event for a while: its producer sends it itself.
         """
+        self.record_many([dict(path=path, dataset=dataset, sha256=sha256, size=size, mtime_ns=mtime_ns, status=status,
+                               event_id=event_id, reason=reason, event=event, sent=sent, hold_seconds=hold_seconds,
+                               accepted_path=accepted_path)])
+
+    def record_many(self, records: list[dict]) -> None:
+        """`record` for many files in one transaction (each dict holds record's keyword arguments)."""
         now = time.time()
         with self._lock:
             self._db.execute("begin immediate")
             try:
-                self._db.execute(
-                    "insert or replace into files (path, dataset, sha256, size, mtime_ns, event_id, status, reason, "
-                    "updated_at, accepted_path) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (path, dataset, sha256, size, mtime_ns, event_id, status, reason, now, accepted_path),
-                )
-                if event is not None:
+                for r in records:
                     self._db.execute(
-                        "insert or ignore into outbox (event_id, dataset, path, event_json, created_at, sent_at, next_attempt_at) "
-                        "values (?, ?, ?, ?, ?, ?, ?)",
-                        (str(event.id), dataset, path, event.model_dump_json(), now, now if sent else None, now + hold_seconds),
+                        "insert or replace into files (path, dataset, sha256, size, mtime_ns, event_id, status, reason, "
+                        "updated_at, accepted_path) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (r["path"], r["dataset"], r["sha256"], r["size"], r["mtime_ns"], r.get("event_id"), r["status"],
+                         r.get("reason"), now, r.get("accepted_path")),
                     )
+                    event = r.get("event")
+                    if event is not None:
+                        self._db.execute(
+                            "insert or ignore into outbox (event_id, dataset, path, event_json, created_at, sent_at, "
+                            "next_attempt_at) values (?, ?, ?, ?, ?, ?, ?)",
+                            (event["id"], r["dataset"], r["path"], json.dumps(event), now,
+                             now if r.get("sent") else None, now + r.get("hold_seconds", 0.0)),
+                        )
                 self._db.execute("commit")
             except BaseException:
                 self._db.execute("rollback")
@@ -146,7 +157,7 @@ class Ledger:
         with self._lock:
             self._db.executemany("update outbox set next_attempt_at = 0 where event_id = ?", [(e,) for e in event_ids])
 
-    def due(self, limit: int = 500, now: float | None = None) -> list[tuple[str, Event]]:
+    def due(self, limit: int = 500, now: float | None = None) -> list[tuple[str, dict]]:
         """Unsent events whose next attempt is due, oldest first."""
         now = time.time() if now is None else now
         with self._lock:
@@ -154,7 +165,7 @@ class Ledger:
                 "select event_id, event_json from outbox where sent_at is null and next_attempt_at <= ? order by created_at limit ?",
                 (now, limit),
             ).fetchall()
-        return [(eid, Event.model_validate_json(data)) for eid, data in rows]
+        return [(eid, json.loads(data)) for eid, data in rows]
 
     def pending_count(self) -> int:
         with self._lock:

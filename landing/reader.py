@@ -79,12 +79,11 @@ def reader_sql(ds: Dataset, paths: list[str] | None = None) -> str:
             f"union all by name select * from {reader_call(ds, paths)}))")
 
 
-def connect():
-    """A small in-memory DuckDB for validation: one thread, a bounded memory budget."""
+def connect(threads: int = 1):
+    """A small in-memory DuckDB for validation: few threads, a bounded memory budget."""
     import duckdb
 
-    con = duckdb.connect(":memory:", config={"threads": 1, "memory_limit": "256MB"})
-    return con
+    return duckdb.connect(":memory:", config={"threads": threads, "memory_limit": "256MB"})
 
 
 _local = threading.local()

@@ -15,7 +15,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    FileClosedEvent, FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileSystemEvent, FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
@@ -53,6 +55,12 @@ class _Handler(FileSystemEventHandler):
     def __init__(self, sensor: "Sensor"):
         self.sensor = sensor
 
+    def dispatch(self, event: FileSystemEvent) -> None:
+        # the sensor's own moves into the accepted area and the quarantine: nothing to decide
+        path = os.fsdecode(event.dest_path or event.src_path)
+        if not path.startswith(self.sensor._own_prefixes):
+            super().dispatch(event)
+
     def on_closed(self, event: FileSystemEvent) -> None:  # close-after-write (inotify)
         if not event.is_directory:
             self.sensor.submit(os.fsdecode(event.src_path), complete=True)
@@ -85,6 +93,8 @@ class Sensor:
         self.accepted = self.settings.accepted
         self._accepted_prefix = str(self.accepted) + os.sep
         self._quarantine_prefix = str(self.root / QUARANTINE) + os.sep
+        self._own_prefixes = (self._accepted_prefix, self._quarantine_prefix)
+        self._root_prefix = str(self.root) + os.sep
         self.ledger = Ledger(ledger_path(self.settings.state_dir))
         self._con = None  # DuckDB for validation, opened on first use
         self._con_lock = threading.Lock()
@@ -105,7 +115,14 @@ class Sensor:
             ds.path.mkdir(parents=True, exist_ok=True)
             ds.accepted_path.mkdir(parents=True, exist_ok=True)
         self._observer = PollingObserver(timeout=self.poll_interval) if self.polling else Observer()
-        self._observer.schedule(_Handler(self), str(self.root), recursive=True)
+        handler = _Handler(self)
+        # one watch per drop folder, not the whole root: the accepted area and the quarantine (which grow with every
+        # file) are never watched or polled, and the sensor's own moves out of a drop folder cost one event each
+        # and only the events that can announce a file: not the opens and reads (the sensor's own among them) or
+        # every write of a writer
+        wanted = [FileCreatedEvent, FileMovedEvent, FileClosedEvent] + ([FileModifiedEvent] if self.polling else [])
+        for folder in sorted({ds.path for ds in self.catalog.datasets.values()}):
+            self._observer.schedule(handler, str(folder), recursive=False, event_filter=wanted)
         self._observer.start()
         for target, name in ((self._work, "sensor-worker"), (self._send_loop, "sensor-outbox")):
             # threads start with an empty context: carry over Prefect's settings context (PREFECT_API_URL)
@@ -276,14 +293,16 @@ class Sensor:
             ds = items[0].dataset
             with self._con_lock:
                 if self._con is None:
-                    self._con = connect()
+                    self._con = connect(threads=2)  # a batch of files reads in parallel
                 verdicts = validate_many(self._con, ds, [c.real for c in items])
+            good = []
             for c in items:
                 verdict = verdicts[c.real]
                 if isinstance(verdict, InvalidFile):
                     decisions[c.path] = self.quarantine(Path(c.path), ds, c.stat, str(verdict), c.sha256)
                 else:
-                    decisions[c.path] = self._accept(c, verdict)
+                    good.append((c, verdict))
+            decisions.update(self._accept(good))
         if any(d == "accepted" for d in decisions.values()):
             self._wake_sender.set()
         return decisions
@@ -293,22 +312,26 @@ class Sensor:
         p = Path(path)
         if is_temp_name(p.name):
             return "ignored: temporary or hidden name"
-        if ".." in p.parts or not os.path.abspath(path).startswith(str(self.root) + os.sep):
+        absolute = os.path.abspath(path)
+        if ".." in p.parts or not absolute.startswith(self._root_prefix):
             self._say_once(path, f"{path}: refused, the name leaves the landing root", logging.WARNING)
             return "refused"
-        absolute = os.path.abspath(path)
-        if absolute.startswith(self._accepted_prefix) or absolute.startswith(self._quarantine_prefix):
+        if absolute.startswith(self._own_prefixes):
             return "ignored: accepted or quarantined"
-        real = os.path.realpath(path)
-        if not real.startswith(str(self.root) + os.sep):
-            self._say_once(path, f"{path}: refused, a symlink to {real}, outside the landing root; not read", logging.WARNING)
-            return "refused"
-        ds = self.catalog.dataset_for_path(p)
+        ds = self.catalog.dataset_for_path(absolute)
         if ds is None:
             self._say_once(path, f"{path}: unmatched, no dbt source has this folder and pattern; ignored")
             return "unmatched"
         try:
-            st = os.stat(real)
+            st = os.lstat(absolute)
+            real = absolute
+            if stat.S_ISLNK(st.st_mode):  # only a link can lead out of the root
+                real = os.path.realpath(absolute)
+                if not real.startswith(self._root_prefix):
+                    self._say_once(path, f"{path}: refused, a symlink to {real}, outside the landing root; not read",
+                                   logging.WARNING)
+                    return "refused"
+                st = os.stat(real)
         except FileNotFoundError:
             return "gone"
         if not stat.S_ISREG(st.st_mode):  # a directory, FIFO or device: reading it could block or mean nothing
@@ -342,22 +365,29 @@ class Sensor:
         log.info("%s %s: duplicate of %s, left in place and not announced", c.dataset.name, Path(c.path).name, Path(owner).name)
         return "duplicate"
 
-    def _accept(self, c: "_Candidate", rows: int) -> str:
-        """Record the file and its event, then move it into the accepted area under the contract's name."""
-        ds = c.dataset
-        stamp = landing_stamp()
-        accepted = ds.accepted_path / accepted_name(stamp, c.sha256, ds.suffix_for(Path(c.path).name))
-        landed = LandedFile(
-            dataset=ds.name, path=str(accepted), relative_path=accepted.relative_to(self.accepted).as_posix(),
-            bytes=c.stat.st_size, sha256=c.sha256, rows=rows, landed_at=stamp.isoformat(), producer="sensor",
-            dropped_as=Path(c.path).relative_to(self.root).as_posix(),
-        )
-        event = landed.to_event()
-        self.ledger.record(c.path, ds.name, c.sha256, c.stat.st_size, c.stat.st_mtime_ns, "pending",
-                           event_id=c.event_id, event=event, accepted_path=str(accepted))
-        self._publish(Path(c.real), accepted)
-        log.info("%s %s: accepted as %s (%d rows)", ds.name, Path(c.path).name, accepted.name, rows)
-        return "accepted"
+    def _accept(self, good: list[tuple["_Candidate", int]]) -> dict[str, str]:
+        """Record the files and their events (one transaction), then move each into the accepted area under the
+        contract's name. A crash between the two is finished on the next start (see _screen)."""
+        records, moves = [], []
+        for c, rows in good:
+            ds = c.dataset
+            stamp = landing_stamp()
+            accepted = ds.accepted_path / accepted_name(stamp, c.sha256, ds.suffix_for(Path(c.path).name))
+            landed = LandedFile(
+                dataset=ds.name, path=str(accepted), relative_path=os.path.relpath(accepted, self.accepted),
+                bytes=c.stat.st_size, sha256=c.sha256, rows=rows, landed_at=stamp.isoformat(), producer="sensor",
+                dropped_as=os.path.relpath(c.path, self.root),
+            )
+            records.append(dict(path=c.path, dataset=ds.name, sha256=c.sha256, size=c.stat.st_size,
+                                mtime_ns=c.stat.st_mtime_ns, status="pending", event_id=c.event_id,
+                                event=landed.to_event(), accepted_path=str(accepted)))
+            moves.append((c, accepted, rows))
+        if records:
+            self.ledger.record_many(records)
+        for c, accepted, rows in moves:
+            self._publish(Path(c.real), accepted)
+            log.info("%s %s: accepted as %s (%d rows)", c.dataset.name, Path(c.path).name, accepted.name, rows)
+        return {c.path: "accepted" for c, _, _ in moves}
 
     @staticmethod
     def _publish(src: Path, dest: Path) -> None:
@@ -390,7 +420,7 @@ class Sensor:
         rel = p.relative_to(self.root).as_posix()
         event = rejected_event(ds.name, rel, sha256, reason, str(dest))
         self.ledger.record(str(p), ds.name, sha256, st.st_size, st.st_mtime_ns, "quarantined",
-                           event_id=str(event.id), reason=reason, event=event)
+                           event_id=event["id"], reason=reason, event=event)
         log.warning("%s %s: quarantined to %s: %s", ds.name, p.name, dest.relative_to(self.root), reason)
         self._wake_sender.set()
         return "quarantined"
@@ -405,7 +435,7 @@ class Sensor:
 
     def flush_once(self, force: bool = False) -> bool:
         """Send one batch of due events; True if a batch was sent."""
-        due = self.ledger.due(now=float("inf") if force else None)
+        due = self.ledger.due(limit=2000, now=float("inf") if force else None)
         if not due:
             return False
         ids = [eid for eid, _ in due]
@@ -418,8 +448,9 @@ class Sensor:
             if not self._server_down:
                 log.warning("waiting for the server: %d event(s) kept in the ledger, retrying with backoff (%s)", len(ids), exc)
             for _, event in due:
-                self._say_once(event.payload.get("path") or event.payload.get("relative_path", ""),
-                               f"{event.resource.name} {Path(event.payload.get('relative_path', '')).name}: waiting for the server")
+                payload = event["payload"]
+                self._say_once(payload.get("path") or payload.get("relative_path", ""),
+                               f"{payload['dataset']} {Path(payload.get('relative_path', '')).name}: waiting for the server")
             self._server_down = True
             return False
         self.ledger.mark_sent(ids)
@@ -428,7 +459,7 @@ class Sensor:
         self._server_down = False
         self._fail_streak = 0
         for _, event in due:
-            name = Path(event.payload.get("relative_path", "")).name
-            verb = "announced" if event.event.endswith("created") else "rejection announced"
-            log.info("%s %s: %s (event %s)", event.resource.name, name, verb, event.id)
+            name = Path(event["payload"].get("relative_path", "")).name
+            verb = "announced" if event["event"].endswith("created") else "rejection announced"
+            log.info("%s %s: %s (event %s)", event["payload"]["dataset"], name, verb, event["id"])
         return True

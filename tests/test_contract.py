@@ -122,6 +122,6 @@ def test_unreachable_server_is_retried_then_a_clear_error_and_the_event_waits(se
     [name] = os.listdir(load_catalog(settings).get("dummyjson.carts").accepted_path)
     ledger = Ledger(ledger_path(settings.state_dir))
     [(event_id, event)] = ledger.due(now=float("inf"))
-    assert event.payload["relative_path"] == f"dummyjson/carts/{name}"
+    assert event["payload"]["relative_path"] == f"dummyjson/carts/{name}"
     [record] = ledger.rows()
     assert record.status == "pending" and record.event_id == event_id
