@@ -148,7 +148,8 @@ async def _explain(target: str, settings: Settings, catalog: Catalog, root: Path
             out(f"accepted  {record.accepted_path} (dropped as {record.path})" if record.accepted_path != record.path
                 else f"accepted  {record.accepted_path} (landed there by its producer)")
         if record.status == "quarantined":
-            out(f"why       quarantined, so never announced: {record.reason}. The file is in {root / QUARANTINE / dataset}/")
+            out(f"why       quarantined, so never announced: {record.reason.rstrip('.')}. "
+                f"The file and its reason are in {root / QUARANTINE / dataset}/")
             return 0
         if record.status == "duplicate":
             out(f"why       a duplicate: {record.reason}; the same content was announced once already, so no new build")

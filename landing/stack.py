@@ -110,8 +110,9 @@ def up(settings: Settings | None = None) -> int:
         print(f"Prefect UI:      {ui}")
         print(f"warehouse:       {settings.warehouse}")
         print("landing folders:")
+        width = max(map(len, catalog.datasets), default=0) + 1
         for name, ds in sorted(catalog.datasets.items()):
-            print(f"  {name:<24} {ds.path}/{ds.glob}")
+            print(f"  {name:<{width}} {ds.path}/{ds.glob}")
         samples = [(p, ds) for p, ds in sample_files(catalog) if ds.name == "dummyjson.users"] or sample_files(catalog)
         if samples:
             sample, ds = samples[-1]
