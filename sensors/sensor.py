@@ -15,9 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from watchdog.events import (
-    FileClosedEvent, FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileSystemEvent, FileSystemEventHandler,
-)
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
@@ -65,8 +63,10 @@ class _Handler(FileSystemEventHandler):
         if not event.is_directory:
             self.sensor.submit(os.fsdecode(event.src_path), complete=True)
 
-    def on_moved(self, event: FileSystemEvent) -> None:  # renamed into place
-        if not event.is_directory:
+    def on_moved(self, event: FileSystemEvent) -> None:
+        # renamed into place, within the folder or from anywhere else on the disk (inotify's unpaired IN_MOVED_TO,
+        # reported as a move from ""): a rename is atomic, so the file is complete the moment it appears
+        if not event.is_directory and event.dest_path:
             self.sensor.submit(os.fsdecode(event.dest_path), complete=not self.sensor.polling)
 
     def on_created(self, event: FileSystemEvent) -> None:
@@ -77,6 +77,31 @@ class _Handler(FileSystemEventHandler):
     def on_modified(self, event: FileSystemEvent) -> None:
         if not event.is_directory and self.sensor.polling:
             self.sensor.submit(os.fsdecode(event.src_path), complete=False)
+
+
+def _inotify_observer():
+    """An inotify observer for drop folders, asking the kernel only for the events that can announce a file: created,
+    closed after writing, and moved in (IN_MOVED_TO alone). Without IN_MOVED_FROM, watchdog holds nothing back for
+    0.5 s to pair it, so a rename, within the folder or from anywhere else on the disk, is reported at once (as a
+    move from ""). watchdog's platform default where there is no inotify."""
+    try:
+        from watchdog.observers.api import DEFAULT_OBSERVER_TIMEOUT, BaseObserver
+        from watchdog.observers.inotify import InotifyFullEmitter, InotifyObserver
+        from watchdog.observers.inotify_c import InotifyConstants as IN, InotifyFD
+    except ImportError:
+        return Observer()
+
+    class DropFolderEmitter(InotifyFullEmitter):
+        def get_event_mask_from_filter(self):
+            return IN.IN_CREATE | IN.IN_CLOSE_WRITE | IN.IN_MOVED_TO | IN.IN_DELETE_SELF
+
+    class DropFolderObserver(InotifyObserver):
+        def __init__(self) -> None:  # InotifyObserver.__init__ (watchdog 7), with the emitter above
+            self._inotify_fd = InotifyFD()
+            self._inotify_fd.start()
+            BaseObserver.__init__(self, DropFolderEmitter, timeout=DEFAULT_OBSERVER_TIMEOUT, inotify_fd=self._inotify_fd)
+
+    return DropFolderObserver()
 
 
 class Sensor:
@@ -114,15 +139,12 @@ class Sensor:
         for ds in self.catalog.datasets.values():
             ds.path.mkdir(parents=True, exist_ok=True)
             ds.accepted_path.mkdir(parents=True, exist_ok=True)
-        self._observer = PollingObserver(timeout=self.poll_interval) if self.polling else Observer()
+        self._observer = PollingObserver(timeout=self.poll_interval) if self.polling else _inotify_observer()
         handler = _Handler(self)
         # one watch per drop folder, not the whole root: the accepted area and the quarantine (which grow with every
         # file) are never watched or polled, and the sensor's own moves out of a drop folder cost one event each
-        # and only the events that can announce a file: not the opens and reads (the sensor's own among them) or
-        # every write of a writer
-        wanted = [FileCreatedEvent, FileMovedEvent, FileClosedEvent] + ([FileModifiedEvent] if self.polling else [])
         for folder in sorted({ds.path for ds in self.catalog.datasets.values()}):
-            self._observer.schedule(handler, str(folder), recursive=False, event_filter=wanted)
+            self._observer.schedule(handler, str(folder), recursive=False)
         self._observer.start()
         for target, name in ((self._work, "sensor-worker"), (self._send_loop, "sensor-outbox")):
             # threads start with an empty context: carry over Prefect's settings context (PREFECT_API_URL)
