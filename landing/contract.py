@@ -129,7 +129,8 @@ _PAYLOAD_FIELDS = tuple(f.name for f in fields(LandedFile))
 def rejected_event(dataset: str, relative_path: str, sha256: str, reason: str, quarantined_to: str) -> EventData:
     """The `landing.file.rejected` event for a file that failed validation."""
     return dict(
-        id=str(uuid.uuid5(EVENT_NAMESPACE, f"rejected:{dataset}:{sha256}")),
+        # one rejection per drop: two empty files are two incidents, though their content (and sha256) is the same
+        id=str(uuid.uuid5(EVENT_NAMESPACE, f"rejected:{dataset}:{relative_path}:{sha256}")),
         occurred=utc_now().isoformat(),
         event=FILE_REJECTED,
         resource={
