@@ -294,9 +294,9 @@ _PARSE_LOCK = threading.Lock()  # dbt's parser and the placeholder environment a
 
 
 def _project_fingerprint(project: Path) -> str:
-    import dbt.version
+    from importlib.metadata import version  # not dbt.version: importing dbt takes about 2 s
 
-    h = hashlib.sha256(f"v{CACHE_VERSION}|dbt {dbt.version.__version__}".encode())
+    h = hashlib.sha256(f"v{CACHE_VERSION}|dbt {version('dbt-core')}".encode())
     for dirpath, dirnames, filenames in os.walk(project):
         dirnames[:] = sorted(d for d in dirnames if d not in _IGNORED_DIRS and not d.startswith("."))
         for name in sorted(filenames):
