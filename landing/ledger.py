@@ -96,10 +96,16 @@ class Ledger:
             ).fetchone()
         return FileRecord(*row) if row else None
 
-    def known_paths(self) -> dict[str, tuple[int, int]]:
-        """path → (size, mtime_ns) for every file the ledger has seen."""
+    def known_paths(self, paths: list[str]) -> dict[str, tuple[int, int]]:
+        """path → (size, mtime_ns) for those of `paths` the ledger has seen (not the whole ledger: it grows forever)."""
+        found: dict[str, tuple[int, int]] = {}
         with self._lock:
-            return {p: (s, m) for p, s, m in self._db.execute("select path, size, mtime_ns from files")}
+            for i in range(0, len(paths), 500):
+                chunk = paths[i : i + 500]
+                rows = self._db.execute(
+                    f"select path, size, mtime_ns from files where path in ({','.join('?' * len(chunk))})", chunk)
+                found.update((p, (s, m)) for p, s, m in rows)
+        return found
 
     def event_owner(self, event_id: str) -> str | None:
         """The path first recorded with this event id (same dataset and content), if any."""

@@ -184,7 +184,6 @@ class Sensor:
     def catch_up(self) -> int:
         """Queue every data file in the drop folders that the ledger does not know as it is now, oldest arrival first
         (the inode change time: a rename or copy into the folder sets it), so landing order follows arrival."""
-        known = self.ledger.known_paths()
         now = time.time()
         found = []
         for ds in self.catalog.datasets.values():
@@ -200,10 +199,10 @@ class Sensor:
                         st = entry.stat(follow_symlinks=False)
                     except FileNotFoundError:
                         continue
-                    if known.get(entry.path) == (st.st_size, st.st_mtime_ns):
-                        continue
-                    found.append((st.st_ctime_ns, entry.path, now - st.st_mtime >= self.settings.settle_seconds))
-        found.sort()
+                    found.append((st.st_ctime_ns, entry.path, (st.st_size, st.st_mtime_ns),
+                                  now - st.st_mtime >= self.settings.settle_seconds))
+        known = self.ledger.known_paths([path for _, path, _, _ in found])
+        found = sorted((ctime, path, settled) for ctime, path, identity, settled in found if known.get(path) != identity)
         for _, path, settled in found:
             self.submit(path, complete=settled)
         return len(found)
