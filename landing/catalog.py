@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import fnmatch
+import functools
 import hashlib
 import json
 import os
@@ -293,10 +294,15 @@ ACCEPTED_PLACEHOLDER = "/__LANDING_ACCEPTED_ROOT__"
 _PARSE_LOCK = threading.Lock()  # dbt's parser and the placeholder environment are process-wide
 
 
-def _project_fingerprint(project: Path) -> str:
+@functools.cache
+def _dbt_version() -> str:
     from importlib.metadata import version  # not dbt.version: importing dbt takes about 2 s
 
-    h = hashlib.sha256(f"v{CACHE_VERSION}|dbt {version('dbt-core')}".encode())
+    return version("dbt-core")  # a scan of the installed packages: once per process
+
+
+def _project_fingerprint(project: Path) -> str:
+    h = hashlib.sha256(f"v{CACHE_VERSION}|dbt {_dbt_version()}".encode())
     for dirpath, dirnames, filenames in os.walk(project):
         dirnames[:] = sorted(d for d in dirnames if d not in _IGNORED_DIRS and not d.startswith("."))
         for name in sorted(filenames):

@@ -168,7 +168,7 @@ class Ledger:
         now = time.time() if now is None else now
         with self._lock:
             rows = self._db.execute(
-                "select event_id, event_json from outbox where sent_at is null and next_attempt_at <= ? order by created_at limit ?",
+                "select event_id, event_json from outbox where sent_at is null and next_attempt_at <= ? order by created_at, rowid limit ?",
                 (now, limit),
             ).fetchall()
         return [(eid, json.loads(data)) for eid, data in rows]
