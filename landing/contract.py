@@ -198,11 +198,13 @@ def rows_to_jsonl(rows: Iterable[Mapping[str, Any]]) -> bytes:
 
 
 def _text(event) -> str:
+    if isinstance(event, str):  # already serialized (the outbox stores events as JSON)
+        return event
     return event.model_dump_json() if hasattr(event, "model_dump_json") else json.dumps(event)
 
 
 async def send_events_async(events: list) -> None:
-    """Send events (EventData, or Prefect Events) to the Prefect server and wait until it has read them all."""
+    """Send events (EventData, Prefect Events, or either serialized as JSON) to the Prefect server and wait until it has read them all."""
     from landing.transport import prefect_api, send_texts
 
     if not events:
@@ -228,6 +230,8 @@ async def _send_with_prefect_client(events: list) -> None:
 
     async with get_events_client(reconnection_attempts=2, checkpoint_every=len(events) + 1) as client:
         for event in events:
+            if isinstance(event, str):
+                event = Event.model_validate_json(event)
             await client.emit(event if isinstance(event, Event) else Event.model_validate(event))
         await client._force_checkpoint()  # a ping answered after the sends: the server read every event before it
 

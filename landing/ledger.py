@@ -96,16 +96,53 @@ class Ledger:
             ).fetchone()
         return FileRecord(*row) if row else None
 
-    def known_paths(self, paths: list[str]) -> dict[str, tuple[int, int]]:
-        """path → (size, mtime_ns) for those of `paths` the ledger has seen (not the whole ledger: it grows forever)."""
-        found: dict[str, tuple[int, int]] = {}
+    def files_for(self, paths: list[str]) -> dict[str, FileRecord]:
+        """The records of those of `paths` the ledger has seen (a lookup per batch, not per file)."""
+        found: dict[str, FileRecord] = {}
         with self._lock:
             for i in range(0, len(paths), 500):
                 chunk = paths[i : i + 500]
-                rows = self._db.execute(
-                    f"select path, size, mtime_ns from files where path in ({','.join('?' * len(chunk))})", chunk)
-                found.update((p, (s, m)) for p, s, m in rows)
+                rows = self._db.execute(f"select {_FIELDS} from files where path in ({','.join('?' * len(chunk))})", chunk)
+                found.update((row[0], FileRecord(*row)) for row in rows)
         return found
+
+    def event_owners(self, event_ids: list[str]) -> dict[str, str]:
+        """event id → the path first recorded with it, for those of `event_ids` the outbox holds."""
+        found: dict[str, str] = {}
+        with self._lock:
+            for i in range(0, len(event_ids), 500):
+                chunk = event_ids[i : i + 500]
+                rows = self._db.execute(
+                    f"select event_id, path from outbox where event_id in ({','.join('?' * len(chunk))})", chunk)
+                found.update(rows)
+        return found
+
+    def backlog(self, entries) -> "Backlog":
+        """Files found in the drop folders, `(ctime_ns, path, size, mtime_ns, settled)` each, narrowed to those the
+        ledger does not know as they are now and kept in a temporary table, so any number of them costs the same
+        memory. Read them back with `Backlog.chunks`, oldest change time first."""
+        with self._lock:
+            self._db.execute("create temp table if not exists backlog (ctime_ns integer, path text, size integer, "
+                             "mtime_ns integer, settled integer)")
+            self._db.execute("delete from backlog")
+            self._db.execute("begin")
+            try:
+                self._db.executemany("insert into backlog values (?, ?, ?, ?, ?)", entries)
+                self._db.execute("delete from backlog where rowid in (select b.rowid from backlog b join files f "
+                                 "on f.path = b.path and f.size = b.size and f.mtime_ns = b.mtime_ns)")
+                self._db.execute("commit")
+            except BaseException:
+                self._db.execute("rollback")
+                raise
+            self._db.execute("create index if not exists temp.backlog_order on backlog (ctime_ns)")
+            total = self._db.execute("select count(*) from backlog").fetchone()[0]
+        return Backlog(self, total)
+
+    def _backlog_after(self, after: tuple[int, int], limit: int) -> list[tuple[int, int, str, bool]]:
+        with self._lock:
+            return self._db.execute(
+                "select ctime_ns, rowid, path, settled from backlog where (ctime_ns, rowid) > (?, ?) "
+                "order by ctime_ns, rowid limit ?", (*after, limit)).fetchall()
 
     def event_owner(self, event_id: str) -> str | None:
         """The path first recorded with this event id (same dataset and content), if any."""
@@ -130,21 +167,19 @@ class Ledger:
         with self._lock:
             self._db.execute("begin immediate")
             try:
-                for r in records:
-                    self._db.execute(
-                        "insert or replace into files (path, dataset, sha256, size, mtime_ns, event_id, status, reason, "
-                        "updated_at, accepted_path) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (r["path"], r["dataset"], r["sha256"], r["size"], r["mtime_ns"], r.get("event_id"), r["status"],
-                         r.get("reason"), now, r.get("accepted_path")),
-                    )
-                    event = r.get("event")
-                    if event is not None:
-                        self._db.execute(
-                            "insert or ignore into outbox (event_id, dataset, path, event_json, created_at, sent_at, "
-                            "next_attempt_at) values (?, ?, ?, ?, ?, ?, ?)",
-                            (event["id"], r["dataset"], r["path"], json.dumps(event), now,
-                             now if r.get("sent") else None, now + r.get("hold_seconds", 0.0)),
-                        )
+                self._db.executemany(
+                    "insert or replace into files (path, dataset, sha256, size, mtime_ns, event_id, status, reason, "
+                    "updated_at, accepted_path) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(r["path"], r["dataset"], r["sha256"], r["size"], r["mtime_ns"], r.get("event_id"), r["status"],
+                      r.get("reason"), now, r.get("accepted_path")) for r in records],
+                )
+                self._db.executemany(
+                    "insert or ignore into outbox (event_id, dataset, path, event_json, created_at, sent_at, "
+                    "next_attempt_at) values (?, ?, ?, ?, ?, ?, ?)",
+                    [(r["event"]["id"], r["dataset"], r["path"], json.dumps(r["event"]), now,
+                      now if r.get("sent") else None, now + r.get("hold_seconds", 0.0))
+                     for r in records if r.get("event") is not None],
+                )
                 self._db.execute("commit")
             except BaseException:
                 self._db.execute("rollback")
@@ -165,13 +200,18 @@ class Ledger:
 
     def due(self, limit: int = 500, now: float | None = None) -> list[tuple[str, dict]]:
         """Unsent events whose next attempt is due, oldest first."""
+        return [(eid, json.loads(text)) for eid, _, _, text in self.due_texts(limit, now)]
+
+    def due_texts(self, limit: int = 500, now: float | None = None) -> list[tuple[str, str, str, str]]:
+        """`(event id, dataset, path, event JSON)` of unsent events whose next attempt is due, oldest first: what the
+        sender sends as it is stored."""
         now = time.time() if now is None else now
         with self._lock:
-            rows = self._db.execute(
-                "select event_id, event_json from outbox where sent_at is null and next_attempt_at <= ? order by created_at, rowid limit ?",
+            return self._db.execute(
+                "select event_id, dataset, path, event_json from outbox where sent_at is null and next_attempt_at <= ? "
+                "order by created_at, rowid limit ?",
                 (now, limit),
             ).fetchall()
-        return [(eid, json.loads(data)) for eid, data in rows]
 
     def pending_count(self) -> int:
         with self._lock:
@@ -205,6 +245,24 @@ class Ledger:
         with self._lock:
             row = self._db.execute(f"select {_FIELDS} from files where accepted_path = ?", (accepted_path,)).fetchone()
         return FileRecord(*row) if row else None
+
+
+class Backlog:
+    """The files a scan found and the ledger did not know, read back in chunks in arrival order."""
+
+    def __init__(self, ledger: Ledger, total: int):
+        self.ledger = ledger
+        self.total = total
+
+    def chunks(self, size: int = 500):
+        """Lists of `(path, settled)`, oldest change time first."""
+        after = (-1, -1)
+        while True:
+            rows = self.ledger._backlog_after(after, size)
+            if not rows:
+                return
+            after = rows[-1][:2]
+            yield [(path, bool(settled)) for _, _, path, settled in rows]
 
 
 def ledger_path(state_dir: Path) -> Path:

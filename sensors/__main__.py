@@ -29,10 +29,10 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     sensor = Sensor(Settings(), polling=args.polling).start()
     if args.once:
-        sensor.drain()
+        sensor.drain(timeout=None)
     else:
         stop.wait()
-    left = sensor.stop(flush_timeout=5 if not args.once else 30)
+    left = sensor.stop(flush_timeout=None if args.once else 5)
     logging.getLogger("landing.sensor").info("stopped; %d event(s) left in the ledger", left)
     return 0
 

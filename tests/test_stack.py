@@ -17,12 +17,16 @@ from tests.support.prefect_server import free_port
 from tests.support.served import wait_for
 
 
+def _change(project, mark: str) -> None:
+    """Change the project's sources: the catalog cache is cold, and `up` starts four processes that all load it."""
+    with open(project / "models" / "staging" / "dummyjson" / "__sources.yml", "a") as fh:
+        fh.write(f"\n# changed: {mark}\n")
+
+
 def test_up_demo_explain_status_and_clean_stop(tmp_path):
-    # a copy of the project, changed: the catalog cache is cold, and `up` starts four processes that all load it at once
     project = tmp_path / "dbt"
     shutil.copytree(REPO_ROOT / "dbt", project, ignore=shutil.ignore_patterns("target", "logs", ".user.yml"))
-    with open(project / "models" / "staging" / "dummyjson" / "__sources.yml", "a") as fh:
-        fh.write(f"\n# changed for {tmp_path.name}\n")
+    _change(project, tmp_path.name)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "LANDING_"))}
     env.update(
@@ -73,6 +77,9 @@ def test_up_demo_explain_status_and_clean_stop(tmp_path):
 
         status = cli("status", timeout=60)
         assert status.returncode == 0 and re.search(r"dummyjson.users\s+\S+\.jsonl", status.stdout), status.stdout
+
+        # last, as starting another stack on the same server pauses the deployments when it stops
+        _up_again_on_changed_projects(env, project, api, tmp_path)
     finally:
         up.send_signal(signal.SIGINT)
         try:
@@ -88,3 +95,23 @@ def test_up_demo_explain_status_and_clean_stop(tmp_path):
         raise AssertionError("the Prefect server is still up after Ctrl-C")
     except httpx.HTTPError:
         pass
+
+
+def _up_again_on_changed_projects(env: dict, project, api: str, tmp_path, times: int = 2) -> None:
+    """`up` started again and again, each time on a changed project (a cold catalog cache) and on a server that
+    answers: every start comes up and stops cleanly. Their own state folders: one `up` per state folder."""
+    for i in range(times):
+        _change(project, f"{tmp_path.name} start {i}")
+        log = tmp_path / f"up-again-{i}.log"
+        again_env = {**env, "PREFECT_API_URL": api, "LANDING_STATE_DIR": str(tmp_path / f"state-again-{i}"),
+                     "LANDING_ROOT": str(tmp_path / f"landing-again-{i}")}
+        proc = subprocess.Popen([sys.executable, "-m", "landing", "up"], env=again_env, cwd=REPO_ROOT,
+                                stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_for(lambda: b"Ctrl-C stops everything" in log.read_bytes() or proc.poll() is not None, 120,
+                     f"start {i} on a changed project")
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert f"using the Prefect server at {api}" in log.read_text()
+        finally:
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(60) == 0, log.read_text()[-3000:]
