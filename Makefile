@@ -9,7 +9,7 @@ install:
 	$(UV) sync --frozen
 
 test: install
-	$(UV) run --frozen pytest -q
+	$(UV) run --frozen pytest -q -n 2 --dist loadfile
 
 up: install
 	$(UV) run --frozen python -m landing up

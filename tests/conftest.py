@@ -13,6 +13,20 @@ from tests.support.dummyjson_server import DummyJSONServer
 from tests.support.prefect_server import PrefectServer
 
 
+# The slowest modules first: `make test` spreads whole modules over two workers (pytest-xdist, --dist loadfile) in
+# this order, so the long ones start at once instead of finishing last.
+SLOW_FIRST = ("faults/test_server_outage.py", "faults/test_sensor_crash.py", "test_benchmarks_smoke.py",
+              "test_automations.py", "test_stack.py", "test_sensor.py", "test_zero_code_source.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def weight(item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return next((i for i, name in enumerate(SLOW_FIRST) if path.endswith(name)), len(SLOW_FIRST))
+
+    items.sort(key=weight)  # stable: tests keep their order within a module
+
+
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory):
     """One real Prefect server (SQLite) for the session; the test process and its children use it."""
