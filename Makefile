@@ -12,13 +12,13 @@ test: install
 	$(UV) run --frozen pytest -q -n 2 --dist loadfile
 
 up: install
-	$(UV) run --frozen python -m landing up
+	$(UV) run --frozen landing up
 
 demo: install
-	$(UV) run --frozen python -m landing demo
+	$(UV) run --frozen landing demo
 
 status: install
-	$(UV) run --frozen python -m landing status
+	$(UV) run --frozen landing status
 
 bench: install
 	$(UV) run --frozen python -m benchmarks.run

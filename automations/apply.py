@@ -7,8 +7,8 @@ import asyncio
 import sys
 from dataclasses import dataclass, field
 
-from automations.dbt_build import DEPLOYMENT_NAME, FLOW_NAME, STALE_FLOW_NAME
-from automations.plan import MANAGED_TAG, comparable, desired_automations
+from automations.names import BUILD, MANAGED_TAG, STALE
+from automations.plan import comparable, desired_automations
 from landing.catalog import CatalogError, load_catalog
 from landing.settings import Settings
 
@@ -75,16 +75,15 @@ async def apply(settings: Settings | None = None, dry_run: bool = False, out=pri
                 "Start it with `make up` (or `prefect server start`) and check PREFECT_API_URL."
             )
         ids = {}
-        for flow_name in (FLOW_NAME, STALE_FLOW_NAME):
-            deployment = f"{flow_name}/{DEPLOYMENT_NAME if flow_name == FLOW_NAME else STALE_FLOW_NAME}"
+        for deployment in (BUILD, STALE):
             try:
-                ids[flow_name] = (await client.read_deployment_by_name(deployment)).id
+                ids[deployment] = (await client.read_deployment_by_name(deployment)).id
             except ObjectNotFound:
                 raise ApplyError(
                     f"the deployment {deployment!r} does not exist on {url}. "
                     "Serve it first with `python -m automations.serve` (make up does this), then run apply.py again."
                 ) from None
-        desired = desired_automations(catalog, ids[FLOW_NAME], ids[STALE_FLOW_NAME], settings)
+        desired = desired_automations(catalog, ids[BUILD], ids[STALE], settings)
         existing = await client.read_automations()
         plan = make_plan(desired, existing)
         for line in plan.lines():

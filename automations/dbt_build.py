@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
-import os
 import re
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from landing.catalog import Catalog, Dataset, load_catalog
-from landing.contract import BUILD_DEPLOYMENT, BUILD_FAILED, BUILD_FLOW, RECONCILE_FLOW, STALE_FLOW, dataset_resource_id
+from automations import buildlog
+from automations.build_state import (
+    ALL, EMPTY_SIGNATURE, ONE, Watermarks, dataset_signature, release_warehouse, warehouse_lock,
+)
+from automations.buildlog import BuildRecord, BuildStatus
+from automations.names import BUILD_FLOW, RECONCILE_FLOW, STALE_FLOW
+from landing.catalog import Catalog, load_catalog
+from landing.events import build_failed, dataset_stale
 from landing.settings import Settings
-
-FLOW_NAME = BUILD_FLOW
-DEPLOYMENT_NAME = BUILD_DEPLOYMENT
-STALE_FLOW_NAME = STALE_FLOW
-EMPTY_SIGNATURE = "no files"
 DATASET_NAME = re.compile(r"^[A-Za-z0-9_]+\.[A-Za-z0-9_]+$")
 
 
@@ -64,78 +61,10 @@ def dbt_args(datasets: list[str], and_models: list[str], catalog: Catalog) -> li
     return args
 
 
-def dataset_signature(ds: Dataset) -> str:
-    """A digest of the names, sizes and mtimes of the dataset's files: it changes when anything lands."""
-    h = hashlib.sha256()
-    files = ds.data_files()
-    for entry in files:
-        st = entry.stat()
-        h.update(f"{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest() if files else EMPTY_SIGNATURE
-
-
-class Watermarks:
-    """What each kind of build last built successfully, per dataset, in the state folder."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def read(self) -> dict[str, str]:
-        try:
-            return json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}
-
-    def write(self, marks: dict[str, str]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(marks, indent=1, sort_keys=True))
-        os.replace(tmp, self.path)
-
-
-def release_warehouse() -> None:
-    """Close dbt-duckdb's in-process DuckDB handle, so readers can open the file between builds.
-
-    A build in a long-lived process (the warm runner) would otherwise keep the file's write lock.
-    dbt-duckdb keeps the handle in a class attribute and offers no public way to close it.
-    """
-    try:
-        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
-    except ImportError:
-        return
-    with DuckDBConnectionManager._LOCK:
-        env, DuckDBConnectionManager._ENV = DuckDBConnectionManager._ENV, None
-        if env is not None:
-            env.close()
-
-
-def record_build(settings: Settings, **fields) -> None:
-    """Append one line per build decision to <state>/builds.jsonl (what ran, for whom, and how it ended)."""
-    fields.update(flow_run_id=str(flow_run.id) if flow_run.id else None, at=time.time())
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    with open(settings.builds_log, "a") as fh:
-        fh.write(json.dumps(fields) + "\n")
-
-
-@contextmanager
-def warehouse_lock(settings: Settings, timeout: float = 3600):
-    """An exclusive lock beside the DuckDB file: never two dbt writers on one warehouse, across processes."""
-    lock_path = settings.warehouse.with_name(settings.warehouse.name + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as fh:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"another dbt build has held {lock_path} for {timeout}s")
-                time.sleep(0.1)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+def record_build(settings: Settings, status: BuildStatus, datasets: list[str], and_models: list[str], **details) -> None:
+    """Add this run's decision to the build log (what ran, for whom, and how it ended)."""
+    buildlog.append(settings.builds_log, BuildRecord(status=status, datasets=datasets, and_models=and_models,
+                                                     flow_run_id=str(flow_run.id) if flow_run.id else None, **details))
 
 
 def dbt_log_level():
@@ -167,28 +96,19 @@ def failed_nodes(target_dir: Path) -> list[str]:
 
 
 def _emit_failure(datasets: list[str], nodes: list[str], message: str) -> None:
-    from landing.contract import send_events
-    from prefect.events import Event
+    from landing.transport import send_events
 
-    send_events([
-        Event(
-            event=BUILD_FAILED,
-            resource={"prefect.resource.id": dataset_resource_id(name), "prefect.resource.name": name},
-            related=[{"prefect.resource.id": f"prefect.flow-run.{flow_run.id}", "prefect.resource.role": "flow-run"}] if flow_run.id else [],
-            payload={"dataset": name, "failed_nodes": nodes, "message": message[:4000]},
-        )
-        for name in datasets
-    ])
+    send_events([build_failed(name, nodes, message, str(flow_run.id) if flow_run.id else None) for name in datasets])
 
 
-@flow(name=FLOW_NAME, flow_run_name=_run_name, log_prints=True)
+@flow(name=BUILD_FLOW, flow_run_name=_run_name, log_prints=True)
 def dbt_build(datasets: list[str], and_models: list[str] | None = None, settings: Settings | None = None) -> dict:
     """Build `source:<dataset>+` for the given datasets with dbt, unless nothing landed since the last build."""
     settings = settings or Settings()
     logger = get_run_logger()
     catalog = load_catalog(settings)
     names, and_names = validate_request(datasets, and_models or [], catalog)
-    kind = "all:" if and_names else "one:"
+    kind = ALL if and_names else ONE
     marks = Watermarks(settings.state_dir / "watermarks.json")
 
     with warehouse_lock(settings):
@@ -197,13 +117,13 @@ def dbt_build(datasets: list[str], and_models: list[str] | None = None, settings
         built = marks.read()
         if all(built.get(kind + n) == sig for n, sig in current.items()):
             logger.info("up to date: nothing landed for %s since the last build", ", ".join(names))
-            record_build(settings, datasets=names, and_models=and_names, status="up to date")
-            return {"status": "up to date", "datasets": names}
+            record_build(settings, BuildStatus.UP_TO_DATE, names, and_names)
+            return {"status": BuildStatus.UP_TO_DATE.value, "datasets": names}
         empty = [n for n, sig in current.items() if sig == EMPTY_SIGNATURE]
         if empty:
             logger.warning("nothing to build: no file has landed yet for %s in %s", ", ".join(empty), settings.root)
-            record_build(settings, datasets=names, and_models=and_names, status="no files", empty=empty)
-            return {"status": "no files", "datasets": names, "empty": empty}
+            record_build(settings, BuildStatus.NO_FILES, names, and_names, empty=empty)
+            return {"status": BuildStatus.NO_FILES.value, "datasets": names, "empty": empty}
 
         from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
 
@@ -223,7 +143,7 @@ def dbt_build(datasets: list[str], and_models: list[str] | None = None, settings
         except Exception as exc:
             release_warehouse()
             nodes = failed_nodes(settings.dbt_target_dir)
-            record_build(settings, datasets=names, and_models=and_names, status="failed", started=started,
+            record_build(settings, BuildStatus.FAILED, names, and_names, started=started,
                          failed_nodes=nodes, error=str(exc)[:2000])
             logger.error("dbt build failed for %s; failing nodes: %s", ", ".join(names), ", ".join(nodes) or "see the log")
             _emit_failure(names, nodes, str(exc))
@@ -232,17 +152,16 @@ def dbt_build(datasets: list[str], and_models: list[str] | None = None, settings
         built = marks.read()
         built.update({kind + n: sig for n, sig in current.items()})
         marks.write(built)
-        record_build(settings, datasets=names, and_models=and_names, status="built", started=started)
-    return {"status": "built", "datasets": names, "and_models": and_names}
+        record_build(settings, BuildStatus.BUILT, names, and_names, started=started)
+    return {"status": BuildStatus.BUILT.value, "datasets": names, "and_models": and_names}
 
 
-@flow(name=STALE_FLOW_NAME, flow_run_name="stale {dataset}")
+@flow(name=STALE_FLOW, flow_run_name="stale {dataset}")
 def landing_stale(dataset: str, expected_every_seconds: int, settings: Settings | None = None) -> dict:
     """Emit `landing.dataset.stale` for a dataset with no file within its freshness window."""
     from datetime import datetime, timezone
 
-    from landing.contract import DATASET_STALE, send_events
-    from prefect.events import Event
+    from landing.transport import send_events
 
     settings = settings or Settings()
     catalog = load_catalog(settings)
@@ -250,23 +169,11 @@ def landing_stale(dataset: str, expected_every_seconds: int, settings: Settings 
     newest = max((e.stat().st_mtime for e in ds.data_files()), default=None)
     now = datetime.now(timezone.utc).timestamp()
     late_by = None if newest is None else max(0, int(now - newest - expected_every_seconds))
-    payload = {
-        "dataset": dataset,
-        "expected_every_seconds": expected_every_seconds,
-        "late_by_seconds": late_by,
-        "last_landed_at": None if newest is None else datetime.fromtimestamp(newest, timezone.utc).isoformat(),
-    }
-    send_events(
-        [
-            Event(
-                event=DATASET_STALE,
-                resource={"prefect.resource.id": dataset_resource_id(dataset), "prefect.resource.name": dataset},
-                payload=payload,
-            )
-        ]
-    )
+    event = dataset_stale(dataset, expected_every_seconds, late_by,
+                          None if newest is None else datetime.fromtimestamp(newest, timezone.utc).isoformat())
+    send_events([event])
     get_run_logger().warning("%s is stale: no file within %ss (late by %ss)", dataset, expected_every_seconds, late_by)
-    return payload
+    return event["payload"]
 
 
 @flow(name=RECONCILE_FLOW, flow_run_name="landing-reconcile")
@@ -283,7 +190,7 @@ def landing_reconcile(settings: Settings | None = None) -> dict:
     behind = []
     for name in sorted(catalog.datasets):
         signature = dataset_signature(catalog.datasets[name])
-        if signature != EMPTY_SIGNATURE and marks.get("one:" + name) != signature:
+        if signature != EMPTY_SIGNATURE and marks.get(ONE + name) != signature:
             behind.append(name)
     if not behind:
         logger.info("every dataset is built: nothing landed since its last build")

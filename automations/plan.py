@@ -9,7 +9,8 @@ from prefect.events.actions import RunDeployment
 from prefect.events.schemas.automations import AutomationCore, CompoundTrigger, EventTrigger, Posture
 
 from landing.catalog import Catalog
-from landing.contract import FILE_CREATED, MANAGED_TAG, dataset_resource_id
+from automations.names import MANAGED_TAG
+from landing.events import FILE_CREATED, dataset_resource_id
 from landing.settings import Settings
 
 PREFIX = "landing: "

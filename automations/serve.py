@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 from prefect import serve
 from prefect.client.schemas.schedules import IntervalSchedule
 
-from automations.dbt_build import DEPLOYMENT_NAME, STALE_FLOW_NAME, dbt_build, landing_reconcile, landing_stale
-from landing.contract import RECONCILE_FLOW
+from automations.dbt_build import dbt_build, landing_reconcile, landing_stale
+from automations.names import BUILD_DEPLOYMENT, RECONCILE_DEPLOYMENT, STALE_DEPLOYMENT
 from landing.settings import Settings
 
 FLOWS = (dbt_build, landing_stale, landing_reconcile)
@@ -21,17 +21,17 @@ def deployments(settings: Settings | None = None) -> list:
     schedules = [IntervalSchedule(interval=every, anchor_date=datetime.now(timezone.utc) + every / 2)] if every else []
     return [
         dbt_build.to_deployment(
-            name=DEPLOYMENT_NAME,
+            name=BUILD_DEPLOYMENT,
             tags=["landing", "dbt"],
             description="Builds the dbt models downstream of the given datasets. Started by automations only.",
         ),
         landing_stale.to_deployment(
-            name=STALE_FLOW_NAME,
+            name=STALE_DEPLOYMENT,
             tags=["landing"],
             description="Emits landing.dataset.stale. Started by the freshness automations.",
         ),
         landing_reconcile.to_deployment(
-            name=RECONCILE_FLOW,
+            name=RECONCILE_DEPLOYMENT,
             tags=["landing", "dbt"],
             schedules=schedules,
             description=f"Safety net every {settings.reconcile_seconds}s (LANDING_RECONCILE_SECONDS): builds datasets "

@@ -17,11 +17,12 @@ import textwrap
 import time
 from pathlib import Path
 
+import sensors as sensor_command
 from landing.settings import REPO_ROOT, Settings
-from tests.support.dummyjson_server import DummyJSONServer
-from tests.support.prefect_server import PrefectServer
-from tests.support.sensing import product_rows
-from tests.support.served import Served, builds, settings_env, wait_for, warehouse_row
+from ops.dummyjson_fake import DummyJSONServer
+from ops.local import PrefectServer
+from ops.dummyjson_fake import product_rows
+from ops.local import Served, builds, wait_for, warehouse_row
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 
@@ -48,12 +49,12 @@ def _drop_to_build(base: Path, server: PrefectServer, reps: int, serve_args: tup
     from automations.apply import apply
 
     settings = settings_in(base, burst_window_seconds=5)
-    env = {**os.environ, **settings_env(settings), "PREFECT_API_URL": server.api_url}
+    env = {**os.environ, **settings.to_env(), "PREFECT_API_URL": server.api_url}
     rows = json.loads((REPO_ROOT / "tests/fixtures/dummyjson/products.json").read_text())
     base.mkdir(parents=True, exist_ok=True)
     with Served(settings, server.api_url, base / "serve.log", serve_args):
         asyncio.run(apply(settings, out=lambda *_: None))
-        sensor = subprocess.Popen([sys.executable, "-m", "sensors"], env=env, stdout=open(base / "sensor.log", "wb"),
+        sensor = subprocess.Popen([sys.executable, "-m", sensor_command.__name__], env=env, stdout=open(base / "sensor.log", "wb"),
                                   stderr=subprocess.STDOUT)
         try:
             wait_for(lambda: b"watching" in (base / "sensor.log").read_bytes(), 60, "the sensor to start")
@@ -81,17 +82,17 @@ def _drop_to_build(base: Path, server: PrefectServer, reps: int, serve_args: tup
 def b2_burst(base: Path, server: PrefectServer, files: int, seconds: float) -> dict:
     """`files` files dropped over `seconds` for one dataset: events, dbt builds, and when every row is in the warehouse."""
     from automations.apply import apply
-    from tests.conftest import read_events
-    from landing.contract import FILE_CREATED
+    from ops.local import read_events
+    from landing.events import FILE_CREATED
 
     settings = settings_in(base / "b2", burst_window_seconds=5)
-    env = {**os.environ, **settings_env(settings), "PREFECT_API_URL": server.api_url}
+    env = {**os.environ, **settings.to_env(), "PREFECT_API_URL": server.api_url}
     folder = settings.root / "dummyjson" / "products"
     folder.mkdir(parents=True)
     tag = f"b2-{time.time()}"
     with Served(settings, server.api_url, base / "b2-serve.log"):
         asyncio.run(apply(settings, out=lambda *_: None))
-        sensor = subprocess.Popen([sys.executable, "-m", "sensors"], env=env, stdout=open(base / "b2-sensor.log", "wb"),
+        sensor = subprocess.Popen([sys.executable, "-m", sensor_command.__name__], env=env, stdout=open(base / "b2-sensor.log", "wb"),
                                   stderr=subprocess.STDOUT)
         try:
             wait_for(lambda: b"watching" in (base / "b2-sensor.log").read_bytes(), 60, "the sensor to start")
@@ -171,10 +172,10 @@ def b4_sensor_catch_up(base: Path, sizes: list[int]) -> dict:
             os.utime(p, (old, old))
         server = PrefectServer(base / f"b4-prefect-{files}").start()  # idle: no earlier benchmark's events to digest
         try:
-            env = {**os.environ, **settings_env(settings), "PREFECT_API_URL": server.api_url}
+            env = {**os.environ, **settings.to_env(), "PREFECT_API_URL": server.api_url}
             log = base / f"b4-{files}.log"
             t0 = time.time()
-            proc = subprocess.Popen([sys.executable, "-m", "sensors", "--once"], env=env, stdout=open(log, "wb"),
+            proc = subprocess.Popen([sys.executable, "-m", sensor_command.__name__, "--once"], env=env, stdout=open(log, "wb"),
                                     stderr=subprocess.STDOUT)
             _, status, usage = os.wait4(proc.pid, 0)
             sent = time.time() - t0

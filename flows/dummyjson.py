@@ -11,7 +11,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from landing.catalog import Catalog, load_catalog
-from landing.contract import LandedFile, land_rows
+from landing.contract import land_rows
+from landing.events import LandedFile
 from landing.settings import Settings
 
 SOURCE = "dummyjson"

@@ -346,7 +346,8 @@ def parse_manifest(project: Path, target: Path) -> dict:
     return json.loads((target / "manifest.json").read_text())
 
 
-def _render_root(catalog: Catalog, root: str, accepted: str) -> Catalog:
+def render_roots(catalog: Catalog, root: str, accepted: str) -> Catalog:
+    """A catalog parsed with the root placeholders, for these landing and accepted roots."""
     root, accepted = os.path.abspath(root), os.path.abspath(accepted)
 
     def render(text: str) -> str:
@@ -399,4 +400,4 @@ def load_catalog(settings: Settings | None = None) -> Catalog:
                     os.replace(tmp, cache)
                 finally:
                     shutil.rmtree(private, ignore_errors=True)
-    return _render_root(catalog, str(settings.root), str(settings.accepted))
+    return render_roots(catalog, str(settings.root), str(settings.accepted))

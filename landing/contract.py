@@ -1,69 +1,25 @@
-"""The landing contract: accepted files under sortable names, atomic landing, and the `landing.file.*` event shapes."""
+"""Landing a file: accepted names that sort by landing time, atomic writes, and land_bytes/land_rows for producers."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
 import os
 import threading
-import time
-import uuid
-from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from landing.catalog import Catalog, load_catalog
+from landing.events import LandedFile, utc_now
 from landing.settings import Settings
+from landing.transport import EmitError, send_patiently
 
 log = logging.getLogger(__name__)
 
-FILE_CREATED = "landing.file.created"
-FILE_REJECTED = "landing.file.rejected"
-DATASET_STALE = "landing.dataset.stale"
-BUILD_FAILED = "landing.build.failed"
-
-# Names shared by the automations, the build deployment and the explain/status commands.
-BUILD_FLOW = "dbt-build"
-BUILD_DEPLOYMENT = "dbt-build"
-STALE_FLOW = "landing-stale"
-RECONCILE_FLOW = "landing-reconcile"
-MANAGED_TAG = "managed-by:landing-apply"
-
 QUARANTINE_DIR = "_quarantine"  # <LANDING_ROOT>/_quarantine/<dataset>/: bad files and their reasons
 INCOMING_DIR = ".incoming"  # <LANDING_ACCEPTED_ROOT>/.incoming/: files being written, never matched by a dataset's glob
-
-DATASET_PREFIX = "landing.dataset."
-FILE_PREFIX = "landing.file."
-# Fixed namespace so every producer (flows, sensor, tests) derives the same event id.
-EVENT_NAMESPACE = uuid.UUID("6f1c1a52-3f7e-5b0e-9d2a-6c616e64696e")
-
-
-EventData = dict  # an event as JSON-ready data: Prefect's Event fields; Prefect is imported only to send it
-
-
-class EmitError(RuntimeError):
-    """The Prefect server did not accept the events."""
-
-
-def dataset_resource_id(dataset: str) -> str:
-    return f"{DATASET_PREFIX}{dataset}"
-
-
-def dataset_from_resource_id(resource_id: str) -> str:
-    return resource_id[len(DATASET_PREFIX):] if resource_id.startswith(DATASET_PREFIX) else ""
-
-
-def file_resource_id(relative_path: str) -> str:
-    return f"{FILE_PREFIX}{relative_path}"
-
-
-def event_id(dataset: str, sha256: str) -> uuid.UUID:
-    """Deterministic id: the same content for the same dataset is always the same event."""
-    return uuid.uuid5(EVENT_NAMESPACE, f"{dataset}:{sha256}")
-
 
 _last_stamp = datetime.min.replace(tzinfo=timezone.utc)
 _stamp_lock = threading.Lock()
@@ -81,82 +37,6 @@ def landing_stamp(now: datetime | None = None) -> datetime:
 def accepted_name(stamp: datetime, sha256: str, suffix: str) -> str:
     """`<UTC %Y%m%dT%H%M%S%fZ>-<sha12><suffix>`: accepted files sort by landing time, whatever they were called."""
     return f"{stamp.strftime('%Y%m%dT%H%M%S%fZ')}-{sha256[:12]}{suffix}"
-
-
-@dataclass(frozen=True)
-class LandedFile:
-    """An accepted file under its final name in a dataset's accepted folder: the event payload."""
-
-    dataset: str
-    path: str  # the accepted file, which dbt reads
-    relative_path: str  # relative to LANDING_ACCEPTED_ROOT
-    bytes: int
-    sha256: str
-    rows: int
-    landed_at: str
-    producer: str
-    dropped_as: str | None = None  # relative to LANDING_ROOT: the name it was dropped under (the sensor's files)
-
-    @property
-    def event_id(self) -> uuid.UUID:
-        return event_id(self.dataset, self.sha256)
-
-    def to_event(self) -> EventData:
-        """The `landing.file.created` event for this file."""
-        return dict(
-            id=str(self.event_id),
-            occurred=self.landed_at,
-            event=FILE_CREATED,
-            resource={
-                "prefect.resource.id": dataset_resource_id(self.dataset),
-                "prefect.resource.name": self.dataset,
-            },
-            related=[
-                {
-                    "prefect.resource.id": file_resource_id(self.relative_path),
-                    "prefect.resource.role": "file",
-                    "prefect.resource.name": Path(self.dropped_as or self.relative_path).name,
-                    "sha256": self.sha256,
-                }
-            ],
-            payload={f: getattr(self, f) for f in _PAYLOAD_FIELDS},
-        )
-
-
-_PAYLOAD_FIELDS = tuple(f.name for f in fields(LandedFile))
-
-
-def rejected_event(dataset: str, relative_path: str, sha256: str, reason: str, quarantined_to: str) -> EventData:
-    """The `landing.file.rejected` event for a file that failed validation."""
-    return dict(
-        # one rejection per drop: two empty files are two incidents, though their content (and sha256) is the same
-        id=str(uuid.uuid5(EVENT_NAMESPACE, f"rejected:{dataset}:{relative_path}:{sha256}")),
-        occurred=utc_now().isoformat(),
-        event=FILE_REJECTED,
-        resource={
-            "prefect.resource.id": dataset_resource_id(dataset),
-            "prefect.resource.name": dataset,
-        },
-        related=[
-            {
-                "prefect.resource.id": file_resource_id(relative_path),
-                "prefect.resource.role": "file",
-                "prefect.resource.name": Path(relative_path).name,
-                "sha256": sha256,
-            }
-        ],
-        payload={
-            "dataset": dataset,
-            "relative_path": relative_path,
-            "sha256": sha256,
-            "reason": reason,
-            "quarantined_to": quarantined_to,
-        },
-    )
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def write_atomically(folder: Path, data: bytes, suffix: str, now: datetime | None = None,
@@ -195,73 +75,6 @@ def write_atomically(folder: Path, data: bytes, suffix: str, now: datetime | Non
 
 def rows_to_jsonl(rows: Iterable[Mapping[str, Any]]) -> bytes:
     return "".join(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n" for row in rows).encode()
-
-
-def _text(event) -> str:
-    if isinstance(event, str):  # already serialized (the outbox stores events as JSON)
-        return event
-    return event.model_dump_json() if hasattr(event, "model_dump_json") else json.dumps(event)
-
-
-async def send_events_async(events: list) -> None:
-    """Send events (EventData, Prefect Events, or either serialized as JSON) to the Prefect server and wait until it has read them all."""
-    from landing.transport import prefect_api, send_texts
-
-    if not events:
-        return
-    url, auth_string, api_key = prefect_api()
-    try:
-        if not url:
-            raise EmitError("PREFECT_API_URL is not set")
-        if api_key:  # Prefect Cloud authenticates its own way: use Prefect's client
-            await _send_with_prefect_client(events)
-        else:
-            await send_texts([_text(e) for e in events], url, auth_string)
-    except Exception as exc:
-        raise EmitError(
-            f"could not send {len(events)} event(s) to the Prefect server at {url or '(PREFECT_API_URL unset)'}: "
-            f"{exc}. Start the server (make up, or `prefect server start`) and set PREFECT_API_URL."
-        ) from exc
-
-
-async def _send_with_prefect_client(events: list) -> None:
-    from prefect.events import Event
-    from prefect.events.clients import get_events_client
-
-    async with get_events_client(reconnection_attempts=2, checkpoint_every=len(events) + 1) as client:
-        for event in events:
-            if isinstance(event, str):
-                event = Event.model_validate_json(event)
-            await client.emit(event if isinstance(event, Event) else Event.model_validate(event))
-        await client._force_checkpoint()  # a ping answered after the sends: the server read every event before it
-
-
-def send_events(events: list) -> None:
-    """Blocking form of send_events_async, usable from flows, tasks and plain scripts."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        asyncio.run(send_events_async(events))
-        return
-    from prefect.utilities.asyncutils import run_coro_as_sync
-
-    run_coro_as_sync(send_events_async(events))
-
-
-def send_patiently(events: list, patience_seconds: float) -> None:
-    """send_events, retried with backoff for up to `patience_seconds` while the server is unreachable."""
-    deadline = time.monotonic() + patience_seconds
-    delay = 0.5
-    while True:
-        try:
-            send_events(events)
-            return
-        except EmitError as exc:
-            if time.monotonic() + delay > deadline:
-                raise
-            log.warning("%s Retrying in %.1f s (for up to %.0f s in all).", exc, delay, patience_seconds)
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
 
 
 def land_bytes(

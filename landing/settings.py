@@ -119,6 +119,11 @@ class Settings(BaseSettings):
         """One JSON line per build decision of the dbt deployment."""
         return self.state_dir / "builds.jsonl"
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as the LANDING_* variables another process reads them from (unset optional ones left out)."""
+        prefix = self.model_config["env_prefix"]
+        return {f"{prefix}{name.upper()}": str(value) for name, value in self.model_dump().items() if value is not None}
+
     def dbt_env(self) -> dict[str, str]:
         """Environment variables the dbt project reads through env_var()."""
         return {

@@ -12,13 +12,21 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 import ssl
 import sys
+import time
+
+log = logging.getLogger(__name__)
 
 
 class TransportError(RuntimeError):
     """The server did not accept the events."""
+
+
+class EmitError(RuntimeError):
+    """The Prefect server did not accept the events."""
 
 
 def prefect_api() -> tuple[str | None, str | None, str | None]:
@@ -57,3 +65,68 @@ async def send_texts(texts: list[str], api_url: str, auth_string: str | None = N
             await ws.send(text)
         pong = await ws.ping()
         await asyncio.wait_for(pong, timeout)
+
+
+def _text(event) -> str:
+    if isinstance(event, str):  # already serialized (the outbox stores events as JSON)
+        return event
+    return event.model_dump_json() if hasattr(event, "model_dump_json") else json.dumps(event)
+
+
+async def send_events_async(events: list) -> None:
+    """Send events (EventData, Prefect Events, or either serialized as JSON) to the Prefect server and wait until it has read them all."""
+    if not events:
+        return
+    url, auth_string, api_key = prefect_api()
+    try:
+        if not url:
+            raise EmitError("PREFECT_API_URL is not set")
+        if api_key:  # Prefect Cloud authenticates its own way: use Prefect's client
+            await _send_with_prefect_client(events)
+        else:
+            await send_texts([_text(e) for e in events], url, auth_string)
+    except Exception as exc:
+        raise EmitError(
+            f"could not send {len(events)} event(s) to the Prefect server at {url or '(PREFECT_API_URL unset)'}: "
+            f"{exc}. Start the server (make up, or `prefect server start`) and set PREFECT_API_URL."
+        ) from exc
+
+
+async def _send_with_prefect_client(events: list) -> None:
+    from prefect.events import Event
+    from prefect.events.clients import get_events_client
+
+    async with get_events_client(reconnection_attempts=2, checkpoint_every=len(events) + 1) as client:
+        for event in events:
+            if isinstance(event, str):
+                event = Event.model_validate_json(event)
+            await client.emit(event if isinstance(event, Event) else Event.model_validate(event))
+        await client._force_checkpoint()  # a ping answered after the sends: the server read every event before it
+
+
+def send_events(events: list) -> None:
+    """Blocking form of send_events_async, usable from flows, tasks and plain scripts."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(send_events_async(events))
+        return
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    run_coro_as_sync(send_events_async(events))
+
+
+def send_patiently(events: list, patience_seconds: float) -> None:
+    """send_events, retried with backoff for up to `patience_seconds` while the server is unreachable."""
+    deadline = time.monotonic() + patience_seconds
+    delay = 0.5
+    while True:
+        try:
+            send_events(events)
+            return
+        except EmitError as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s Retrying in %.1f s (for up to %.0f s in all).", exc, delay, patience_seconds)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)

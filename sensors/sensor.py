@@ -22,9 +22,9 @@ from watchdog.observers.polling import PollingObserver
 
 from landing.catalog import Catalog, Dataset, load_catalog
 from landing.contract import QUARANTINE_DIR as QUARANTINE
-from landing.contract import (
-    EmitError, LandedFile, accepted_name, event_id, landing_stamp, rejected_event, send_events,
-)
+from landing.contract import accepted_name, landing_stamp
+from landing.events import LandedFile, event_id, file_rejected
+from landing.transport import EmitError, send_events
 from landing.ledger import FileRecord, Ledger, ledger_path
 from landing.reader import InvalidFile, connect, validate_many
 from landing.settings import Settings
@@ -139,12 +139,13 @@ def _inotify_observer():
 class Sensor:
     """Watches `settings.root`; each complete data file becomes one `landing.file.created` event."""
 
-    def __init__(self, settings: Settings | None = None, polling: bool = False, poll_interval: float = 0.5):
+    def __init__(self, settings: Settings | None = None, polling: bool = False, poll_interval: float = 0.5,
+                 catalog: Catalog | None = None):
         settings = settings or Settings()
         self.root = Path(os.path.realpath(settings.root))
         self.settings = settings.model_copy(
             update={"root": self.root, "accepted_root": Path(os.path.realpath(settings.accepted))})
-        self.catalog: Catalog = load_catalog(self.settings)
+        self.catalog: Catalog = catalog or load_catalog(self.settings)
         self.polling = polling
         self.poll_interval = poll_interval
         self.accepted = self.settings.accepted
@@ -552,7 +553,7 @@ class Sensor:
             f"dataset: {ds.name}\nfile: {p.relative_to(self.root).as_posix()}\nsha256: {sha256}\nreason: {reason}\n"
         )
         rel = p.relative_to(self.root).as_posix()
-        event = rejected_event(ds.name, rel, sha256, reason, str(dest))
+        event = file_rejected(ds.name, rel, sha256, reason, str(dest))
         self.ledger.record(str(p), ds.name, sha256, st.st_size, st.st_mtime_ns, "quarantined",
                            event_id=event["id"], reason=reason, event=event)
         log.warning("%s %s: quarantined to %s: %s", ds.name, p.name, dest.relative_to(self.root), reason)

@@ -1,16 +1,15 @@
-"""Shared fixtures: a real Prefect server for the session, settings on tmp_path, a loopback DummyJSON."""
+"""Shared fixtures (a real Prefect server for the session, settings on tmp_path, a loopback DummyJSON), the e2e
+marker and the order modules run in."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 
 import pytest
 
 from landing.settings import REPO_ROOT, Settings
-from tests.support.dummyjson_server import DummyJSONServer
-from tests.support.prefect_server import PrefectServer
+from ops.dummyjson_fake import DummyJSONServer
+from ops.local import PrefectServer
 
 
 # The slowest modules first: `make test` spreads whole modules over two workers (pytest-xdist, --dist loadfile) in
@@ -20,6 +19,10 @@ SLOW_FIRST = ("faults/test_server_outage.py", "faults/test_sensor_crash.py", "te
 
 
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "/unit/" not in item.nodeid.replace("\\", "/") and not item.nodeid.startswith("unit/"):
+            item.add_marker(pytest.mark.e2e)  # everything outside tests/unit runs against real servers and processes
+
     def weight(item) -> int:
         path = item.nodeid.split("::", 1)[0]
         return next((i for i, name in enumerate(SLOW_FIRST) if path.endswith(name)), len(SLOW_FIRST))
@@ -72,40 +75,3 @@ def sensor_settings(settings):
 def dummyjson():
     with DummyJSONServer() as server:
         yield server
-
-
-def read_events(event_name: str, since, resource_prefix: str = "landing.", timeout: float = 15.0, expect: int | None = None):
-    """Events named `event_name` since `since`, read back from the server through the Prefect client."""
-    from prefect.client.orchestration import get_client
-    from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
-
-    async def fetch():
-        async with get_client() as client:
-            page = await client.read_events(
-                filter=EventFilter(
-                    event=EventNameFilter(name=[event_name]),
-                    occurred=EventOccurredFilter(since=since),
-                    resource=EventResourceFilter(id_prefix=[resource_prefix]),
-                ),
-                limit=50,
-            )
-            events = list(page.events)
-            next_page = page.next_page
-            while next_page:
-                page = await client.read_events_page(next_page)
-                events.extend(page.events)
-                next_page = page.next_page
-            return events
-
-    def unique():
-        # paging while events still arrive can shift a page boundary and return one event twice
-        return list({e.id: e for e in asyncio.run(fetch())}.values())
-
-    deadline = time.monotonic() + timeout
-    events = unique()
-    while (expect is None or len(events) < expect) and time.monotonic() < deadline:
-        time.sleep(1.0)
-        events = unique()
-        if expect is None:
-            break
-    return events

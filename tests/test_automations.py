@@ -9,12 +9,12 @@ import duckdb
 import pytest
 
 from automations.apply import apply, main as apply_main
-from automations.plan import MANAGED_TAG
+from automations.names import MANAGED_TAG, STALE
 from landing.contract import land_rows
 from landing.reader import thread_connection
 from landing.settings import REPO_ROOT, Settings
-from tests.support.dummyjson_server import load_fixture
-from tests.support.served import Served, builds, delete_managed_automations, runs_of, wait_for
+from ops.dummyjson_fake import load_fixture
+from ops.local import Served, builds, delete_managed_automations, runs_of, wait_for
 
 FIXTURE = {t: load_fixture(t) for t in ("products", "carts", "users")}
 
@@ -104,8 +104,8 @@ def test_and_model_builds_only_once_all_sources_landed(stack):
 def test_failing_build_alerts_and_the_next_file_fixes_it(stack):
     from datetime import datetime, timedelta, timezone
 
-    from landing.contract import BUILD_FAILED
-    from tests.conftest import read_events
+    from landing.events import BUILD_FAILED
+    from ops.local import read_events
 
     settings = stack
     since = datetime.now(timezone.utc) - timedelta(seconds=2)
@@ -172,7 +172,7 @@ def test_apply_cli_reports_a_missing_deployment(prefect_server, capsys):
 
     async def drop():
         async with get_client() as client:
-            dep = await client.read_deployment_by_name("landing-stale/landing-stale")
+            dep = await client.read_deployment_by_name(STALE)
             await client.delete_deployment(dep.id)
 
     # runs last in this module: the served process re-registers deployments only on restart

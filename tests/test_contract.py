@@ -10,10 +10,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from landing import contract
+from landing.events import EVENT_NAMESPACE, FILE_CREATED
+from landing.transport import EmitError
 from landing.catalog import UnknownDatasetError, load_catalog, split_location
 from landing.ledger import Ledger, ledger_path
 from landing.reader import InvalidFile
-from tests.conftest import read_events
+from ops.local import read_events
 
 NAME = re.compile(r"^\d{8}T\d{12}Z-[0-9a-f]{12}\.jsonl$")
 
@@ -95,10 +97,10 @@ def test_failed_write_leaves_no_file(settings, prefect_server, monkeypatch):
 def test_event_read_back_from_server_has_every_field(settings, prefect_server):
     since = datetime.now(timezone.utc) - timedelta(seconds=5)
     landed = contract.land_rows("dummyjson.users", [{"id": 7, "email": "a@b"}], "test:contract", settings)
-    events = read_events(contract.FILE_CREATED, since, "landing.dataset.dummyjson.users", expect=1)
+    events = read_events(FILE_CREATED, since, "landing.dataset.dummyjson.users", expect=1)
     assert len(events) == 1
     event = events[0]
-    assert event.id == uuid.uuid5(contract.EVENT_NAMESPACE, f"dummyjson.users:{landed.sha256}")
+    assert event.id == uuid.uuid5(EVENT_NAMESPACE, f"dummyjson.users:{landed.sha256}")
     assert event.resource.id == "landing.dataset.dummyjson.users"
     assert event.resource.name == "dummyjson.users"
     [file] = event.related
@@ -116,7 +118,7 @@ def test_unreachable_server_is_retried_then_a_clear_error_and_the_event_waits(se
 
     settings = settings.model_copy(update={"emit_patience_seconds": 2.0})
     with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
-        with pytest.raises(contract.EmitError, match=r"landed for dummyjson.carts, but its event was not sent.*prefect server start"):
+        with pytest.raises(EmitError, match=r"landed for dummyjson.carts, but its event was not sent.*prefect server start"):
             contract.land_rows("dummyjson.carts", [{"id": 1, "userId": 2, "products": [{"id": 3, "quantity": 1}]}], "test", settings)
     assert "Retrying in" in caplog.text
     [name] = os.listdir(load_catalog(settings).get("dummyjson.carts").accepted_path)

@@ -1,10 +1,12 @@
-"""Every command the README and docs name exists: make targets are in the Makefile, Python entry points answer --help."""
+"""Every command the README and docs name exists: make targets are in the Makefile, Python entry points and the
+`landing` console script answer --help."""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,11 +18,21 @@ MAKE_TARGETS = sorted(set(re.findall(r"\bmake ([a-z][a-z-]*)\b", TEXT)))
 PY_COMMANDS = sorted(set(
     m.strip() for m in re.findall(r"python ((?:-m [a-z_.]+(?: (?:up|status|explain|demo))?)|(?:automations/apply\.py))", TEXT)
 ))
+LANDING_COMMANDS = sorted(set(re.findall(r"\blanding (up|demo|status|explain)\b", TEXT)))
+LANDING = Path(sys.executable).with_name("landing")  # the console script (`[project.scripts]`) uv sync installs
 
 
 def test_docs_name_commands():
     assert "test" in MAKE_TARGETS and "up" in MAKE_TARGETS
     assert "-m sensors" in PY_COMMANDS and "automations/apply.py" in PY_COMMANDS
+    assert {"up", "explain"} <= set(LANDING_COMMANDS)
+
+
+@pytest.mark.parametrize("command", LANDING_COMMANDS)
+def test_landing_command_answers_help(command):
+    result = subprocess.run([str(LANDING), command, "--help"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"usage: landing {command}" in result.stdout
 
 
 @pytest.mark.parametrize("target", MAKE_TARGETS)

@@ -24,12 +24,12 @@ import pytest
 
 from automations.apply import apply
 from landing.catalog import load_catalog
-from landing.contract import FILE_CREATED, FILE_REJECTED
+from landing.events import FILE_CREATED, FILE_REJECTED
 from landing.ledger import Ledger, ledger_path
 from landing.settings import REPO_ROOT, Settings
-from tests.conftest import read_events
-from tests.support.sensing import product_rows
-from tests.support.served import Served, builds, delete_managed_automations, runs_of, settings_env, wait_for, warehouse_row
+from ops.local import read_events
+from ops.dummyjson_fake import product_rows
+from ops.local import Served, builds, delete_managed_automations, runs_of, wait_for, warehouse_row
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def stack(tmp_path_factory, prefect_server):
     base = tmp_path_factory.mktemp("drops")
     settings = Settings(root=base / "landing", state_dir=base / "state", dbt_project_dir=REPO_ROOT / "dbt",
                         burst_window_seconds=3, reconcile_seconds=0, settle_seconds=1.0)
-    env = {**os.environ, **settings_env(settings), "PREFECT_API_URL": prefect_server.api_url, "LANDING_SETTLE_SECONDS": "1"}
+    env = {**os.environ, **settings.to_env(), "PREFECT_API_URL": prefect_server.api_url, "LANDING_SETTLE_SECONDS": "1"}
     log = base / "sensor.log"
     with Served(settings, prefect_server.api_url, base / "serve.log"):
         asyncio.run(apply(settings, out=lambda *_: None))

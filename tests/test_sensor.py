@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from landing.contract import FILE_CREATED, FILE_REJECTED, land_rows
+from landing.contract import land_rows
+from landing.events import FILE_CREATED, FILE_REJECTED
 from landing.ledger import Ledger, ledger_path
-from tests.conftest import read_events
+from ops.local import read_events
 from tests.support.sensing import Harness, rows
-from tests.support.prefect_server import PrefectServer
-from tests.support.served import settings_env, wait_for
+from ops.local import PrefectServer
+from ops.local import wait_for
 
 
 @pytest.fixture
@@ -168,7 +169,7 @@ def test_server_down_while_files_drop_then_back(sensor_settings, tmp_path):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     server = PrefectServer(tmp_path / "own-prefect").start()
-    env = {**os.environ, **settings_env(sensor_settings), "PREFECT_API_URL": server.api_url, "LANDING_SETTLE_SECONDS": "1"}
+    env = {**os.environ, **sensor_settings.to_env(), "PREFECT_API_URL": server.api_url, "LANDING_SETTLE_SECONDS": "1"}
     log = open(tmp_path / "sensor.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "sensors"], env=env, stdout=log, stderr=subprocess.STDOUT)
     folder = sensor_settings.root / "dummyjson" / "products"

@@ -1,4 +1,4 @@
-"""`python -m landing up` as a new user runs it, then demo, explain and status against it, then Ctrl-C."""
+"""`landing up` (the console entry point) as a new user runs it, then demo, explain and status against it, then Ctrl-C."""
 
 from __future__ import annotations
 
@@ -9,12 +9,16 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
 from landing.settings import REPO_ROOT
-from tests.support.prefect_server import free_port
-from tests.support.served import wait_for
+from ops.local import free_port
+from ops.local import wait_for
+
+
+LANDING = str(Path(sys.executable).with_name("landing"))  # the console script `uv sync` installs
 
 
 def _change(project, mark: str) -> None:
@@ -39,13 +43,13 @@ def test_up_demo_explain_status_and_clean_stop(tmp_path):
         LANDING_BURST_WINDOW_SECONDS="2",
     )
     log = tmp_path / "up.log"
-    up = subprocess.Popen([sys.executable, "-m", "landing", "up"], env=env, cwd=REPO_ROOT,
+    up = subprocess.Popen([LANDING, "up"], env=env, cwd=REPO_ROOT,
                           stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
     api = f"http://127.0.0.1:{port}/api"
     cli_env = {**env, "PREFECT_API_URL": api}
 
     def cli(*args, timeout=240):
-        return subprocess.run([sys.executable, "-m", "landing", *args], env=cli_env, cwd=REPO_ROOT,
+        return subprocess.run([LANDING, *args], env=cli_env, cwd=REPO_ROOT,
                               capture_output=True, text=True, timeout=timeout)
 
     try:
@@ -56,7 +60,7 @@ def test_up_demo_explain_status_and_clean_stop(tmp_path):
         assert re.search(rf"dummyjson.products +{tmp_path}/landing/dummyjson/products/\*\.json\*", text)
         assert re.search(r"cp samples/dummyjson/\w+\.jsonl ", text)
 
-        again = subprocess.run([sys.executable, "-m", "landing", "up"], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+        again = subprocess.run([LANDING, "up"], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
         assert again.returncode == 1 and "already running" in again.stdout
 
         demo = cli("demo", "--timeout", "200")
@@ -105,7 +109,7 @@ def _up_again_on_changed_projects(env: dict, project, api: str, tmp_path, times:
         log = tmp_path / f"up-again-{i}.log"
         again_env = {**env, "PREFECT_API_URL": api, "LANDING_STATE_DIR": str(tmp_path / f"state-again-{i}"),
                      "LANDING_ROOT": str(tmp_path / f"landing-again-{i}")}
-        proc = subprocess.Popen([sys.executable, "-m", "landing", "up"], env=again_env, cwd=REPO_ROOT,
+        proc = subprocess.Popen([LANDING, "up"], env=again_env, cwd=REPO_ROOT,
                                 stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_for(lambda: b"Ctrl-C stops everything" in log.read_bytes() or proc.poll() is not None, 120,

@@ -9,9 +9,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from landing.contract import FILE_CREATED, land_rows
-from tests.conftest import read_events
-from tests.support.prefect_server import PrefectServer
+from landing.contract import land_rows
+from landing.events import FILE_CREATED
+from ops.local import read_events
+from ops.local import PrefectServer
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

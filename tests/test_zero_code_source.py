@@ -12,10 +12,11 @@ from datetime import datetime, timezone
 import pytest
 
 from landing.catalog import load_catalog
-from landing.contract import DATASET_STALE, land_rows
+from landing.contract import land_rows
+from landing.events import DATASET_STALE
 from landing.settings import REPO_ROOT, Settings
-from tests.conftest import read_events
-from tests.support.served import Served, builds, delete_managed_automations, settings_env, wait_for
+from ops.local import read_events
+from ops.local import Served, builds, delete_managed_automations, wait_for
 
 EXTRA_SOURCES = """
 version: 2
@@ -54,7 +55,7 @@ def extended(tmp_path_factory, prefect_server):
 
 
 def test_apply_cli_creates_the_new_sources_automations(extended):
-    env = {**__import__("os").environ, **settings_env(extended)}
+    env = {**__import__("os").environ, **extended.to_env()}
     result = subprocess.run(
         [sys.executable, str(REPO_ROOT / "automations" / "apply.py")], env=env, capture_output=True, text=True, timeout=120
     )

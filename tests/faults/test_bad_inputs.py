@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from landing.contract import FILE_CREATED, FILE_REJECTED
+from landing.events import FILE_CREATED, FILE_REJECTED
 from tests.support.sensing import Harness, rows
 
 

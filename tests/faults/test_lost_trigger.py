@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import duckdb
 
-from tests.support.dummyjson_server import load_fixture
+from ops.dummyjson_fake import load_fixture
 from tests.support.sensing import accepted_without_event
-from tests.support.served import Served, builds, runs_of, wait_for
+from ops.local import Served, builds, runs_of, wait_for
 
 
 def test_reconcile_builds_what_no_automation_built_and_then_idles(settings, prefect_server, tmp_path):

@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 from automations.apply import main as apply_main
-from tests.support.dummyjson_server import load_fixture
+from ops.dummyjson_fake import load_fixture
 from tests.support.sensing import accepted_without_event
-from tests.support.served import builds, settings_env
+from ops.local import builds
 
 BUILD = "import sys; from automations.dbt_build import dbt_build; dbt_build([sys.argv[1]])"
 
@@ -17,7 +17,7 @@ BUILD = "import sys; from automations.dbt_build import dbt_build; dbt_build([sys
 def test_concurrent_builds_on_one_warehouse_take_turns(settings, prefect_server):
     for table in ("products", "users", "carts"):
         accepted_without_event(settings, f"dummyjson.{table}", load_fixture(table)[:40])
-    env = {**os.environ, **settings_env(settings), "PREFECT_API_URL": prefect_server.api_url}
+    env = {**os.environ, **settings.to_env(), "PREFECT_API_URL": prefect_server.api_url}
     procs = [
         subprocess.Popen([sys.executable, "-c", BUILD, f"dummyjson.{t}"], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

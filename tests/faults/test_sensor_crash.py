@@ -11,11 +11,11 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from automations.apply import apply
-from landing.contract import FILE_CREATED
+from landing.events import FILE_CREATED
 from landing.ledger import Ledger, ledger_path
-from tests.conftest import read_events
-from tests.support.sensing import product_rows
-from tests.support.served import Served, builds, delete_managed_automations, runs_of, settings_env, wait_for, warehouse_row
+from ops.local import read_events
+from ops.dummyjson_fake import product_rows
+from ops.local import Served, builds, delete_managed_automations, runs_of, wait_for, warehouse_row
 
 FILES = 400  # 1,000 overloads the shared SQLite server on CI (503s, no runs created): see docs/benchmarks.md, B2
 
@@ -24,7 +24,7 @@ def test_kill_9_mid_burst_then_restart_loses_nothing(sensor_settings, prefect_se
     # the reconcile safety net on, as in production: under this burst a SQLite server can fail a run-deployment
     # action ("database is locked", 503), and then only the scheduled reconcile run builds the files
     settings = sensor_settings.model_copy(update={"burst_window_seconds": 3, "reconcile_seconds": 10})
-    env = {**os.environ, **settings_env(settings), "PREFECT_API_URL": prefect_server.api_url, "LANDING_SETTLE_SECONDS": "1"}
+    env = {**os.environ, **settings.to_env(), "PREFECT_API_URL": prefect_server.api_url, "LANDING_SETTLE_SECONDS": "1"}
     folder = settings.root / "dummyjson" / "products"
     folder.mkdir(parents=True, exist_ok=True)
     log = tmp_path / "sensor.log"

@@ -13,12 +13,13 @@ from datetime import datetime, timedelta, timezone
 import duckdb
 
 from automations.apply import apply
-from landing.contract import FILE_CREATED, rows_to_jsonl
+from landing.contract import rows_to_jsonl
+from landing.events import FILE_CREATED
 from landing.ledger import Ledger, ledger_path
-from tests.conftest import read_events
-from tests.support.dummyjson_server import DummyJSONServer, load_fixture
-from tests.support.prefect_server import PrefectServer
-from tests.support.served import Served, builds, runs_of, settings_env, wait_for
+from ops.local import read_events
+from ops.dummyjson_fake import DummyJSONServer, load_fixture
+from ops.local import PrefectServer
+from ops.local import Served, builds, runs_of, wait_for
 
 OUTAGE_SECONDS = 60
 EXPORT = "from flows.dummyjson import export_dummyjson; export_dummyjson('products')"
@@ -30,7 +31,7 @@ def test_sixty_second_outage_during_an_export_and_a_drop_loses_nothing(settings,
     settings = settings.model_copy(update={"burst_window_seconds": 3, "settle_seconds": 1.0})
     tag = tmp_path.name  # content of our own: the server drops repeated event ids
     server = PrefectServer(tmp_path / "own-prefect").start()
-    env = {**os.environ, **settings_env(settings), "PREFECT_API_URL": server.api_url, "LANDING_SETTLE_SECONDS": "1"}
+    env = {**os.environ, **settings.to_env(), "PREFECT_API_URL": server.api_url, "LANDING_SETTLE_SECONDS": "1"}
     users = [dict(u, firstName=f"{u['firstName']}-{tag}") for u in load_fixture("users")[:200]]
     products = [dict(p, title=f"{p['title']}-{tag}") for p in load_fixture("products")]
     sensor_log = tmp_path / "sensor.log"

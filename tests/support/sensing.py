@@ -9,23 +9,15 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from landing.catalog import load_catalog
-from landing.contract import FILE_CREATED, INCOMING_DIR, rows_to_jsonl, write_atomically
+from landing.contract import INCOMING_DIR, rows_to_jsonl, write_atomically
+from landing.events import FILE_CREATED
 from sensors.sensor import Sensor
-from tests.conftest import read_events
+from ops.local import read_events
 
 
 def rows(tag: str, n: int = 3) -> bytes:
     """JSONL unique to `tag`, so no two tests share an event id on the shared server."""
     return "".join(json.dumps({"id": i, "title": f"{tag}-{i}", "price": 1.5}) + "\n" for i in range(n)).encode()
-
-
-def product_rows(tag: str, i: int, n: int = 3) -> bytes:
-    """`n` complete products (every column staging selects) with ids of file `i`'s own, so each file's rows survive
-    staging's newest-file-per-id rule and must all reach the warehouse."""
-    return "".join(
-        json.dumps({"id": i * n + k, "title": f"{tag}-{i}-{k}", "price": 1.5, "category": "c", "brand": "b", "stock": 1}) + "\n"
-        for k in range(n)
-    ).encode()
 
 
 def accepted_without_event(settings, dataset: str, rows: list[dict]) -> Path:

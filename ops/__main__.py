@@ -1,4 +1,4 @@
-"""`python -m landing`: bring the stack up, run the demo, and explain what happened to a file."""
+"""`landing` (or `python -m ops`): bring the stack up, run the demo, and explain what happened to a file."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m landing", description="Event-driven pipelines: landing files → Prefect events → dbt.")
+    parser = argparse.ArgumentParser(prog="landing", description="Event-driven pipelines: landing files → Prefect events → dbt.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="start a local Prefect server (unless PREFECT_API_URL answers), the deployments, the automations and the sensor")
     sub.add_parser("status", help="per dataset: last landed file, last successful build, runs pending, files quarantined, stale or not")
@@ -17,19 +17,19 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--timeout", type=float, default=180, help="seconds to wait for the builds")
     args = parser.parse_args(argv)
     if args.command == "up":
-        from landing.stack import up
+        from ops.stack import up
 
         return up()
     if args.command == "status":
-        from landing.inspect import status
+        from ops.inspect import status
 
         return status()
     if args.command == "explain":
-        from landing.inspect import explain
+        from ops.inspect import explain
 
         return explain(args.target)
     if args.command == "demo":
-        from landing.demo import demo
+        from ops.demo import demo
 
         return demo(timeout=args.timeout)
     return 2

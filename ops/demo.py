@@ -8,7 +8,8 @@ import time
 
 from landing.catalog import load_catalog
 from landing.contract import write_atomically
-from landing.inspect import read_builds
+from automations import buildlog
+from automations.buildlog import BuildStatus
 from landing.settings import REPO_ROOT, Settings
 
 
@@ -47,10 +48,10 @@ def demo(settings: Settings | None = None, timeout: float = 180, out=print) -> i
     deadline = time.time() + timeout
     while time.time() < deadline:
         done = set()
-        for b in read_builds(settings):
-            if b.get("at", 0) < started or b.get("status") != "built":
+        for b in buildlog.read(settings.builds_log):
+            if b.at < started or b.status != BuildStatus.BUILT:
                 continue
-            seen_runs[b["flow_run_id"]] = "+".join(b["datasets"]) + (" (all sources)" if b.get("and_models") else "")
+            seen_runs[b.flow_run_id] = "+".join(b.datasets) + (" (all sources)" if b.and_models else "")
             for name in b["datasets"]:
                 if not b.get("and_models"):
                     done.add(f"build {name}")
@@ -64,7 +65,7 @@ def demo(settings: Settings | None = None, timeout: float = 180, out=print) -> i
         time.sleep(1)
     out("")
     if waiting_for - done:
-        out(f"timed out after {timeout:.0f}s; ask why with: python -m landing explain {next(iter(dropped.values()))}")
+        out(f"timed out after {timeout:.0f}s; ask why with: landing explain {next(iter(dropped.values()))}")
         return 1
     out(f"all builds done in {time.time() - started:.1f}s\n")
     _print_counts(settings, catalog, out)
@@ -121,7 +122,7 @@ def _print_counts(settings: Settings, catalog, out) -> None:
                 return
         except duckdb.IOException:
             time.sleep(0.5)  # a build holds the write lock; wait for it
-    out(f"the warehouse {settings.warehouse} stayed locked by a build; try `python -m landing status` later")
+    out(f"the warehouse {settings.warehouse} stayed locked by a build; try `landing status` later")
 
 
 if __name__ == "__main__":

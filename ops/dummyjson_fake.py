@@ -10,7 +10,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dummyjson"
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "dummyjson"  # data files, not an import
+
+
+def product_rows(tag: str, i: int, n: int = 3) -> bytes:
+    """`n` complete products (every column staging selects) with ids of file `i`'s own, so each file's rows survive
+    staging's newest-file-per-id rule and must all reach the warehouse."""
+    return "".join(
+        json.dumps({"id": i * n + k, "title": f"{tag}-{i}-{k}", "price": 1.5, "category": "c", "brand": "b", "stock": 1}) + "\n"
+        for k in range(n)
+    ).encode()
 
 
 def load_fixture(table: str) -> list[dict]:

@@ -1,4 +1,4 @@
-"""`python -m landing up`: the whole system on one machine (Prefect server, deployments, automations, sensor)."""
+"""`landing up`: the whole system on one machine (Prefect server, deployments, automations, sensor)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,15 @@ import time
 
 import httpx
 
+import automations.apply as apply_automations
+import automations.serve as build_runner
+import flows.serve as export_runner
+import sensors as sensor_command
+from automations.names import BUILD, STALE
 from landing.catalog import load_catalog
 from landing.contract import QUARANTINE_DIR
-from landing.demo import sample_files
 from landing.settings import REPO_ROOT, Settings
+from ops.demo import sample_files
 
 
 def _healthy(api_url: str) -> bool:
@@ -60,12 +65,7 @@ def up(settings: Settings | None = None) -> int:
     env = dict(os.environ)
     env.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "1")
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    env.update({
-        "LANDING_ROOT": str(settings.root),
-        "LANDING_STATE_DIR": str(settings.state_dir),
-        "LANDING_WAREHOUSE_PATH": str(settings.warehouse),
-        "LANDING_DBT_PROJECT_DIR": str(settings.dbt_project_dir),
-    })
+    env.update(settings.to_env())
     procs: list[tuple[str, subprocess.Popen]] = []
     stopping = False
 
@@ -97,13 +97,13 @@ def up(settings: Settings | None = None) -> int:
             env.setdefault("PREFECT_UI_API_URL", api_url)
             spawn("prefect server", [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", port])
             _wait(lambda: _healthy(api_url), 180, f"the Prefect server at {api_url}", procs)
-        spawn("dbt deployment", [sys.executable, "-m", "automations.serve"])
-        _wait(lambda: _deployment_exists(api_url, "dbt-build/dbt-build") and _deployment_exists(api_url, "landing-stale/landing-stale"),
+        spawn("dbt deployment", [sys.executable, "-m", build_runner.__name__])
+        _wait(lambda: _deployment_exists(api_url, BUILD) and _deployment_exists(api_url, STALE),
               120, "the dbt deployment to register", procs)
-        if subprocess.run([sys.executable, str(REPO_ROOT / "automations" / "apply.py")], env=env, cwd=REPO_ROOT).returncode:
+        if subprocess.run([sys.executable, "-m", apply_automations.__name__], env=env, cwd=REPO_ROOT).returncode:
             raise SystemExit("apply.py failed; see above")
-        spawn("export deployments", [sys.executable, "-m", "flows.serve"])
-        spawn("sensor", [sys.executable, "-m", "sensors"])
+        spawn("export deployments", [sys.executable, "-m", export_runner.__name__])
+        spawn("sensor", [sys.executable, "-m", sensor_command.__name__])
         catalog = load_catalog(settings)
         ui = api_url[: -len("/api")] if api_url.endswith("/api") else api_url
         print("\n=== up ===")

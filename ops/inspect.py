@@ -11,17 +11,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from landing.catalog import Catalog, load_catalog
-from landing.contract import BUILD_DEPLOYMENT, BUILD_FLOW, MANAGED_TAG, QUARANTINE_DIR as QUARANTINE, dataset_resource_id
+from automations import buildlog
+from automations.buildlog import BuildStatus
+from automations.names import BUILD, BUILD_DEPLOYMENT, BUILD_FLOW, MANAGED_TAG
+from landing.contract import QUARANTINE_DIR as QUARANTINE
+from landing.events import dataset_resource_id
 from landing.ledger import Ledger, ledger_path
 from landing.settings import Settings
 
-
-
-def read_builds(settings: Settings) -> list[dict]:
-    try:
-        return [json.loads(line) for line in settings.builds_log.read_text().splitlines() if line.strip()]
-    except OSError:
-        return []
 
 
 def _fmt_time(ts: float | None) -> str:
@@ -59,7 +56,7 @@ def status(settings: Settings | None = None, out=print) -> int:
     """Per dataset: last landed file, last successful build, runs pending, files quarantined, stale or not."""
     settings = settings or Settings()
     catalog = load_catalog(settings)
-    builds = read_builds(settings)
+    builds = buildlog.read(settings.builds_log)
 
     async def pending() -> tuple[dict[str, int], str | None]:
         client, error = await _server(settings)
@@ -82,7 +79,7 @@ def status(settings: Settings | None = None, out=print) -> int:
     for name, ds in sorted(catalog.datasets.items()):
         files = [(e.name, e.stat().st_mtime) for e in ds.data_files()]
         newest = max(files, key=lambda e: e[1], default=None)
-        built = [b for b in builds if name in b.get("datasets", []) and b.get("status") == "built"]
+        built = [b for b in builds if name in b.datasets and b.status == BuildStatus.BUILT]
         qdir = Path(settings.root) / QUARANTINE / name
         quarantined = len([p for p in qdir.glob("*") if not p.name.endswith(".reason.txt")]) if qdir.exists() else 0
         stale_after = ds.stale_after_seconds
@@ -94,7 +91,7 @@ def status(settings: Settings | None = None, out=print) -> int:
             age = now - newest[1]
             stale = f"yes ({int(age - stale_after)}s late)" if age > stale_after else "no"
         last_file = f"{newest[0]} ({_fmt_time(newest[1])[11:19]})" if newest else "none"
-        out(f"{name:<22} {last_file:<54} {_fmt_time(built[-1]['at']) if built else 'never':<24} "
+        out(f"{name:<22} {last_file:<54} {_fmt_time(built[-1].at) if built else 'never':<24} "
             f"{counts.get(name, 0) if error is None else '?':>7} {quarantined:>11}  {stale}")
     if error:
         out(f"(runs pending unknown: {error})")
@@ -184,34 +181,34 @@ async def _explain(target: str, settings: Settings, catalog: Catalog, root: Path
         for a in automations:
             out(f"automation {a.name}" + ("" if a.enabled else " (disabled)"))
         try:
-            deployment = await client.read_deployment_by_name(f"{BUILD_FLOW}/{BUILD_DEPLOYMENT}")
+            deployment = await client.read_deployment_by_name(BUILD)
         except Exception:
-            out("deployment dbt-build/dbt-build does not exist: serve it with `python -m automations.serve` (make up does)")
+            out(f"deployment {BUILD} does not exist: serve it with `python -m automations.serve` (make up does)")
             return 1
         if deployment.paused:
-            out("deployment dbt-build/dbt-build is paused: runs are not started. Resume it in the UI or restart `python -m automations.serve`")
+            out(f"deployment {BUILD} is paused: runs are not started. Resume it in the UI or restart `python -m automations.serve`")
         elif str(getattr(deployment, "status", "")).upper().endswith("NOT_READY"):
-            out("deployment dbt-build/dbt-build is not served right now (no runner polls it): start `python -m automations.serve`")
+            out(f"deployment {BUILD} is not served right now (no runner polls it): start `python -m automations.serve`")
         runs = [r for r in await _build_runs(client)
                 if dataset in (r.parameters.get("datasets") or []) and r.created and r.created >= event.occurred]
         runs.sort(key=lambda r: r.expected_start_time or r.created)
-        builds = {b.get("flow_run_id"): b for b in read_builds(settings)}
+        builds = {b.flow_run_id: b for b in buildlog.read(settings.builds_log)}
         if not runs:
             out("runs      none yet: the automation fires within a second; if it stays empty, check the deployment above")
             return 0
         for run in runs[:6]:
-            decision = builds.get(str(run.id), {}).get("status", "-")
+            decision = str(builds[str(run.id)].status) if str(run.id) in builds else "-"
             duration = f"{run.total_run_time.total_seconds():.1f}s" if run.total_run_time else "-"
             out(f"run       {run.name} {run.state.name if run.state else '?'} in {duration}, {decision}, "
                 f"created by {run.created_by.display_value if run.created_by else 'unknown'}")
-            if decision == "built":
+            if decision == BuildStatus.BUILT:
                 tasks = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
                 models = sorted(t.name for t in tasks if not t.name.startswith(("test ", "test_")) and "test" not in t.name.split(" ")[0])
                 tests = [t for t in tasks if "test" in t.name]
                 passed = sum(1 for t in tests if t.state and t.state.is_completed())
                 out(f"  dbt     {len(models)} node(s) built: {', '.join(models[:8])}{' ...' if len(models) > 8 else ''}; "
                     f"tests passed {passed}/{len(tests)}")
-            elif decision == "up to date":
+            elif decision == BuildStatus.UP_TO_DATE:
                 out("  why     up to date: an earlier build in the same burst window already included this file")
         return 0
     finally:

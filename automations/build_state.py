@@ -1,0 +1,84 @@
+"""Build state: what each dataset last built from (watermarks), the one-writer lock, and releasing the warehouse."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from landing.catalog import Dataset
+from landing.settings import Settings
+
+EMPTY_SIGNATURE = "no files"
+ONE = "one:"  # watermark of a build of the dataset's own models
+ALL = "all:"  # watermark of a build that also ran the models needing all their sources
+
+
+def dataset_signature(ds: Dataset) -> str:
+    """A digest of the names, sizes and mtimes of the dataset's files: it changes when anything lands."""
+    h = hashlib.sha256()
+    files = ds.data_files()
+    for entry in files:
+        st = entry.stat()
+        h.update(f"{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest() if files else EMPTY_SIGNATURE
+
+
+class Watermarks:
+    """What each kind of build last built successfully, per dataset, in the state folder."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def read(self) -> dict[str, str]:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def write(self, marks: dict[str, str]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(marks, indent=1, sort_keys=True))
+        os.replace(tmp, self.path)
+
+
+def release_warehouse() -> None:
+    """Close dbt-duckdb's in-process DuckDB handle, so readers can open the file between builds.
+
+    A build in a long-lived process (the warm runner) would otherwise keep the file's write lock.
+    dbt-duckdb keeps the handle in a class attribute and offers no public way to close it.
+    """
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:
+        return
+    with DuckDBConnectionManager._LOCK:
+        env, DuckDBConnectionManager._ENV = DuckDBConnectionManager._ENV, None
+        if env is not None:
+            env.close()
+
+
+@contextmanager
+def warehouse_lock(settings: Settings, timeout: float = 3600):
+    """An exclusive lock beside the DuckDB file: never two dbt writers on one warehouse, across processes."""
+    lock_path = settings.warehouse.with_name(settings.warehouse.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as fh:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"another dbt build has held {lock_path} for {timeout}s")
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -1,0 +1,62 @@
+"""The build log, `<state>/builds.jsonl`: one typed record per decision of the dbt deployment, written and read here."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+from enum import Enum
+from pathlib import Path
+
+
+class BuildStatus(str, Enum):
+    """How a dbt-build run ended."""
+
+    BUILT = "built"
+    UP_TO_DATE = "up to date"  # nothing landed (and nothing changed) since the last build of these datasets
+    NO_FILES = "no files"  # a dataset asked for has no accepted file yet
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class BuildRecord:
+    status: BuildStatus
+    datasets: list[str]
+    and_models: list[str] = field(default_factory=list)
+    at: float = field(default_factory=time.time)  # when the decision was recorded
+    flow_run_id: str | None = None
+    started: float | None = None  # when dbt started (built and failed builds)
+    empty: list[str] = field(default_factory=list)  # datasets without files (no files)
+    failed_nodes: list[str] = field(default_factory=list)  # dbt nodes that errored or failed (failed)
+    error: str | None = None
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "status": self.status.value}
+
+
+_FIELDS = {f.name for f in fields(BuildRecord)}
+
+
+def append(path: Path, record: BuildRecord) -> None:
+    """Add one record (one JSON line; appends of a line are atomic enough for one writer at a time)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fh.write(json.dumps(record.as_dict()) + "\n")
+
+
+def read(path: Path) -> list[BuildRecord]:
+    """Every record, oldest first; a missing log is an empty one."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return []
+    records = []
+    for line in lines:
+        if line.strip():
+            data = json.loads(line)
+            records.append(BuildRecord(**{k: v for k, v in data.items() if k in _FIELDS}
+                                       | {"status": BuildStatus(data["status"])}))
+    return records

@@ -1,0 +1,229 @@
+"""Start the pieces of the stack one by one on loopback (a Prefect server, the build runner) and read back what they
+did: for the tests, the benchmarks, and anyone scripting a local stack."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+import automations.serve as build_runner
+from automations import buildlog
+from automations.names import BUILD, MANAGED_TAG, STALE
+from landing.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PrefectServer:
+    """A Prefect server on SQLite in `home`; stop() and start() again keep its database."""
+
+    def __init__(self, home: Path, port: int | None = None, ui: bool = False):
+        self.home = Path(home)
+        self.ui = ui
+        self.port = port or free_port()
+        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        self.proc: subprocess.Popen | None = None
+        self.log = self.home / "server.log"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            PREFECT_HOME=str(self.home),
+            PREFECT_API_URL=self.api_url,
+            PREFECT_SERVER_ANALYTICS_ENABLED="false",
+            PREFECT_SERVER_UI_ENABLED="true" if self.ui else "false",
+            PREFECT_UI_API_URL=self.api_url,
+            PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{self.home}/prefect.db",
+            PREFECT_LOGGING_SERVER_LEVEL="WARNING",
+        )
+        return env
+
+    def start(self, timeout: float = 90) -> "PrefectServer":
+        self.home.mkdir(parents=True, exist_ok=True)
+        prefect = Path(sys.executable).with_name("prefect")
+        self.proc = subprocess.Popen(
+            [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=self.env(),
+            stdout=open(self.log, "ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"prefect server exited: {self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.api_url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"prefect server not healthy after {timeout}s: {self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+class Served:
+    """The dbt build and staleness deployments, served by a real runner process with 1 s polling."""
+
+    def __init__(self, settings: Settings, api_url: str, log: Path, args: tuple[str, ...] = ()):
+        self.args = args
+        self.settings = settings
+        self.api_url = api_url
+        self.log = log
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "Served":
+        env = {
+            **os.environ,
+            **self.settings.to_env(),
+            "PREFECT_API_URL": self.api_url,
+            "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+            "PREFECT_LOGGING_LEVEL": "INFO",
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", build_runner.__name__, *self.args],
+            env=env,
+            stdout=open(self.log, "ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("serve exited: " + self.log.read_text()[-3000:])
+            if asyncio.run(self._deployments_ready()):
+                return self
+            time.sleep(0.5)
+        raise RuntimeError("deployments not registered in 90s: " + self.log.read_text()[-3000:])
+
+    async def _deployments_ready(self) -> bool:
+        from prefect.client.orchestration import get_client
+        from prefect.exceptions import ObjectNotFound
+
+        async with get_client() as client:
+            try:
+                await client.read_deployment_by_name(BUILD)
+                await client.read_deployment_by_name(STALE)
+                return True
+            except ObjectNotFound:
+                return False
+
+    def __exit__(self, *exc) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def builds(settings: Settings) -> list[dict]:
+    """The build log as dicts (tests compare fields by name)."""
+    return [record.as_dict() for record in buildlog.read(settings.builds_log)]
+
+
+def warehouse_row(settings: Settings, sql: str, params: list | tuple = ()) -> tuple | None:
+    """One row from the warehouse, read-only; None while it is not built yet or a build holds the writer's lock."""
+    import duckdb
+
+    if not settings.warehouse.exists():
+        return None
+    try:
+        with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+            return con.execute(sql, list(params)).fetchone()
+    except duckdb.Error:
+        return None
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+async def flow_runs_of(deployment: str):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowFilter, FlowFilterName
+
+    flow_name, dep_name = deployment.split("/")
+    async with get_client() as client:
+        return await client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[dep_name])),
+        )
+
+
+def runs_of(deployment: str = BUILD):
+    return asyncio.run(flow_runs_of(deployment))
+
+
+async def delete_managed_automations() -> None:
+    """Remove what apply.py created, so later tests' events start no runs on a stopped runner."""
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        for automation in await client.read_automations():
+            if MANAGED_TAG in (automation.tags or []):
+                await client.delete_automation(automation.id)
+
+
+def read_events(event_name: str, since, resource_prefix: str = "landing.", timeout: float = 15.0, expect: int | None = None):
+    """Events named `event_name` since `since`, read back from the server through the Prefect client."""
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
+
+    async def fetch():
+        async with get_client() as client:
+            page = await client.read_events(
+                filter=EventFilter(
+                    event=EventNameFilter(name=[event_name]),
+                    occurred=EventOccurredFilter(since=since),
+                    resource=EventResourceFilter(id_prefix=[resource_prefix]),
+                ),
+                limit=50,
+            )
+            events = list(page.events)
+            next_page = page.next_page
+            while next_page:
+                page = await client.read_events_page(next_page)
+                events.extend(page.events)
+                next_page = page.next_page
+            return events
+
+    def unique():
+        # paging while events still arrive can shift a page boundary and return one event twice
+        return list({e.id: e for e in asyncio.run(fetch())}.values())
+
+    deadline = time.monotonic() + timeout
+    events = unique()
+    while (expect is None or len(events) < expect) and time.monotonic() < deadline:
+        time.sleep(1.0)
+        events = unique()
+        if expect is None:
+            break
+    return events
