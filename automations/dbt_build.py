@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
-from pathlib import Path
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
@@ -86,13 +84,13 @@ def _run_name() -> str:
     return f"dbt-build {text}"
 
 
-def failed_nodes(target_dir: Path) -> list[str]:
-    """Names of the dbt nodes that errored or failed in the last invocation (from run_results.json)."""
-    try:
-        results = json.loads((target_dir / "run_results.json").read_text())["results"]
-    except (OSError, ValueError, KeyError):
-        return []
-    return sorted(r["unique_id"].split(".", 2)[-1] for r in results if r.get("status") in ("error", "fail", "runtime error"))
+FAILED_STATUSES = ("error", "fail", "runtime error")
+
+
+def failed_nodes(run_results: dict[str, dict] | None) -> list[str]:
+    """Names of the dbt nodes that errored or failed, from the results prefect-dbt's run_end hook hands over."""
+    return sorted(uid.split(".", 2)[-1] for uid, result in (run_results or {}).items()
+                  if str(result.get("status")) in FAILED_STATUSES)
 
 
 def _emit_failure(datasets: list[str], nodes: list[str], message: str) -> None:
@@ -138,11 +136,13 @@ def dbt_build(datasets: list[str], and_models: list[str] | None = None, settings
                 log_level=dbt_log_level(),
             ),
         )
+        ended: dict[str, dict] = {}
+        runner.on_run_end(lambda context: ended.update(context.run_results or {}))
         try:
             runner.invoke(args + ["--log-path", str(settings.state_dir / "dbt-logs")])
         except Exception as exc:
             release_warehouse()
-            nodes = failed_nodes(settings.dbt_target_dir)
+            nodes = failed_nodes(ended)
             record_build(settings, BuildStatus.FAILED, names, and_names, started=started,
                          failed_nodes=nodes, error=str(exc)[:2000])
             logger.error("dbt build failed for %s; failing nodes: %s", ", ".join(names), ", ".join(nodes) or "see the log")

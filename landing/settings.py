@@ -34,7 +34,8 @@ class Settings(BaseSettings):
     )
     state_dir: Path = Field(
         default=REPO_ROOT / ".state",
-        description="Folder for local state: the warehouse, dbt's target folder, the catalog cache, ledgers.",
+        description="Folder for local state: the warehouse, the build runs' dbt target folder, the ledger, the build log. "
+        "(The catalog cache lives in the dbt project's own target/ folder, keyed by the project's content.)",
     )
     warehouse_path: Path | None = Field(
         default=None,
@@ -111,7 +112,8 @@ class Settings(BaseSettings):
 
     @property
     def dbt_target_dir(self) -> Path:
-        """dbt's target folder, kept in the state folder so the project folder stays clean."""
+        """The target folder of the build runs (manifest, run results), in the state folder; the catalog cache is in the
+        project's target/."""
         return self.state_dir / "dbt-target"
 
     @property

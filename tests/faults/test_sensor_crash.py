@@ -1,4 +1,4 @@
-"""R1: kill -9 the sensor during a 1,000-file burst, restart it: one event id per file, every file built."""
+"""R1: kill -9 the sensor during a 400-file burst, restart it: one event id per file, every file built (1,000 on the scale-out stack is issue 14)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def test_kill_9_mid_burst_then_restart_loses_nothing(sensor_settings, prefect_se
                     proc.kill()  # SIGKILL: nothing is flushed
                     proc.wait()
             proc = start(2)
-            # local checks first: reading 1,000 events back page by page slows a server still busy with them
+            # local checks first: reading hundreds of events back page by page slows a server still busy with them
             ledger = Ledger(ledger_path(settings.state_dir))
             wait_for(lambda: len(ledger.rows()) == FILES and ledger.pending_count() == 0, 120, "every file announced and sent")
             records = ledger.rows()

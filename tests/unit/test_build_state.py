@@ -59,3 +59,12 @@ def test_one_writer_at_a_time_on_a_warehouse(settings):
         order.append("first done")
     t.join(5)
     assert order == ["first done", "second"]
+
+
+def test_failed_nodes_come_from_the_run_end_results():
+    from automations.dbt_build import failed_nodes
+
+    results = {"model.p.stage_orders": {"status": "success"}, "test.p.not_null_stage_orders_id": {"status": "fail"},
+               "model.p.order_lines": {"status": "error"}, "model.p.skipped": {"status": "skipped"}}
+    assert failed_nodes(results) == ["not_null_stage_orders_id", "order_lines"]
+    assert failed_nodes(None) == []
