@@ -9,7 +9,7 @@ install:
 	$(UV) sync --frozen
 
 test: install
-	$(UV) run --frozen pytest -q -n 2 --dist loadfile
+	$(UV) run --frozen pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 up: install
 	$(UV) run --frozen landing up
