@@ -181,6 +181,8 @@ class Sensor:
         for folder in sorted({ds.path for ds in self.catalog.datasets.values()}):
             self._observer.schedule(handler, str(folder), recursive=False)
         self._observer.start()
+        # DuckDB's import (about 0.3 s) overlaps the start-up scan instead of delaying the first validation
+        threading.Thread(target=connect, name="sensor-duckdb-import", daemon=True).start()
         self._catch_up_due.set()
         for target, name in ((self._work, "sensor-worker"), (self._send_loop, "sensor-outbox")):
             # threads start with an empty context: carry over Prefect's settings context (PREFECT_API_URL)
