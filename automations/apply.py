@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from automations.names import BUILD, MANAGED_TAG, STALE
+from automations.names import BUILD, MANAGED_TAG, RECONCILE, STALE
 from automations.plan import comparable, desired_automations
-from landing.catalog import CatalogError, load_catalog
+from landing.catalog import CatalogError, load_catalog, project_fingerprint
+from landing.events import project_changed
 from landing.settings import Settings
 
 
@@ -75,7 +77,7 @@ async def apply(settings: Settings | None = None, dry_run: bool = False, out=pri
                 "Start it with `make up` (or `prefect server start`) and check PREFECT_API_URL."
             )
         ids = {}
-        for deployment in (BUILD, STALE):
+        for deployment in (BUILD, STALE, RECONCILE):
             try:
                 ids[deployment] = (await client.read_deployment_by_name(deployment)).id
             except ObjectNotFound:
@@ -83,7 +85,7 @@ async def apply(settings: Settings | None = None, dry_run: bool = False, out=pri
                     f"the deployment {deployment!r} does not exist on {url}. "
                     "Serve it first with `python -m automations.serve` (make up does this), then run apply.py again."
                 ) from None
-        desired = desired_automations(catalog, ids[BUILD], ids[STALE], settings)
+        desired = desired_automations(catalog, ids[BUILD], ids[STALE], settings, reconcile_deployment=ids[RECONCILE])
         existing = await client.read_automations()
         plan = make_plan(desired, existing)
         for line in plan.lines():
@@ -98,7 +100,24 @@ async def apply(settings: Settings | None = None, dry_run: bool = False, out=pri
         for have in plan.delete:
             await client.delete_automation(have.id)
         out(f"applied: {plan.summary()}")
-        return plan
+    await announce_project_change(settings, out)
+    return plan
+
+
+async def announce_project_change(settings: Settings, out) -> None:
+    """Send `landing.project.changed` when the dbt project's code differs from the last one applied here: its
+    automation starts a landing-reconcile run, which builds what the change affects without waiting for a file."""
+    from landing.transport import send_events_async
+
+    applied = settings.state_dir / "applied-project.txt"
+    fingerprint = project_fingerprint(Path(settings.dbt_project_dir).resolve())
+    previous = applied.read_text().strip() if applied.exists() else None
+    if previous != fingerprint:
+        if previous is not None:  # the first apply for this state: nothing was built from another version
+            await send_events_async([project_changed(str(settings.dbt_project_dir), fingerprint, previous)])
+            out("the dbt project changed since the last apply: its models are rebuilt by a landing-reconcile run")
+        applied.parent.mkdir(parents=True, exist_ok=True)
+        applied.write_text(fingerprint + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from landing.catalog import Dataset
+from landing.catalog import Dataset, project_fingerprint
 from landing.settings import Settings
 
 EMPTY_SIGNATURE = "no files"
@@ -82,3 +82,10 @@ def warehouse_lock(settings: Settings, timeout: float = 3600):
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def build_signature(ds: Dataset, project: Path) -> str:
+    """What a build of the dataset's models reads: its accepted files, and the dbt project's code. A new file, a
+    changed model or source, or a new model downstream changes it."""
+    files = dataset_signature(ds)
+    return files if files == EMPTY_SIGNATURE else f"{files}|project {project_fingerprint(project)[:16]}"

@@ -10,7 +10,7 @@ from prefect.runtime import flow_run
 
 from automations import buildlog
 from automations.build_state import (
-    ALL, EMPTY_SIGNATURE, ONE, Watermarks, dataset_signature, release_warehouse, warehouse_lock,
+    ALL, EMPTY_SIGNATURE, ONE, Watermarks, build_signature, release_warehouse, warehouse_lock,
 )
 from automations.buildlog import BuildRecord, BuildStatus
 from automations.names import BUILD_FLOW, RECONCILE_FLOW, STALE_FLOW
@@ -100,8 +100,10 @@ def _emit_failure(datasets: list[str], nodes: list[str], message: str) -> None:
 
 
 @flow(name=BUILD_FLOW, flow_run_name=_run_name, log_prints=True)
-def dbt_build(datasets: list[str], and_models: list[str] | None = None, settings: Settings | None = None) -> dict:
-    """Build `source:<dataset>+` for the given datasets with dbt, unless nothing landed since the last build."""
+def dbt_build(datasets: list[str], and_models: list[str] | None = None, force: bool = False,
+              settings: Settings | None = None) -> dict:
+    """Build `source:<dataset>+` for the given datasets with dbt, unless nothing landed and the dbt project did not
+    change since their last build; `force` builds anyway (the UI's Run button, with force on)."""
     settings = settings or Settings()
     logger = get_run_logger()
     catalog = load_catalog(settings)
@@ -111,10 +113,11 @@ def dbt_build(datasets: list[str], and_models: list[str] | None = None, settings
 
     with warehouse_lock(settings):
         started = time.time()
-        current = {n: dataset_signature(catalog.get(n)) for n in names}
+        current = {n: build_signature(catalog.get(n), settings.dbt_project_dir) for n in names}
         built = marks.read()
-        if all(built.get(kind + n) == sig for n, sig in current.items()):
-            logger.info("up to date: nothing landed for %s since the last build", ", ".join(names))
+        if not force and all(built.get(kind + n) == sig for n, sig in current.items()):
+            logger.info("up to date: nothing landed for %s and the dbt project is unchanged since the last build "
+                        "(run with force to build anyway)", ", ".join(names))
             record_build(settings, BuildStatus.UP_TO_DATE, names, and_names)
             return {"status": BuildStatus.UP_TO_DATE.value, "datasets": names}
         empty = [n for n, sig in current.items() if sig == EMPTY_SIGNATURE]
@@ -189,7 +192,7 @@ def landing_reconcile(settings: Settings | None = None) -> dict:
     marks = Watermarks(settings.state_dir / "watermarks.json").read()
     behind = []
     for name in sorted(catalog.datasets):
-        signature = dataset_signature(catalog.datasets[name])
+        signature = build_signature(catalog.datasets[name], settings.dbt_project_dir)
         if signature != EMPTY_SIGNATURE and marks.get(ONE + name) != signature:
             behind.append(name)
     if not behind:

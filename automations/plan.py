@@ -10,7 +10,7 @@ from prefect.events.schemas.automations import AutomationCore, CompoundTrigger, 
 
 from landing.catalog import Catalog
 from automations.names import MANAGED_TAG
-from landing.events import FILE_CREATED, dataset_resource_id
+from landing.events import FILE_CREATED, PROJECT_CHANGED, PROJECT_PREFIX, dataset_resource_id
 from landing.settings import Settings
 
 PREFIX = "landing: "
@@ -24,7 +24,8 @@ def _on_landing(dataset: str, **kwargs) -> EventTrigger:
     )
 
 
-def desired_automations(catalog: Catalog, build_deployment: UUID, stale_deployment: UUID, settings: Settings) -> list[AutomationCore]:
+def desired_automations(catalog: Catalog, build_deployment: UUID, stale_deployment: UUID, settings: Settings,
+                        reconcile_deployment: UUID | None = None) -> list[AutomationCore]:
     """Every automation the catalog implies, by name."""
     window = timedelta(seconds=settings.burst_window_seconds)
     out: list[AutomationCore] = []
@@ -85,6 +86,18 @@ def desired_automations(catalog: Catalog, build_deployment: UUID, stale_deployme
                         parameters={"datasets": list(model.datasets), "and_models": [model.name]},
                     )
                 ],
+            )
+        )
+    if reconcile_deployment is not None:
+        out.append(
+            AutomationCore(
+                name=f"{PREFIX}build after a dbt project change",
+                description="apply.py synced a changed dbt project: a landing-reconcile run builds every dataset whose "
+                "models changed, without waiting for a file.",
+                tags=[MANAGED_TAG],
+                trigger=EventTrigger(expect={PROJECT_CHANGED}, match={"prefect.resource.id": f"{PROJECT_PREFIX}*"},
+                                     posture=Posture.Reactive, threshold=1, within=timedelta(0)),
+                actions=[RunDeployment(source="selected", deployment_id=reconcile_deployment, parameters={})],
             )
         )
     return out

@@ -301,7 +301,8 @@ def _dbt_version() -> str:
     return version("dbt-core")  # a scan of the installed packages: once per process
 
 
-def _project_fingerprint(project: Path) -> str:
+def project_fingerprint(project: Path) -> str:
+    """A digest of the dbt project's content (models, sources, macros, seeds, settings) and of dbt's version."""
     h = hashlib.sha256(f"v{CACHE_VERSION}|dbt {_dbt_version()}".encode())
     for dirpath, dirnames, filenames in os.walk(project):
         dirnames[:] = sorted(d for d in dirnames if d not in _IGNORED_DIRS and not d.startswith("."))
@@ -383,7 +384,7 @@ def load_catalog(settings: Settings | None = None) -> Catalog:
     project = Path(settings.dbt_project_dir).resolve()
     if not (project / "dbt_project.yml").exists():
         raise CatalogError(f"no dbt project at {project}: set LANDING_DBT_PROJECT_DIR to the folder holding dbt_project.yml")
-    key = _project_fingerprint(project)
+    key = project_fingerprint(project)
     cache = project / "target" / "landing_catalog.json"
     catalog = _read_cache(cache, key)
     if catalog is None:

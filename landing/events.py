@@ -11,8 +11,10 @@ FILE_CREATED = "landing.file.created"
 FILE_REJECTED = "landing.file.rejected"
 DATASET_STALE = "landing.dataset.stale"
 BUILD_FAILED = "landing.build.failed"
+PROJECT_CHANGED = "landing.project.changed"
 
 DATASET_PREFIX = "landing.dataset."
+PROJECT_PREFIX = "landing.project."
 FILE_PREFIX = "landing.file."
 # Fixed namespace so every producer (flows, sensor, tests) derives the same event id.
 EVENT_NAMESPACE = uuid.UUID("6f1c1a52-3f7e-5b0e-9d2a-6c616e64696e")
@@ -141,6 +143,19 @@ def build_failed(dataset: str, failed_nodes: list[str], message: str, flow_run_i
         related=[{"prefect.resource.id": f"prefect.flow-run.{flow_run_id}", "prefect.resource.role": "flow-run"}]
         if flow_run_id else [],
         payload={"dataset": dataset, "failed_nodes": failed_nodes, "message": message[:4000]},
+    )
+
+
+def project_changed(project_dir: str, fingerprint: str, previous: str | None) -> EventData:
+    """`landing.project.changed`: apply.py synced a dbt project whose code differs from the last one it applied."""
+    name = Path(project_dir).name
+    return dict(
+        id=str(uuid.uuid4()),  # each change is its own: a project changed back and forth changes twice
+        occurred=utc_now().isoformat(),
+        event=PROJECT_CHANGED,
+        resource={"prefect.resource.id": f"{PROJECT_PREFIX}{name}", "prefect.resource.name": name},
+        related=[],
+        payload={"project_dir": project_dir, "fingerprint": fingerprint, "previous_fingerprint": previous},
     )
 
 

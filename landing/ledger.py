@@ -21,7 +21,8 @@ create table if not exists files (
     status text not null,          -- pending | announced | duplicate | quarantined
     reason text,
     updated_at real not null,
-    accepted_path text             -- where an accepted file lives (what dbt reads); null for the others
+    accepted_path text,            -- where an accepted file lives (what dbt reads); null for the others
+    quarantined_to text            -- where a quarantined file was moved; null for the others
 );
 create table if not exists outbox (
     event_id text primary key,     -- deterministic: uuid5(dataset, sha256) for landing.file.created
@@ -37,7 +38,7 @@ create index if not exists outbox_unsent on outbox (sent_at) where sent_at is nu
 """
 
 
-_FIELDS = "path, dataset, sha256, size, mtime_ns, event_id, status, reason, accepted_path"
+_FIELDS = "path, dataset, sha256, size, mtime_ns, event_id, status, reason, accepted_path, quarantined_to"
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class FileRecord:
     status: str
     reason: str | None
     accepted_path: str | None = None
+    quarantined_to: str | None = None
 
 
 class Ledger:
@@ -67,8 +69,9 @@ class Ledger:
         self._db.execute("pragma synchronous=normal")
         self._db.executescript(SCHEMA)
         columns = {row[1] for row in self._db.execute("pragma table_info(files)")}
-        if "accepted_path" not in columns:  # a ledger from before the accepted area
-            self._db.execute("alter table files add column accepted_path text")
+        for column in ("accepted_path", "quarantined_to"):  # a ledger from before the accepted area
+            if column not in columns:
+                self._db.execute(f"alter table files add column {column} text")
         self._db.execute("create index if not exists files_accepted on files (accepted_path)")
         self._db.execute("create index if not exists files_event on files (event_id)")  # mark_sent looks files up by it
 
@@ -152,14 +155,15 @@ class Ledger:
 
     def record(self, path: str, dataset: str, sha256: str, size: int, mtime_ns: int, status: str,
                event_id: str | None = None, reason: str | None = None, event: dict | None = None,
-               sent: bool = False, hold_seconds: float = 0.0, accepted_path: str | None = None) -> None:
+               sent: bool = False, hold_seconds: float = 0.0, accepted_path: str | None = None,
+               quarantined_to: str | None = None) -> None:
         """Record a file decision and, with `event`, put the event in the outbox, in one transaction.
 
         `hold_seconds` keeps the outbox's sender (the sensor) off the event for a while: its producer sends it itself.
         """
         self.record_many([dict(path=path, dataset=dataset, sha256=sha256, size=size, mtime_ns=mtime_ns, status=status,
                                event_id=event_id, reason=reason, event=event, sent=sent, hold_seconds=hold_seconds,
-                               accepted_path=accepted_path)])
+                               accepted_path=accepted_path, quarantined_to=quarantined_to)])
 
     def record_many(self, records: list[dict]) -> None:
         """`record` for many files in one transaction (each dict holds record's keyword arguments)."""
@@ -169,9 +173,9 @@ class Ledger:
             try:
                 self._db.executemany(
                     "insert or replace into files (path, dataset, sha256, size, mtime_ns, event_id, status, reason, "
-                    "updated_at, accepted_path) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "updated_at, accepted_path, quarantined_to) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [(r["path"], r["dataset"], r["sha256"], r["size"], r["mtime_ns"], r.get("event_id"), r["status"],
-                      r.get("reason"), now, r.get("accepted_path")) for r in records],
+                      r.get("reason"), now, r.get("accepted_path"), r.get("quarantined_to")) for r in records],
                 )
                 self._db.executemany(
                     "insert or ignore into outbox (event_id, dataset, path, event_json, created_at, sent_at, "
@@ -239,6 +243,12 @@ class Ledger:
         with self._lock:
             return [FileRecord(*r) for r in self._db.execute(
                 f"select {_FIELDS} from files order by path")]
+
+    def by_quarantined(self, quarantined_to: str) -> FileRecord | None:
+        """The record of the file quarantined to `quarantined_to`."""
+        with self._lock:
+            row = self._db.execute(f"select {_FIELDS} from files where quarantined_to = ?", (quarantined_to,)).fetchone()
+        return FileRecord(*row) if row else None
 
     def by_accepted(self, accepted_path: str) -> FileRecord | None:
         """The record of the file accepted as `accepted_path`."""

@@ -52,10 +52,10 @@ def demo(settings: Settings | None = None, timeout: float = 180, out=print) -> i
             if b.at < started or b.status != BuildStatus.BUILT:
                 continue
             seen_runs[b.flow_run_id] = "+".join(b.datasets) + (" (all sources)" if b.and_models else "")
-            for name in b["datasets"]:
-                if not b.get("and_models"):
+            for name in b.datasets:
+                if not b.and_models:
                     done.add(f"build {name}")
-            for m in b.get("and_models") or []:
+            for m in b.and_models:
                 done.add(f"build {m} (all sources)")
         left = sorted(waiting_for - done)
         sys.stdout.write(f"\rwaiting for: {', '.join(left) or 'nothing'} ({int(time.time() - started)}s)".ljust(110))

@@ -15,7 +15,7 @@ from automations import buildlog
 from automations.buildlog import BuildStatus
 from automations.names import BUILD, BUILD_DEPLOYMENT, BUILD_FLOW, MANAGED_TAG
 from landing.contract import QUARANTINE_DIR as QUARANTINE
-from landing.events import dataset_resource_id
+from landing.events import FILE_REJECTED, dataset_resource_id
 from landing.ledger import Ledger, ledger_path
 from landing.settings import Settings
 
@@ -98,10 +98,10 @@ def status(settings: Settings | None = None, out=print) -> int:
     return 0
 
 
-def explain(target: str, settings: Settings | None = None, out=print) -> int:
+def explain(target: str, settings: Settings | None = None, out=print, catalog: Catalog | None = None) -> int:
     """The chain for one file (path or event id): file → event → automations → runs → dbt nodes, or why it stopped."""
     settings = settings or Settings()
-    catalog = load_catalog(settings)
+    catalog = catalog or load_catalog(settings)
     root = Path(os.path.realpath(settings.root))
     ledger = Ledger(ledger_path(settings.state_dir))
     try:
@@ -124,7 +124,8 @@ async def _explain(target: str, settings: Settings, catalog: Catalog, root: Path
         path = os.path.abspath(target)
     record = ledger.file(path) if path else None
     if path and record is None:
-        record = ledger.by_accepted(path)  # the accepted file dbt reads, rather than the name it was dropped under
+        # the accepted file dbt reads, or the quarantined one, rather than the name it was dropped under
+        record = ledger.by_accepted(path) or ledger.by_quarantined(path)
     if path:
         out(f"file      {path}")
         ds = None if Path(path).is_relative_to(root / QUARANTINE) else (
@@ -145,8 +146,11 @@ async def _explain(target: str, settings: Settings, catalog: Catalog, root: Path
             out(f"accepted  {record.accepted_path} (dropped as {record.path})" if record.accepted_path != record.path
                 else f"accepted  {record.accepted_path} (landed there by its producer)")
         if record.status == "quarantined":
-            out(f"why       quarantined, so never announced: {record.reason.rstrip('.')}. "
-                f"The file and its reason are in {root / QUARANTINE / dataset}/")
+            moved = record.quarantined_to or str(root / QUARANTINE / dataset)
+            out(f"quarantined {moved} (dropped as {record.path})")
+            out(f"why       not buildable, so never accepted or built: {record.reason.rstrip('.')}. "
+                f"The reason is also in {moved}.reason.txt; fix the file and drop it again")
+            out(f"event     {FILE_REJECTED} {record.event_id} (the rejection, in the UI's event feed)")
             return 0
         if record.status == "duplicate":
             out(f"why       a duplicate: {record.reason}; the same content was announced once already, so no new build")

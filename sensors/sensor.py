@@ -557,7 +557,7 @@ class Sensor:
         rel = p.relative_to(self.root).as_posix()
         event = file_rejected(ds.name, rel, sha256, reason, str(dest))
         self.ledger.record(str(p), ds.name, sha256, st.st_size, st.st_mtime_ns, "quarantined",
-                           event_id=event["id"], reason=reason, event=event)
+                           event_id=event["id"], reason=reason, event=event, quarantined_to=str(dest))
         log.warning("%s %s: quarantined to %s: %s", ds.name, p.name, dest.relative_to(self.root), reason)
         self._wake_sender.set()
         return "quarantined"

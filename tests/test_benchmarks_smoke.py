@@ -6,13 +6,16 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from landing.settings import REPO_ROOT
 
 
+@pytest.mark.timeout(900)
 def test_every_benchmark_runs_with_tiny_sizes(tmp_path):
     args = ["--reps", "1", "--files", "30", "--catch-up", "30", "--burst", "20", "--burst-seconds", "1", "--datasets", "5", "--results", str(tmp_path)]
     proc = subprocess.run([sys.executable, "-m", "benchmarks.run", *args], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=840)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     [out] = tmp_path.glob("bench-*.json")
     results = {r["id"]: r for r in json.loads(out.read_text())["results"]}

@@ -75,6 +75,9 @@ def test_up_demo_explain_status_and_clean_stop(tmp_path):
         assert "automation landing: build dummyjson.products" in explained.stdout
         assert re.search(r"run\s+dbt-build dummyjson.products Completed in [\d.]+s, built", explained.stdout)
         assert "model stage_dummyjson__products" in explained.stdout
+        assert "not served" not in explained.stdout  # the warm runner polls the way Prefect's runners do
+        deployment = httpx.get(f"{api}/deployments/name/dbt-build/dbt-build", timeout=10).json()
+        assert deployment["status"] == "READY", deployment.get("status")
 
         unknown = cli("explain", str(tmp_path / "landing" / "nowhere" / "x.jsonl"), timeout=60)
         assert unknown.returncode == 1 and "dataset   unknown" in unknown.stdout

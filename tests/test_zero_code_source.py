@@ -82,3 +82,39 @@ def test_stale_event_when_nothing_lands(extended):
     payload = events[0].payload
     assert payload["dataset"] == "shop.orders" and payload["expected_every_seconds"] == 10
     assert payload["late_by_seconds"] is not None and payload["late_by_seconds"] >= 0
+
+
+BUILD_BY_HAND = ("import sys; from automations.dbt_build import dbt_build; "
+                 "print('STATUS', dbt_build(['shop.orders'], force=sys.argv[1] == 'force')['status'])")
+
+
+def _build_by_hand(settings: Settings, force: bool = False) -> str:
+    """A manual dbt-build run, as the UI's Run button makes one (force off or on)."""
+    result = subprocess.run([sys.executable, "-c", BUILD_BY_HAND, "force" if force else "-"],
+                            env={**__import__("os").environ, **settings.to_env()}, capture_output=True, text=True, timeout=300)
+    errors = "\n".join(line for line in result.stderr.splitlines() if "leaked" not in line)  # DuckDB's exit noise (issue 15)
+    assert result.returncode == 0, result.stdout[-3000:] + errors[-3000:]
+    return result.stdout.rsplit("STATUS ", 1)[1].strip()
+
+
+def test_a_code_change_is_a_reason_to_build(extended):
+    from ops.local import warehouse_row
+
+    model = extended.dbt_project_dir / "models" / "staging" / "shop" / "stage_shop__orders.sql"
+    # a new model downstream of a built source, then apply.py: it is built without a new file
+    wait_for(lambda: [b for b in builds(extended) if b["datasets"] == ["shop.orders"] and b["status"] == "built"], 90,
+             "shop.orders built once")
+    model.write_text("select id, 'v1' as version from {{ source('shop', 'orders') }}\n")
+    env = {**__import__("os").environ, **extended.to_env()}
+    applied = subprocess.run([sys.executable, str(REPO_ROOT / "automations" / "apply.py")], env=env, capture_output=True,
+                             text=True, timeout=120)
+    assert applied.returncode == 0 and "the dbt project changed" in applied.stdout, applied.stdout + applied.stderr
+    wait_for(lambda: warehouse_row(extended, "select count(*), min(version) from stage_shop__orders") == (2, "v1"), 120,
+             "the new model built by the reconcile run the project change started")
+
+    # the model's SQL changes: a manual run builds it, the next one is up to date, force builds anyway
+    model.write_text("select id, 'v2' as version, 'a new column' as added from {{ source('shop', 'orders') }}\n")
+    assert _build_by_hand(extended) == "built"
+    assert warehouse_row(extended, "select min(version), max(added) from stage_shop__orders") == ("v2", "a new column")
+    assert _build_by_hand(extended) == "up to date"
+    assert _build_by_hand(extended, force=True) == "built"

@@ -15,12 +15,24 @@ from landing.events import FILE_CREATED
 from landing.ledger import Ledger, ledger_path
 from ops.local import read_events
 from ops.dummyjson_fake import product_rows
-from ops.local import Served, builds, delete_managed_automations, runs_of, wait_for, warehouse_row
+from ops.local import PrefectServer, Served, builds, delete_managed_automations, runs_of, wait_for, warehouse_row
 
 FILES = 400  # 1,000 overloads the shared SQLite server on CI (503s, no runs created): see docs/benchmarks.md, B2
 
 
-def test_kill_9_mid_burst_then_restart_loses_nothing(sensor_settings, prefect_server, tmp_path):
+def test_kill_9_mid_burst_then_restart_loses_nothing(sensor_settings, tmp_path):
+    # a server of its own: the burst keeps a server busy for a while after the test, which would slow the next tests
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    server = PrefectServer(tmp_path / "own-prefect").start()
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            _burst_kill_restart(sensor_settings, server, tmp_path)
+    finally:
+        server.stop()
+
+
+def _burst_kill_restart(sensor_settings, prefect_server, tmp_path):
     # the reconcile safety net on, as in production: under this burst a SQLite server can fail a run-deployment
     # action ("database is locked", 503), and then only the scheduled reconcile run builds the files
     settings = sensor_settings.model_copy(update={"burst_window_seconds": 3, "reconcile_seconds": 10})

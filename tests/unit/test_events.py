@@ -25,12 +25,14 @@ def builders() -> dict[str, dict]:
         events.FILE_REJECTED: events.file_rejected("shop.orders", "shop/orders/x.jsonl", "ab" * 32, "bad", "/q/x.jsonl"),
         events.DATASET_STALE: events.dataset_stale("shop.orders", 60, 5, None),
         events.BUILD_FAILED: events.build_failed("shop.orders", ["stage_orders"], "boom", None),
+        events.PROJECT_CHANGED: events.project_changed("/p/dbt", "f1", "f0"),
     }
 
 
 def test_the_doc_names_exactly_the_events_the_module_defines():
-    documented = set(re.findall(r"`(landing\.(?:file|dataset|build)\.[a-z]+)`", DOC))
-    assert documented == {events.FILE_CREATED, events.FILE_REJECTED, events.DATASET_STALE, events.BUILD_FAILED}
+    documented = set(re.findall(r"`(landing\.(?:file|dataset|build|project)\.[a-z]+)`", DOC))
+    assert documented == {events.FILE_CREATED, events.FILE_REJECTED, events.DATASET_STALE, events.BUILD_FAILED,
+                          events.PROJECT_CHANGED}
 
 
 def test_the_created_payload_fields_are_the_documented_ones():
@@ -49,7 +51,10 @@ def test_the_other_events_payload_fields_are_the_documented_ones():
 
 
 def test_every_event_is_about_its_dataset_and_reads_well_in_the_ui():
-    for event in builders().values():
+    for name, event in builders().items():
+        if name == events.PROJECT_CHANGED:
+            assert event["resource"]["prefect.resource.id"] == "landing.project.dbt"
+            continue
         assert event["resource"] == {"prefect.resource.id": "landing.dataset.shop.orders", "prefect.resource.name": "shop.orders"}
         uuid.UUID(event["id"])
 

@@ -61,3 +61,11 @@ def test_the_plan_updates_a_changed_automation_and_deletes_only_managed_ones(cat
     assert [d.name for _, d in plan.update] == [wanted[0].name]
     assert [a.name for a in plan.delete] == ["landing: build old.table"]
     assert comparable(plan.update[0][1]) != comparable(changed)
+
+
+def test_a_project_change_starts_the_reconcile_run(catalog, settings):
+    reconcile = uuid4()
+    wanted = {a.name: a for a in desired_automations(catalog, BUILD, STALE, settings, reconcile_deployment=reconcile)}
+    changed = wanted["landing: build after a dbt project change"]
+    assert changed.trigger.expect == {"landing.project.changed"}
+    assert [a.deployment_id for a in changed.actions] == [reconcile]

@@ -110,3 +110,17 @@ def test_the_catch_up_decides_a_backlog_in_arrival_order(sensor, settings):
     dropped = [e["payload"]["dropped_as"] for e in outbox(settings)]
     assert dropped == ["shop/products/c.jsonl", "shop/products/a.jsonl", "shop/products/b.jsonl"]
     assert sensor.catch_up() == 0
+
+
+def test_explain_tells_why_a_file_was_quarantined_from_either_of_its_paths(sensor, settings, catalog):
+    from ops.inspect import explain
+
+    path = drop(sensor, "shop.products", "bad.jsonl", b'{"id": "seven", "title": "t"}\n')
+    assert sensor.process(path) == "quarantined"
+    moved = str(settings.root / "_quarantine" / "shop.products" / "bad.jsonl")
+    for target in (moved, path):
+        lines: list[str] = []
+        assert explain(target, settings, out=lines.append, catalog=catalog) == 0
+        text = "\n".join(lines)
+        assert f"quarantined {moved} (dropped as {path})" in text
+        assert "row 1, column 'id'" in text and "landing.file.rejected" in text
