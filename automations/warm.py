@@ -8,11 +8,19 @@ import threading
 import time
 
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    DeploymentFilter, DeploymentFilterId, FlowRunFilter, FlowRunFilterExpectedStartTime, FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.sorting import FlowRunSort
 from prefect.flow_engine import run_flow
 from prefect.states import Pending
 from prefect.types._datetime import now
 
 log = logging.getLogger("landing.warm")
+
+MARK_READY_SECONDS = 5.0  # Prefect counts a deployment served when polled within the last 60 s
 
 
 def run_warm(deployments: list, flows_by_name: dict, poll_seconds: float = 0.2, stop: threading.Event | None = None) -> None:
@@ -31,9 +39,15 @@ def run_warm(deployments: list, flows_by_name: dict, poll_seconds: float = 0.2, 
 
     log.info("warm runner: %d deployment(s), polling every %ss", len(flows), poll_seconds)
     unreachable_since: float | None = None
+    marked = 0.0
     with get_client(sync_client=True) as client:
         while not stop.is_set():
             try:
+                # Prefect's runners' own poll (which marks the deployments ready: served, in the UI and in `explain`)
+                # every few seconds; the fast poll in between is a plain read, which writes nothing to the database
+                if time.monotonic() - marked >= MARK_READY_SECONDS:
+                    client.get_scheduled_flow_runs_for_deployments(list(flows), scheduled_before=now("UTC"), limit=1)
+                    marked = time.monotonic()
                 run = _claim_next(client, list(flows))
             except Exception as exc:  # the server is down or restarting: keep the warm process, retry
                 if unreachable_since is None:
@@ -54,12 +68,16 @@ def run_warm(deployments: list, flows_by_name: dict, poll_seconds: float = 0.2, 
 
 
 def _claim_next(client, deployment_ids: list):
-    """The next due scheduled run of these deployments, claimed with a Pending state; None when there is none.
-
-    Asked the way Prefect's own runners ask (`/deployments/get_scheduled_flow_runs`), which also marks the deployments
-    polled: the UI, `landing explain` and `landing status` then show them ready (served), as with `prefect serve`.
-    """
-    runs = client.get_scheduled_flow_runs_for_deployments(deployment_ids, scheduled_before=now("UTC"), limit=1)
+    """The oldest due scheduled run of these deployments, claimed with a Pending state; None when there is none."""
+    runs = client.read_flow_runs(
+        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=deployment_ids)),
+        flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+            expected_start_time=FlowRunFilterExpectedStartTime(before_=now("UTC")),
+        ),
+        sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+        limit=1,
+    )
     if not runs:
         return None
     claimed = client.set_flow_run_state(runs[0].id, Pending())

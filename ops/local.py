@@ -15,7 +15,7 @@ import httpx
 
 import automations.serve as build_runner
 from automations import buildlog
-from automations.names import BUILD, MANAGED_TAG, STALE
+from automations.names import BUILD, MANAGED_TAG, RECONCILE, STALE
 from landing.settings import Settings
 
 
@@ -129,6 +129,7 @@ class Served:
             try:
                 await client.read_deployment_by_name(BUILD)
                 await client.read_deployment_by_name(STALE)
+                await client.read_deployment_by_name(RECONCILE)
                 return True
             except ObjectNotFound:
                 return False

@@ -14,7 +14,7 @@ import automations.apply as apply_automations
 import automations.serve as build_runner
 import flows.serve as export_runner
 import sensors as sensor_command
-from automations.names import BUILD, STALE
+from automations.names import BUILD, RECONCILE, STALE
 from landing.catalog import load_catalog
 from landing.contract import QUARANTINE_DIR
 from landing.settings import REPO_ROOT, Settings
@@ -98,7 +98,7 @@ def up(settings: Settings | None = None) -> int:
             spawn("prefect server", [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", port])
             _wait(lambda: _healthy(api_url), 180, f"the Prefect server at {api_url}", procs)
         spawn("dbt deployment", [sys.executable, "-m", build_runner.__name__])
-        _wait(lambda: _deployment_exists(api_url, BUILD) and _deployment_exists(api_url, STALE),
+        _wait(lambda: all(_deployment_exists(api_url, d) for d in (BUILD, STALE, RECONCILE)),
               120, "the dbt deployment to register", procs)
         if subprocess.run([sys.executable, "-m", apply_automations.__name__], env=env, cwd=REPO_ROOT).returncode:
             raise SystemExit("apply.py failed; see above")
