@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -20,14 +21,20 @@ from landing.settings import Settings
 
 
 def stop_process(proc: subprocess.Popen | None, grace: float) -> None:
-    """SIGTERM, then SIGKILL after `grace` seconds."""
-    if proc and proc.poll() is None:
-        proc.terminate()
+    """SIGTERM to the process and its children (it leads its own session), then SIGKILL after `grace` seconds.
+    `prefect server start` runs the server in a uvicorn child, which outlives a SIGTERM to the parent alone."""
+    if proc is None:
+        return
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10)):
         try:
-            proc.wait(grace)
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            break
+        try:
+            proc.wait(wait)
+            return
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            continue
 
 
 def free_port() -> int:
