@@ -171,7 +171,6 @@ def b4_sensor_catch_up(base: Path, sizes: list[int]) -> dict:
         for p in folder.iterdir():
             os.utime(p, (old, old))
         server = PrefectServer(base / f"b4-prefect-{files}").start()  # idle: no earlier benchmark's events to digest
-        _wait_idle(server.proc.pid)  # a server keeps starting its services for a few seconds after it answers
         try:
             env = {**os.environ, **settings.to_env(), "PREFECT_API_URL": server.api_url}
             log = base / f"b4-{files}.log"
@@ -198,23 +197,6 @@ def b4_sensor_catch_up(base: Path, sizes: list[int]) -> dict:
             **{f"rss_mb_{n}": f[2] for n, f in figures.items()}, "exit": max(f[3] for f in figures.values()),
             "target": "10,000 decided ≤ 5 s, RSS ≤ 150 MB, flat",
             "met": main[0] <= 5 and max(rss) <= 150 and max(rss) <= 1.15 * min(rss)}
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
-def _wait_idle(pid: int, timeout: float = 30.0) -> None:
-    """Until the process used under 5 % of a core over a second (or `timeout`)."""
-    deadline = time.time() + timeout
-    before = _cpu_seconds(pid)
-    while time.time() < deadline:
-        time.sleep(1.0)
-        now = _cpu_seconds(pid)
-        if now - before < 0.05:
-            return
-        before = now
 
 
 def _high_water_mb(pid: int) -> float:

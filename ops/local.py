@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -21,20 +20,14 @@ from landing.settings import Settings
 
 
 def stop_process(proc: subprocess.Popen | None, grace: float) -> None:
-    """SIGTERM to the process and its children (it leads its own session), then SIGKILL after `grace` seconds.
-    `prefect server start` runs the server in a uvicorn child, which outlives a SIGTERM to the parent alone."""
-    if proc is None:
-        return
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10)):
+    """SIGTERM, then SIGKILL after `grace` seconds."""
+    if proc and proc.poll() is None:
+        proc.terminate()
         try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            break
-        try:
-            proc.wait(wait)
-            return
+            proc.wait(grace)
         except subprocess.TimeoutExpired:
-            continue
+            proc.kill()
+            proc.wait()
 
 
 def free_port() -> int:
