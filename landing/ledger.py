@@ -93,11 +93,7 @@ class Ledger:
             self._db.close()
 
     def file(self, path: str) -> FileRecord | None:
-        with self._lock:
-            row = self._db.execute(
-                f"select {_FIELDS} from files where path = ?", (path,)
-            ).fetchone()
-        return FileRecord(*row) if row else None
+        return self.files_for([path]).get(path)
 
     def files_for(self, paths: list[str]) -> dict[str, FileRecord]:
         """The records of those of `paths` the ledger has seen (a lookup per batch, not per file)."""
@@ -149,9 +145,7 @@ class Ledger:
 
     def event_owner(self, event_id: str) -> str | None:
         """The path first recorded with this event id (same dataset and content), if any."""
-        with self._lock:
-            row = self._db.execute("select path from outbox where event_id = ?", (event_id,)).fetchone()
-        return row[0] if row else None
+        return self.event_owners([event_id]).get(event_id)
 
     def record(self, path: str, dataset: str, sha256: str, size: int, mtime_ns: int, status: str,
                event_id: str | None = None, reason: str | None = None, event: dict | None = None,
