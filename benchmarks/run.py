@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import asyncio
 import json
 from datetime import datetime
@@ -67,8 +68,8 @@ def _drop_to_build(base: Path, server: PrefectServer, reps: int, serve_args: tup
                 tmp.write_bytes(data)
                 t0 = time.time()
                 os.rename(tmp, folder / f"b1-{i:03d}.jsonl")
-                while len([b for b in builds(settings) if b["status"] == "built"]) <= done:
-                    time.sleep(0.05)
+                wait_for(lambda: len([b for b in builds(settings) if b["status"] == "built"]) > done, 180,
+                         f"the build of {folder.name}/b1-{i:03d}.jsonl (see {base}/serve.log and sensor.log)", interval=0.05)
                 built = [b for b in builds(settings) if b["status"] == "built"][-1]
                 times.append(built["at"] - t0)
                 if i < reps - 1:
@@ -107,7 +108,7 @@ def b2_burst(base: Path, server: PrefectServer, files: int, seconds: float) -> d
                 time.sleep(max(0.0, t0 + seconds * (i + 1) / files - time.time()))
             last = time.time()
             sql = "select count(*) from stage_dummyjson__products where product_name like ?"
-            while ((warehouse_row(settings, sql, [f"{tag}-%"]) or (0,))[0]) < files * 3 and time.time() - last < 600:
+            while ((warehouse_row(settings, sql, [f"{tag}-%"]) or (0,))[0]) < files * 3 and time.time() - last < 180:
                 time.sleep(0.2)
             all_rows = time.time() - last
             events = read_events(FILE_CREATED, since, "landing.dataset.dummyjson.products", timeout=120, expect=files)
@@ -177,9 +178,12 @@ def b4_sensor_catch_up(base: Path, sizes: list[int]) -> dict:
             t0 = time.time()
             proc = subprocess.Popen([sys.executable, "-m", sensor_command.__name__, "--once"], env=env, stdout=open(log, "wb"),
                                     stderr=subprocess.STDOUT)
-            peak = 0.0
+            peak, give_up = 0.0, t0 + 120 + files / 50
             while proc.poll() is None:  # the child's own high-water mark (wait4's counts this process's pages at fork)
                 peak = max(peak, _high_water_mb(proc.pid))
+                if time.time() > give_up:
+                    proc.kill()
+                    raise RuntimeError(f"`sensors --once` over {files} files still running after {give_up - t0:.0f} s: {log.read_text()[-2000:]}")
                 time.sleep(0.05)
             status = proc.returncode
             sent = time.time() - t0
@@ -276,7 +280,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst-seconds", type=float, default=10.0, help="B2 burst duration")
     parser.add_argument("--datasets", type=int, default=50, help="B5 dataset count")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder for the JSON results")
+    parser.add_argument("--deadline", type=float, default=None,
+                        help="after this many seconds, print every thread's stack and exit 3 (a hang shows where it is)")
     args = parser.parse_args(argv)
+    if args.deadline:
+        faulthandler.dump_traceback_later(args.deadline, exit=True)
+    started = time.time()
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     base = Path(tempfile.mkdtemp(prefix="landing-bench-"))
@@ -296,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             for bid, run in plan.items():
                 if bid not in args.only:
                     continue
+                print(f"{time.time() - started:7.1f} s: {bid} starts", file=sys.stderr, flush=True)
                 try:
                     results.append(run())
                 except Exception as exc:  # one broken benchmark must not hide the others' figures
@@ -317,9 +327,13 @@ def main(argv: list[str] | None = None) -> int:
     args.results.mkdir(parents=True, exist_ok=True)
     out = args.results / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.write_text(json.dumps({"machine": machine, "results": results}, indent=1))
-    print(f"\n{machine}; written to {out}")
+    print(f"\n{machine}; written to {out}", flush=True)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stderr.flush()
+    # Prefect's queue services drain at interpreter exit with no time limit, and with the server stopped their retries
+    # can keep a finished run from exiting: every figure is printed and written by now.
+    os._exit(code)
