@@ -23,7 +23,7 @@ from landing.settings import REPO_ROOT, Settings
 from ops.dummyjson_fake import DummyJSONServer
 from ops.local import PrefectServer
 from ops.dummyjson_fake import product_rows
-from ops.local import Served, builds, wait_for, warehouse_row
+from ops.local import Served, builds, using_server, wait_for, warehouse_row
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 
@@ -286,14 +286,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.deadline:
         faulthandler.dump_traceback_later(args.deadline, exit=True)
     started = time.time()
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     base = Path(tempfile.mkdtemp(prefix="landing-bench-"))
     server = PrefectServer(base / "prefect").start()
-    os.environ["PREFECT_API_URL"] = server.api_url
     results = []
     try:
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        with using_server(server.api_url):
             plan = {
                 "B1": lambda: b1_drop_to_build(base, server, args.reps),
                 "B2": lambda: b2_burst(base, server, args.burst, args.burst_seconds),

@@ -9,7 +9,9 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 
@@ -28,6 +30,30 @@ def stop_process(proc: subprocess.Popen | None, grace: float) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextmanager
+def using_server(api_url: str) -> Iterator[None]:
+    """Point this process, its threads and its children at the Prefect server at `api_url`, then back.
+
+    Prefect's settings context covers the calling thread only. A thread started outside it falls back to the global
+    settings, read once at import: without an API URL there, Prefect starts a throwaway server of its own, which
+    outlives this process and holds its stdout open (a parent reading it never sees the end)."""
+    from prefect.context import refresh_global_settings_context
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    saved = os.environ.get("PREFECT_API_URL")
+    os.environ["PREFECT_API_URL"] = api_url
+    refresh_global_settings_context()
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            yield
+    finally:
+        if saved is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = saved
+        refresh_global_settings_context()
 
 
 def free_port() -> int:

@@ -3,13 +3,11 @@ marker and the order modules run in."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from landing.settings import REPO_ROOT, Settings
 from ops.dummyjson_fake import DummyJSONServer
-from ops.local import PrefectServer
+from ops.local import PrefectServer, using_server
 
 
 # The slowest modules first: `make test` spreads whole modules over two workers (pytest-xdist, --dist loadfile) in
@@ -32,25 +30,17 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory):
-    """One real Prefect server (SQLite) for the session; the test process and its children use it."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
+    """One real Prefect server (SQLite) for the session; the test process, its threads and its children use it."""
     server = PrefectServer(tmp_path_factory.mktemp("prefect-home")).start()
-    saved = os.environ.get("PREFECT_API_URL")
-    os.environ["PREFECT_API_URL"] = server.api_url
     try:
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        with using_server(server.api_url):
             yield server
-        from prefect.events.worker import EventsWorker
-        from prefect.logging.handlers import APILogWorker
+            from prefect.events.worker import EventsWorker
+            from prefect.logging.handlers import APILogWorker
 
-        APILogWorker.drain_all(timeout=10)
-        EventsWorker.drain_all(timeout=10)
+            APILogWorker.drain_all(timeout=10)
+            EventsWorker.drain_all(timeout=10)
     finally:
-        if saved is None:
-            os.environ.pop("PREFECT_API_URL", None)
-        else:
-            os.environ["PREFECT_API_URL"] = saved
         server.stop()
 
 

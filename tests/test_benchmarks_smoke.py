@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
@@ -15,10 +16,13 @@ from landing.settings import REPO_ROOT
 def test_every_benchmark_runs_with_tiny_sizes(tmp_path):
     args = ["--reps", "1", "--files", "30", "--catch-up", "30", "--burst", "20", "--burst-seconds", "1", "--datasets", "5",
             "--results", str(tmp_path), "--deadline", "780"]  # a hang prints every thread's stack, then exits 3
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.run", *args], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=840)
+    out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with out.open("w") as stdout, err.open("w") as stderr:  # files, not pipes: a stray grandchild cannot hold them open
+        code = subprocess.run([sys.executable, "-m", "benchmarks.run", *args], cwd=REPO_ROOT, stdout=stdout, stderr=stderr,
+                              timeout=840).returncode
+    proc = SimpleNamespace(stdout=out.read_text(), stderr=err.read_text())
     progress = "\n".join(line for line in proc.stderr.splitlines() if " s: B" in line)
-    assert proc.returncode == 0, f"{progress}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    assert code == 0, f"{progress}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     [out] = tmp_path.glob("bench-*.json")
     results = {r["id"]: r for r in json.loads(out.read_text())["results"]}
     assert sorted(results) == ["B1", "B2", "B3", "B4", "B5", "B6"]

@@ -15,7 +15,7 @@ from landing.transport import EmitError
 from landing.catalog import UnknownDatasetError, load_catalog, split_location
 from landing.ledger import Ledger, ledger_path
 from landing.reader import InvalidFile
-from ops.local import read_events
+from ops.local import using_server, read_events
 
 NAME = re.compile(r"^\d{8}T\d{12}Z-[0-9a-f]{12}\.jsonl$")
 
@@ -114,10 +114,9 @@ def test_event_read_back_from_server_has_every_field(settings, prefect_server):
 
 
 def test_unreachable_server_is_retried_then_a_clear_error_and_the_event_waits(settings, caplog):
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     settings = settings.model_copy(update={"emit_patience_seconds": 2.0})
-    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+    with using_server("http://127.0.0.1:9/api"):
         with pytest.raises(EmitError, match=r"landed for dummyjson.carts, but its event was not sent.*prefect server start"):
             contract.land_rows("dummyjson.carts", [{"id": 1, "userId": 2, "products": [{"id": 3, "quantity": 1}]}], "test", settings)
     assert "Retrying in" in caplog.text

@@ -15,7 +15,7 @@ import pytest
 from landing.contract import land_rows
 from landing.events import FILE_CREATED, FILE_REJECTED
 from landing.ledger import Ledger, ledger_path
-from ops.local import read_events
+from ops.local import using_server, read_events
 from tests.support.sensing import Harness, rows
 from ops.local import PrefectServer
 from ops.local import wait_for
@@ -166,7 +166,6 @@ def test_flow_landed_file_is_not_announced_again(harness):
 
 def test_server_down_while_files_drop_then_back(sensor_settings, tmp_path):
     """The sensor runs as `python -m sensors`; its server stops, 20 files drop, the server returns."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     server = PrefectServer(tmp_path / "own-prefect").start()
     env = {**os.environ, **sensor_settings.to_env(), "PREFECT_API_URL": server.api_url, "LANDING_SETTLE_SECONDS": "1"}
@@ -182,7 +181,7 @@ def test_server_down_while_files_drop_then_back(sensor_settings, tmp_path):
         wait_for(lambda: b"waiting for the server" in (tmp_path / "sensor.log").read_bytes(), 60, "the sensor to notice")
         time.sleep(3)
         server.start()
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        with using_server(server.api_url):
             events = read_events(FILE_CREATED, since, "landing.dataset.", timeout=90, expect=20)
         names = sorted(e.payload["dropped_as"].rsplit("/", 1)[1] for e in events)
         assert names == [f"outage-{i:02d}.jsonl" for i in range(20)]

@@ -11,7 +11,7 @@ import pytest
 
 from landing.contract import land_rows
 from landing.events import FILE_CREATED
-from ops.local import read_events
+from ops.local import using_server, read_events
 from ops.local import PrefectServer
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -19,12 +19,11 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 @pytest.mark.skipif(not CHROMIUM and not os.environ.get("CI"), reason="chromium is not installed (.ci/run installs it)")
 def test_event_feed_shows_the_landing_event(settings, tmp_path):
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     assert CHROMIUM, "CI must have chromium: .ci/run installs Debian's chromium package"
     server = PrefectServer(tmp_path / "prefect-ui", ui=True).start()
     try:
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        with using_server(server.api_url):
             since = datetime.now(timezone.utc) - timedelta(seconds=5)
             landed = land_rows("dummyjson.products", [{"id": 1, "title": "seen in the UI", "price": 1}], "test:ui", settings)
             # the server stores received events in batches: wait until its API lists it, as the UI will ask

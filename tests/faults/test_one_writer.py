@@ -9,7 +9,7 @@ import sys
 from automations.apply import main as apply_main
 from ops.dummyjson_fake import load_fixture
 from tests.support.sensing import accepted_without_event
-from ops.local import builds
+from ops.local import using_server, builds
 
 BUILD = "import sys; from automations.dbt_build import dbt_build; dbt_build([sys.argv[1]])"
 
@@ -34,9 +34,8 @@ def test_concurrent_builds_on_one_warehouse_take_turns(settings, prefect_server)
 
 
 def test_apply_against_an_unreachable_server_exits_1(capsys):
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+    with using_server("http://127.0.0.1:9/api"):
         assert apply_main([]) == 1
     err = capsys.readouterr().err
     assert "unreachable" in err and "make up" in err

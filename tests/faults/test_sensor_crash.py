@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from automations.apply import apply
 from landing.events import FILE_CREATED
 from landing.ledger import Ledger, ledger_path
-from ops.local import read_events
+from ops.local import using_server, read_events
 from ops.dummyjson_fake import product_rows
 from ops.local import PrefectServer, Served, builds, delete_managed_automations, runs_of, wait_for, warehouse_row
 
@@ -22,11 +22,10 @@ FILES = 400  # 1,000 overloads the shared SQLite server on CI (503s, no runs cre
 
 def test_kill_9_mid_burst_then_restart_loses_nothing(sensor_settings, tmp_path):
     # a server of its own: the burst keeps a server busy for a while after the test, which would slow the next tests
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     server = PrefectServer(tmp_path / "own-prefect").start()
     try:
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        with using_server(server.api_url):
             _burst_kill_restart(sensor_settings, server, tmp_path)
     finally:
         server.stop()

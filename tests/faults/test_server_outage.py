@@ -16,7 +16,7 @@ from automations.apply import apply
 from landing.contract import rows_to_jsonl
 from landing.events import FILE_CREATED
 from landing.ledger import Ledger, ledger_path
-from ops.local import read_events
+from ops.local import using_server, read_events
 from ops.dummyjson_fake import DummyJSONServer, load_fixture
 from ops.local import PrefectServer
 from ops.local import Served, builds, runs_of, wait_for
@@ -26,7 +26,6 @@ EXPORT = "from flows.dummyjson import export_dummyjson; export_dummyjson('produc
 
 
 def test_sixty_second_outage_during_an_export_and_a_drop_loses_nothing(settings, tmp_path):
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     settings = settings.model_copy(update={"burst_window_seconds": 3, "settle_seconds": 1.0})
     tag = tmp_path.name  # content of our own: the server drops repeated event ids
@@ -35,7 +34,7 @@ def test_sixty_second_outage_during_an_export_and_a_drop_loses_nothing(settings,
     users = [dict(u, firstName=f"{u['firstName']}-{tag}") for u in load_fixture("users")[:200]]
     products = [dict(p, title=f"{p['title']}-{tag}") for p in load_fixture("products")]
     sensor_log = tmp_path / "sensor.log"
-    with temporary_settings(updates={PREFECT_API_URL: server.api_url}), DummyJSONServer({"products": products}) as api, \
+    with using_server(server.api_url), DummyJSONServer({"products": products}) as api, \
             Served(settings, server.api_url, tmp_path / "serve.log"):
         asyncio.run(apply(settings, out=lambda *_: None))
         sensor = subprocess.Popen([sys.executable, "-m", "sensors"], env=env, stdout=open(sensor_log, "wb"), stderr=subprocess.STDOUT)
