@@ -31,6 +31,9 @@ class BuildRecord:
     started: float | None = None  # when dbt started (built and failed builds)
     empty: list[str] = field(default_factory=list)  # datasets without files (no files)
     failed_nodes: list[str] = field(default_factory=list)  # dbt nodes that errored or failed (failed)
+    built_nodes: list[str] = field(default_factory=list)  # models, seeds and snapshots dbt built (built)
+    tests_run: int | None = None  # dbt's data tests in this build, and how many passed (built)
+    tests_passed: int | None = None
     error: str | None = None
 
     def as_dict(self) -> dict:

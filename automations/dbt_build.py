@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import os
 import time
 
 from prefect import flow, get_run_logger
@@ -93,6 +94,21 @@ def failed_nodes(run_results: dict[str, dict] | None) -> list[str]:
                   if str(result.get("status")) in FAILED_STATUSES)
 
 
+def node_summary(run_results: dict[str, dict] | None) -> dict:
+    """What a dbt run built and tested, from the results prefect-dbt's run_end hook hands over: the build log's
+    built_nodes, tests_run and tests_passed."""
+    built, tests = [], []
+    for uid, result in (run_results or {}).items():
+        kind, _, rest = uid.partition(".")  # <type>.<project>.<name>
+        status = str(result.get("status"))
+        if kind in ("model", "seed", "snapshot") and status == "success":
+            built.append(f"{kind} {rest.split('.', 1)[-1]}")
+        elif kind in ("test", "unit_test"):
+            tests.append(status)
+    built.sort()
+    return {"built_nodes": built, "tests_run": len(tests), "tests_passed": tests.count("pass")}
+
+
 def _emit_failure(datasets: list[str], nodes: list[str], message: str) -> None:
     from landing.transport import send_events
 
@@ -105,58 +121,77 @@ def dbt_build(datasets: list[str], and_models: list[str] | None = None, force: b
     """Build `source:<dataset>+` for the given datasets with dbt, unless nothing landed and the dbt project did not
     change since their last build; `force` builds anyway (the UI's Run button, with force on)."""
     settings = settings or Settings()
-    logger = get_run_logger()
     catalog = load_catalog(settings)
     names, and_names = validate_request(datasets, and_models or [], catalog)
     kind = ALL if and_names else ONE
     marks = Watermarks(settings.state_dir / "watermarks.json")
 
     with warehouse_lock(settings):
-        started = time.time()
         current = {n: build_signature(catalog.get(n), settings.dbt_project_dir) for n in names}
-        built = marks.read()
-        if not force and all(built.get(kind + n) == sig for n, sig in current.items()):
-            logger.info("up to date: nothing landed for %s and the dbt project is unchanged since the last build "
-                        "(run with force to build anyway)", ", ".join(names))
-            record_build(settings, BuildStatus.UP_TO_DATE, names, and_names)
-            return {"status": BuildStatus.UP_TO_DATE.value, "datasets": names}
-        empty = [n for n, sig in current.items() if sig == EMPTY_SIGNATURE]
-        if empty:
-            logger.warning("nothing to build: no file has landed yet for %s in %s", ", ".join(empty), settings.root)
-            record_build(settings, BuildStatus.NO_FILES, names, and_names, empty=empty)
-            return {"status": BuildStatus.NO_FILES.value, "datasets": names, "empty": empty}
-
-        from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
-
-        settings.export_dbt_env()
-        args = dbt_args(names, and_names, catalog)
-        logger.info("dbt %s", " ".join(args))
-        runner = PrefectDbtRunner(
-            settings=PrefectDbtSettings(
-                project_dir=settings.dbt_project_dir,
-                profiles_dir=settings.dbt_project_dir,
-                target_path=settings.dbt_target_dir,
-                log_level=dbt_log_level(),
-            ),
-        )
-        ended: dict[str, dict] = {}
-        runner.on_run_end(lambda context: ended.update(context.run_results or {}))
-        try:
-            runner.invoke(args + ["--log-path", str(settings.state_dir / "dbt-logs")])
-        except Exception as exc:
-            release_warehouse()
-            nodes = failed_nodes(ended)
-            record_build(settings, BuildStatus.FAILED, names, and_names, started=started,
-                         failed_nodes=nodes, error=str(exc)[:2000])
-            logger.error("dbt build failed for %s; failing nodes: %s", ", ".join(names), ", ".join(nodes) or "see the log")
-            _emit_failure(names, nodes, str(exc))
-            raise
-        release_warehouse()
+        skipped = _skip(settings, marks.read(), kind, current, force, and_names)
+        if skipped:
+            return skipped
+        ended = _run_dbt(settings, catalog, names, and_names)
         built = marks.read()
         built.update({kind + n: sig for n, sig in current.items()})
         marks.write(built)
-        record_build(settings, BuildStatus.BUILT, names, and_names, started=started)
     return {"status": BuildStatus.BUILT.value, "datasets": names, "and_models": and_names}
+
+
+def _skip(settings: Settings, built: dict, kind: str, current: dict[str, str], force: bool,
+          and_names: list[str]) -> dict | None:
+    """The result of a run that need not start dbt (up to date, or a dataset without files), recorded; else None."""
+    logger = get_run_logger()
+    names = list(current)
+    if not force and all(built.get(kind + n) == sig for n, sig in current.items()):
+        logger.info("up to date: nothing landed for %s and the dbt project is unchanged since the last build "
+                    "(run with force to build anyway)", ", ".join(names))
+        record_build(settings, BuildStatus.UP_TO_DATE, names, and_names)
+        return {"status": BuildStatus.UP_TO_DATE.value, "datasets": names}
+    empty = [n for n, sig in current.items() if sig == EMPTY_SIGNATURE]
+    if empty:
+        logger.warning("nothing to build: no file has landed yet for %s in %s", ", ".join(empty), settings.root)
+        record_build(settings, BuildStatus.NO_FILES, names, and_names, empty=empty)
+        return {"status": BuildStatus.NO_FILES.value, "datasets": names, "empty": empty}
+    return None
+
+
+def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str]) -> dict[str, dict]:
+    """`dbt build` for the datasets in this process (a task per node), recorded in the build log; dbt's results by
+    node. A failure is recorded, announced as landing.build.failed, and raised."""
+    from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
+
+    logger = get_run_logger()
+    wrong_env = settings.dbt_env_mismatch(os.environ)
+    if wrong_env:
+        raise RuntimeError(f"cannot build {', '.join(names)}: {wrong_env}")
+    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    args = dbt_args(names, and_names, catalog)
+    logger.info("dbt %s", " ".join(args))
+    runner = PrefectDbtRunner(
+        settings=PrefectDbtSettings(
+            project_dir=settings.dbt_project_dir,
+            profiles_dir=settings.dbt_project_dir,
+            target_path=settings.dbt_target_dir,
+            log_level=dbt_log_level(),
+        ),
+    )
+    ended: dict[str, dict] = {}
+    runner.on_run_end(lambda context: ended.update(context.run_results or {}))
+    try:
+        runner.invoke(args + ["--log-path", str(settings.state_dir / "dbt-logs")])
+    except Exception as exc:
+        release_warehouse()
+        nodes = failed_nodes(ended)
+        record_build(settings, BuildStatus.FAILED, names, and_names, started=started,
+                     failed_nodes=nodes, error=str(exc)[:2000])
+        logger.error("dbt build failed for %s; failing nodes: %s", ", ".join(names), ", ".join(nodes) or "see the log")
+        _emit_failure(names, nodes, str(exc))
+        raise
+    release_warehouse()
+    record_build(settings, BuildStatus.BUILT, names, and_names, started=started, **node_summary(ended))
+    return ended
 
 
 @flow(name=STALE_FLOW, flow_run_name="stale {dataset}")

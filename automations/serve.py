@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta, timezone
 
 from prefect import serve
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="use Prefect's runner (a new process per flow run) instead of the warm in-process runner")
     parser.add_argument("--poll", type=float, default=0.2, help="warm runner: seconds between looks for due runs")
     args = parser.parse_args(argv)
+    # dbt reads the landing folders and the warehouse through env_var(): set them once, from the settings, before
+    # any flow run starts (the runner's own flow runs, or the processes Prefect's runner starts, inherit them)
+    os.environ.update(Settings().dbt_env())
     if args.subprocess:
         # limit=1: one flow run at a time in this runner, so one dbt writer; the build also takes a file lock.
         serve(*deployments(), limit=1)

@@ -10,6 +10,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 from dataclasses import asdict, dataclass, field, replace
@@ -315,36 +317,21 @@ def project_fingerprint(project: Path) -> str:
 
 
 def parse_manifest(project: Path, target: Path) -> dict:
-    """Run dbt's parser in this process into `target`, with the roots as placeholders, and return the manifest."""
-    from dbt.cli.main import dbtRunner
+    """Run dbt's parser into `target`, with the roots as placeholders, and return the manifest.
 
+    The parser runs in a child process with its own environment: dbt reads the roots through env_var(), and changing
+    this process's environment would change it for a dbt build running on another thread."""
     placeholders = {"LANDING_ROOT": ROOT_PLACEHOLDER, "LANDING_ACCEPTED_ROOT": ACCEPTED_PLACEHOLDER}
-    saved = {k: os.environ.get(k) for k in placeholders}
-    os.environ.update(placeholders)
-    try:
-        result = dbtRunner().invoke(
-            [
-                "parse",
-                "--project-dir", str(project),
-                "--profiles-dir", str(project),
-                "--target-path", str(target),
-                "--log-path", str(target / "logs"),
-                "--no-partial-parse",
-                "--quiet",
-            ]
-        )
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    if not result.success or result.result is None:
-        raise CatalogError(
-            f"dbt could not parse the project in {project}: {result.exception}. "
-            "Run `dbt parse` there to see the error."
-        )
-    return json.loads((target / "manifest.json").read_text())
+    args = ["parse", "--project-dir", str(project), "--profiles-dir", str(project), "--target-path", str(target),
+            "--log-path", str(target / "logs"), "--no-partial-parse", "--quiet"]
+    done = subprocess.run([sys.executable, "-c", "import sys; from dbt.cli.main import cli; sys.exit(cli())", *args],
+                          env={**os.environ, **placeholders}, capture_output=True, text=True)
+    manifest = target / "manifest.json"
+    if done.returncode != 0 or not manifest.exists():
+        said = " ".join((done.stdout + done.stderr).split())[-1500:]
+        raise CatalogError(f"dbt could not parse the project in {project}: {said or f'exit code {done.returncode}'}. "
+                           "Run `dbt parse` there to see the error.")
+    return json.loads(manifest.read_text())
 
 
 def render_roots(catalog: Catalog, root: str, accepted: str) -> Catalog:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import Field
@@ -122,9 +122,11 @@ class Settings(BaseSettings):
         return self.state_dir / "builds.jsonl"
 
     def to_env(self) -> dict[str, str]:
-        """These settings as the LANDING_* variables another process reads them from (unset optional ones left out)."""
+        """These settings as the environment another process reads them from: the LANDING_* variables (unset optional
+        ones left out), and the ones the dbt project reads through env_var()."""
         prefix = self.model_config["env_prefix"]
-        return {f"{prefix}{name.upper()}": str(value) for name, value in self.model_dump().items() if value is not None}
+        fields = {f"{prefix}{name.upper()}": str(value) for name, value in self.model_dump().items() if value is not None}
+        return {**fields, **self.dbt_env()}
 
     def dbt_env(self) -> dict[str, str]:
         """Environment variables the dbt project reads through env_var()."""
@@ -134,8 +136,12 @@ class Settings(BaseSettings):
             "LANDING_WAREHOUSE_PATH": str(self.warehouse),
         }
 
-    def export_dbt_env(self) -> None:
-        """Set the variables dbt reads, for dbt running in this process."""
-        os.environ.update(self.dbt_env())
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    def dbt_env_mismatch(self, environ: Mapping[str, str]) -> str | None:
+        """Why dbt, reading `environ`, would not read these settings' folders and warehouse; None if it would."""
+        wrong = [f"{k}={environ.get(k, '(unset)')} where these settings say {v}"
+                 for k, v in self.dbt_env().items() if environ.get(k) != v]
+        if not wrong:
+            return None
+        return ("dbt reads the landing folders and the warehouse from the environment (env_var() in the dbt project), "
+                f"and this process has {'; '.join(wrong)}. Start the process with the settings' environment "
+                "(Settings.to_env(); `landing up` does this) rather than passing other settings to a running one.")

@@ -88,7 +88,7 @@ async def send_events_async(events: list) -> None:
     except Exception as exc:
         raise EmitError(
             f"could not send {len(events)} event(s) to the Prefect server at {url or '(PREFECT_API_URL unset)'}: "
-            f"{exc}. Start the server (make up, or `prefect server start`) and set PREFECT_API_URL."
+            f"{str(exc) or type(exc).__name__}. Start the server (make up, or `prefect server start`) and set PREFECT_API_URL."
         ) from exc
 
 

@@ -111,109 +111,124 @@ def explain(target: str, settings: Settings | None = None, out=print, catalog: C
 
 
 async def _explain(target: str, settings: Settings, catalog: Catalog, root: Path, ledger: Ledger, out) -> int:
-    path: str | None = None
     try:
         event_uuid = uuid.UUID(target)
     except ValueError:
         event_uuid = None
-    if event_uuid is not None:
+    if event_uuid is None:
+        path = os.path.abspath(target)
+    else:
         path = ledger.event_owner(str(event_uuid))
         if path is None:
             out(f"event {event_uuid}: not in the ledger {ledger.path}; looking it up on the server")
-    else:
-        path = os.path.abspath(target)
-    record = ledger.file(path) if path else None
-    if path and record is None:
-        # the accepted file dbt reads, or the quarantined one, rather than the name it was dropped under
-        record = ledger.by_accepted(path) or ledger.by_quarantined(path)
     if path:
-        out(f"file      {path}")
-        ds = None if Path(path).is_relative_to(root / QUARANTINE) else (
-            catalog.dataset_for_path(Path(path)) or catalog.dataset_for_accepted(Path(path)))
-        if ds is None and record is None:
-            out("dataset   unknown: no dbt source has this folder and file pattern "
-                f"(known: {', '.join(f'{d.name} → {d.path}/{d.glob}' for d in catalog.datasets.values())})")
-            return 1
-        dataset = ds.name if ds else record.dataset
-        out(f"dataset   {dataset}")
-        if record is None:
-            exists = os.path.exists(path)
-            out("ledger    not seen by the sensor yet" + ("" if exists else " (and the file does not exist)")
-                + ": is `python -m sensors` running? It announces unseen files on start.")
-            return 1
-        out(f"ledger    {record.status}" + (f": {record.reason}" if record.reason else ""))
-        if record.accepted_path:
-            out(f"accepted  {record.accepted_path} (dropped as {record.path})" if record.accepted_path != record.path
-                else f"accepted  {record.accepted_path} (landed there by its producer)")
-        if record.status == "quarantined":
-            moved = record.quarantined_to or str(root / QUARANTINE / dataset)
-            out(f"quarantined {moved} (dropped as {record.path})")
-            out(f"why       not buildable, so never accepted or built: {record.reason.rstrip('.')}. "
-                f"The reason is also in {moved}.reason.txt; fix the file and drop it again")
-            out(f"event     {FILE_REJECTED} {record.event_id} (the rejection, in the UI's event feed)")
-            return 0
-        if record.status == "duplicate":
-            out(f"why       a duplicate: {record.reason}; the same content was announced once already, so no new build")
-        if record.status == "pending":
-            out("why       its event waits in the sensor's outbox: the server has not accepted it yet (is it up?)")
-        event_uuid = uuid.UUID(record.event_id) if record.event_id else event_uuid
-
+        found = _explain_file(path, catalog, root, ledger, out)
+        if isinstance(found, int):
+            return found
+        event_uuid = found or event_uuid
     client, error = await _server(settings)
     if client is None:
         out(f"server    {error}")
         return 1
     try:
-        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-        from prefect.events.filters import EventFilter, EventIDFilter, EventOccurredFilter
-
-        page = await client.read_events(
-            filter=EventFilter(id=EventIDFilter(id=[event_uuid]),
-                               occurred=EventOccurredFilter(since=datetime(2000, 1, 1, tzinfo=timezone.utc))),
-            limit=1,
-        )
-        if not page.events:
-            out(f"event     {event_uuid}: not on the server (not sent yet, or older than the server's event retention)")
+        event = await _explain_event(client, event_uuid, out)
+        if event is None:
             return 1
-        event = page.events[0]
-        dataset = event.resource.get("prefect.resource.name", "")
-        out(f"event     {event.event} {event.id} at {event.occurred.isoformat()} on {event.resource.id}")
-        automations = [a for a in await client.read_automations()
-                       if MANAGED_TAG in (a.tags or []) and dataset_resource_id(dataset) in json.dumps(a.trigger.model_dump(mode="json"))]
-        if not automations:
-            out(f"automations none match {dataset_resource_id(dataset)}: run `python automations/apply.py`")
-            return 1
-        for a in automations:
-            out(f"automation {a.name}" + ("" if a.enabled else " (disabled)"))
-        try:
-            deployment = await client.read_deployment_by_name(BUILD)
-        except Exception:
-            out(f"deployment {BUILD} does not exist: serve it with `python -m automations.serve` (make up does)")
-            return 1
-        if deployment.paused:
-            out(f"deployment {BUILD} is paused: runs are not started. Resume it in the UI or restart `python -m automations.serve`")
-        elif str(getattr(deployment, "status", "")).upper().endswith("NOT_READY"):
-            out(f"deployment {BUILD} is not served right now (no runner polls it): start `python -m automations.serve`")
-        runs = [r for r in await _build_runs(client)
-                if dataset in (r.parameters.get("datasets") or []) and r.created and r.created >= event.occurred]
-        runs.sort(key=lambda r: r.expected_start_time or r.created)
-        builds = {b.flow_run_id: b for b in buildlog.read(settings.builds_log)}
-        if not runs:
-            out("runs      none yet: the automation fires within a second; if it stays empty, check the deployment above")
-            return 0
-        for run in runs[:6]:
-            decision = str(builds[str(run.id)].status) if str(run.id) in builds else "-"
-            duration = f"{run.total_run_time.total_seconds():.1f}s" if run.total_run_time else "-"
-            out(f"run       {run.name} {run.state.name if run.state else '?'} in {duration}, {decision}, "
-                f"created by {run.created_by.display_value if run.created_by else 'unknown'}")
-            if decision == BuildStatus.BUILT:
-                tasks = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
-                models = sorted(t.name for t in tasks if not t.name.startswith(("test ", "test_")) and "test" not in t.name.split(" ")[0])
-                tests = [t for t in tasks if "test" in t.name]
-                passed = sum(1 for t in tests if t.state and t.state.is_completed())
-                out(f"  dbt     {len(models)} node(s) built: {', '.join(models[:8])}{' ...' if len(models) > 8 else ''}; "
-                    f"tests passed {passed}/{len(tests)}")
-            elif decision == BuildStatus.UP_TO_DATE:
-                out("  why     up to date: an earlier build in the same burst window already included this file")
-        return 0
+        return await _explain_runs(client, settings, event, out)
     finally:
         await client.__aexit__(None, None, None)
+
+
+def _explain_file(path: str, catalog: Catalog, root: Path, ledger: Ledger, out) -> int | uuid.UUID | None:
+    """The local half: dataset, ledger decision, where the file went. An exit code when the chain stops here, else
+    the file's event id (None if it has none)."""
+    out(f"file      {path}")
+    # the accepted file dbt reads, or the quarantined one, rather than the name it was dropped under
+    record = ledger.file(path) or ledger.by_accepted(path) or ledger.by_quarantined(path)
+    ds = None if Path(path).is_relative_to(root / QUARANTINE) else (
+        catalog.dataset_for_path(Path(path)) or catalog.dataset_for_accepted(Path(path)))
+    if ds is None and record is None:
+        out("dataset   unknown: no dbt source has this folder and file pattern "
+            f"(known: {', '.join(f'{d.name} → {d.path}/{d.glob}' for d in catalog.datasets.values())})")
+        return 1
+    dataset = ds.name if ds else record.dataset
+    out(f"dataset   {dataset}")
+    if record is None:
+        exists = os.path.exists(path)
+        out("ledger    not seen by the sensor yet" + ("" if exists else " (and the file does not exist)")
+            + ": is `python -m sensors` running? It announces unseen files on start.")
+        return 1
+    out(f"ledger    {record.status}" + (f": {record.reason}" if record.reason else ""))
+    if record.accepted_path:
+        out(f"accepted  {record.accepted_path} (dropped as {record.path})" if record.accepted_path != record.path
+            else f"accepted  {record.accepted_path} (landed there by its producer)")
+    if record.status == "quarantined":
+        moved = record.quarantined_to or str(root / QUARANTINE / dataset)
+        out(f"quarantined {moved} (dropped as {record.path})")
+        out(f"why       not buildable, so never accepted or built: {record.reason.rstrip('.')}. "
+            f"The reason is also in {moved}.reason.txt; fix the file and drop it again")
+        out(f"event     {FILE_REJECTED} {record.event_id} (the rejection, in the UI's event feed)")
+        return 0
+    if record.status == "duplicate":
+        out(f"why       a duplicate: {record.reason}; the same content was announced once already, so no new build")
+    if record.status == "pending":
+        out("why       its event waits in the sensor's outbox: the server has not accepted it yet (is it up?)")
+    return uuid.UUID(record.event_id) if record.event_id else None
+
+
+async def _explain_event(client, event_uuid: uuid.UUID | None, out):
+    """The event on the server, or None (said why)."""
+    from prefect.events.filters import EventFilter, EventIDFilter, EventOccurredFilter
+
+    page = await client.read_events(
+        filter=EventFilter(id=EventIDFilter(id=[event_uuid]),
+                           occurred=EventOccurredFilter(since=datetime(2000, 1, 1, tzinfo=timezone.utc))),
+        limit=1,
+    )
+    if not page.events:
+        out(f"event     {event_uuid}: not on the server (not sent yet, or older than the server's event retention)")
+        return None
+    event = page.events[0]
+    out(f"event     {event.event} {event.id} at {event.occurred.isoformat()} on {event.resource.id}")
+    return event
+
+
+async def _explain_runs(client, settings: Settings, event, out) -> int:
+    """The automations the event matches, the build deployment's state, and the runs it started with their outcome."""
+    dataset = event.resource.get("prefect.resource.name", "")
+    automations = [a for a in await client.read_automations()
+                   if MANAGED_TAG in (a.tags or []) and dataset_resource_id(dataset) in json.dumps(a.trigger.model_dump(mode="json"))]
+    if not automations:
+        out(f"automations none match {dataset_resource_id(dataset)}: run `python automations/apply.py`")
+        return 1
+    for a in automations:
+        out(f"automation {a.name}" + ("" if a.enabled else " (disabled)"))
+    try:
+        deployment = await client.read_deployment_by_name(BUILD)
+    except Exception:
+        out(f"deployment {BUILD} does not exist: serve it with `python -m automations.serve` (make up does)")
+        return 1
+    if deployment.paused:
+        out(f"deployment {BUILD} is paused: runs are not started. Resume it in the UI or restart `python -m automations.serve`")
+    elif str(getattr(deployment, "status", "")).upper().endswith("NOT_READY"):
+        out(f"deployment {BUILD} is not served right now (no runner polls it): start `python -m automations.serve`")
+    runs = [r for r in await _build_runs(client)
+            if dataset in (r.parameters.get("datasets") or []) and r.created and r.created >= event.occurred]
+    runs.sort(key=lambda r: r.expected_start_time or r.created)
+    builds = {b.flow_run_id: b for b in buildlog.read(settings.builds_log)}
+    if not runs:
+        out("runs      none yet: the automation fires within a second; if it stays empty, check the deployment above")
+        return 0
+    for run in runs[:6]:
+        record = builds.get(str(run.id))
+        decision = str(record.status) if record else "-"
+        duration = f"{run.total_run_time.total_seconds():.1f}s" if run.total_run_time else "-"
+        out(f"run       {run.name} {run.state.name if run.state else '?'} in {duration}, {decision}, "
+            f"created by {run.created_by.display_value if run.created_by else 'unknown'}")
+        if record and record.status == BuildStatus.BUILT and record.tests_run is not None:
+            models = record.built_nodes
+            out(f"  dbt     {len(models)} node(s) built: {', '.join(models[:8])}{' ...' if len(models) > 8 else ''}; "
+                f"tests passed {record.tests_passed}/{record.tests_run}")
+        elif record and record.status == BuildStatus.UP_TO_DATE:
+            out("  why     up to date: an earlier build in the same burst window already included this file")
+    return 0

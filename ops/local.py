@@ -56,6 +56,22 @@ def using_server(api_url: str) -> Iterator[None]:
         refresh_global_settings_context()
 
 
+@contextmanager
+def dbt_environment(settings: Settings) -> Iterator[None]:
+    """This process's environment as dbt reads it for `settings`, then back: for a build run in-process on settings
+    other than the process's own (a benchmark, a test). Processes that serve builds get it at start instead."""
+    saved = {k: os.environ.get(k) for k in settings.dbt_env()}
+    os.environ.update(settings.dbt_env())
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -49,19 +49,11 @@ def _pid_alive(pid: int) -> bool:
 
 
 def up(settings: Settings | None = None) -> int:
+    """Start every piece, print where things are, and supervise them until Ctrl-C or one of them exits."""
     settings = settings or Settings()
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    pidfile = settings.state_dir / "up.pid"
-    if pidfile.exists():
-        try:
-            pid = int(pidfile.read_text().strip())
-        except ValueError:
-            pid = 0
-        if pid and _pid_alive(pid):
-            print(f"already running (pid {pid}, state {settings.state_dir}); stop it with Ctrl-C in its terminal or `kill {pid}`.")
-            return 1
-    pidfile.write_text(str(os.getpid()))
-
+    pidfile = _claim(settings)
+    if pidfile is None:
+        return 1
     env = dict(os.environ)
     env.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "1")
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -82,21 +74,7 @@ def up(settings: Settings | None = None) -> int:
         return proc
 
     try:
-        api_url = env.get("PREFECT_API_URL")
-        if api_url and _healthy(api_url):
-            print(f"using the Prefect server at {api_url}")
-        else:
-            if api_url:
-                print(f"PREFECT_API_URL={api_url} does not answer; starting a local server instead")
-            port = env.get("PREFECT_SERVER_API_PORT", "4200")
-            host = env.get("PREFECT_SERVER_API_HOST", "127.0.0.1")
-            api_url = f"http://{host}:{port}/api"
-            env["PREFECT_API_URL"] = api_url
-            env.setdefault("PREFECT_HOME", str(settings.state_dir / "prefect"))
-            # The UI calls the API at PREFECT_UI_API_URL, which defaults to port 4200.
-            env.setdefault("PREFECT_UI_API_URL", api_url)
-            spawn("prefect server", [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", port])
-            _wait(lambda: _healthy(api_url), 180, f"the Prefect server at {api_url}", procs)
+        api_url = _server(settings, env, spawn, procs)
         spawn("dbt deployment", [sys.executable, "-m", build_runner.__name__])
         _wait(lambda: all(_deployment_exists(api_url, d) for d in (BUILD, STALE, RECONCILE)),
               120, "the dbt deployment to register", procs)
@@ -104,23 +82,7 @@ def up(settings: Settings | None = None) -> int:
             raise SystemExit("apply.py failed; see above")
         spawn("export deployments", [sys.executable, "-m", export_runner.__name__])
         spawn("sensor", [sys.executable, "-m", sensor_command.__name__])
-        catalog = load_catalog(settings)
-        ui = api_url[: -len("/api")] if api_url.endswith("/api") else api_url
-        print("\n=== up ===")
-        print(f"Prefect UI:      {ui}")
-        print(f"warehouse:       {settings.warehouse}")
-        print("landing folders:")
-        width = max(map(len, catalog.datasets), default=0) + 1
-        for name, ds in sorted(catalog.datasets.items()):
-            print(f"  {name:<{width}} {ds.path}/{ds.glob}")
-        samples = [(p, ds) for p, ds in sample_files(catalog) if ds.name == "dummyjson.users"] or sample_files(catalog)
-        if samples:
-            sample, ds = samples[-1]
-            print("drop a file (dbt reads it once the sensor has accepted it into the accepted area):")
-            print(f"  cp {sample.relative_to(REPO_ROOT)} {ds.path}/hello-$(date +%s){ds.suffix_for(sample.name)}")
-        print(f"accepted files:  {settings.accepted} (what dbt reads)")
-        print(f"quarantine:      {settings.root / QUARANTINE_DIR} (bad files, with a .reason.txt each)")
-        print("Ctrl-C stops everything.\n")
+        _banner(settings, api_url)
         while not stopping:
             for name, proc in procs:
                 if proc.poll() is not None:
@@ -141,6 +103,63 @@ def up(settings: Settings | None = None) -> int:
                 proc.wait()
         pidfile.unlink(missing_ok=True)
         print("stopped")
+
+
+def _claim(settings: Settings):
+    """The pid file that marks this state folder as in use, or None (said why) when a live stack holds it."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    pidfile = settings.state_dir / "up.pid"
+    if pidfile.exists():
+        try:
+            pid = int(pidfile.read_text().strip())
+        except ValueError:
+            pid = 0
+        if pid and _pid_alive(pid):
+            print(f"already running (pid {pid}, state {settings.state_dir}); stop it with Ctrl-C in its terminal or `kill {pid}`.")
+            return None
+    pidfile.write_text(str(os.getpid()))
+    return pidfile
+
+
+def _server(settings: Settings, env: dict[str, str], spawn, procs) -> str:
+    """The API URL of the server at PREFECT_API_URL if it answers, else of a local one started here (env updated)."""
+    api_url = env.get("PREFECT_API_URL")
+    if api_url and _healthy(api_url):
+        print(f"using the Prefect server at {api_url}")
+        return api_url
+    if api_url:
+        print(f"PREFECT_API_URL={api_url} does not answer; starting a local server instead")
+    port = env.get("PREFECT_SERVER_API_PORT", "4200")
+    host = env.get("PREFECT_SERVER_API_HOST", "127.0.0.1")
+    api_url = f"http://{host}:{port}/api"
+    env["PREFECT_API_URL"] = api_url
+    env.setdefault("PREFECT_HOME", str(settings.state_dir / "prefect"))
+    # The UI calls the API at PREFECT_UI_API_URL, which defaults to port 4200.
+    env.setdefault("PREFECT_UI_API_URL", api_url)
+    spawn("prefect server", [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", port])
+    _wait(lambda: _healthy(api_url), 180, f"the Prefect server at {api_url}", procs)
+    return api_url
+
+
+def _banner(settings: Settings, api_url: str) -> None:
+    """Where the UI, the warehouse and every landing folder are, and a command that drops a first file."""
+    catalog = load_catalog(settings)
+    ui = api_url[: -len("/api")] if api_url.endswith("/api") else api_url
+    print("\n=== up ===")
+    print(f"Prefect UI:      {ui}")
+    print(f"warehouse:       {settings.warehouse}")
+    print("landing folders:")
+    width = max(map(len, catalog.datasets), default=0) + 1
+    for name, ds in sorted(catalog.datasets.items()):
+        print(f"  {name:<{width}} {ds.path}/{ds.glob}")
+    samples = [(p, ds) for p, ds in sample_files(catalog) if ds.name == "dummyjson.users"] or sample_files(catalog)
+    if samples:
+        sample, ds = samples[-1]
+        print("drop a file (dbt reads it once the sensor has accepted it into the accepted area):")
+        print(f"  cp {sample.relative_to(REPO_ROOT)} {ds.path}/hello-$(date +%s){ds.suffix_for(sample.name)}")
+    print(f"accepted files:  {settings.accepted} (what dbt reads)")
+    print(f"quarantine:      {settings.root / QUARANTINE_DIR} (bad files, with a .reason.txt each)")
+    print("Ctrl-C stops everything.\n")
 
 
 def _deployment_exists(api_url: str, name: str) -> bool:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+import uuid
+from datetime import datetime, timezone
 
 import duckdb
 import pytest
@@ -13,6 +16,7 @@ from automations.names import MANAGED_TAG, STALE
 from landing.contract import land_rows
 from landing.reader import thread_connection
 from landing.settings import REPO_ROOT, Settings
+from landing.transport import EmitError, send_events
 from ops.dummyjson_fake import load_fixture
 from ops.local import Served, builds, delete_managed_automations, runs_of, wait_for
 
@@ -46,6 +50,18 @@ def table_exists(settings, name):
     return count(settings, f"select count(*) from information_schema.tables where table_name = '{name}'") > 0
 
 
+def _reads_events_promptly() -> bool:
+    """A probe event (no automation matches it) is read by the server within a second."""
+    probe = {"id": str(uuid.uuid4()), "occurred": datetime.now(timezone.utc).isoformat(), "event": "test.probe",
+             "resource": {"prefect.resource.id": "test.probe"}, "related": [], "payload": {}}
+    start = time.monotonic()
+    try:
+        send_events([probe])
+    except EmitError:
+        return False
+    return time.monotonic() - start < 1.0
+
+
 def settled(settings, runs_before: int):
     """Every dbt-build run created since `runs_before` is final, and none is pending."""
     runs = runs_of()
@@ -73,17 +89,19 @@ def test_burst_makes_few_builds_and_loses_no_row(stack):
     runs_before = len(runs_of())
     users = FIXTURE["users"]
     thread_connection()  # the validation DuckDB, opened once per process (about 0.2 s): not part of the burst
+    # a server still busy with the previous test (or a neighbour's load on 2 cores) can stall a handshake for seconds
+    wait_for(_reads_events_promptly, 120, "the server to read events within a second")
     start = time.monotonic()
     for i in range(20):
         land_rows("dummyjson.users", users[i * 10 : (i + 1) * 10], "test:burst", settings)
-    assert time.monotonic() - start < settings.burst_window_seconds  # the whole burst falls in one window
+    windows = math.ceil((time.monotonic() - start) / settings.burst_window_seconds)  # 1 unless the server stalled
     # wait for the trailing build (window 3 s) and every run to settle
     time.sleep(settings.burst_window_seconds + 1)
     wait_for(lambda: settled(settings, runs_before), 120, "burst runs to finish")
     new = [b for b in builds(settings)[done_before:] if b["datasets"] == ["dummyjson.users"]]
     built = [b for b in new if b["status"] == "built"]
-    assert 1 <= len(built) <= 3, new
-    assert len(runs_of()) - runs_before <= 6
+    assert 1 <= len(built) <= 2 * windows + 1, new  # at most a leading and a trailing build per window
+    assert len(runs_of()) - runs_before <= 4 * windows + 2
     # the staging model keeps one row per user across files: all 200 landed users are there
     assert count(settings, "select count(*) from stage_dummyjson__users") == 200
 

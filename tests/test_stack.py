@@ -74,7 +74,9 @@ def test_up_demo_explain_status_and_clean_stop(tmp_path):
         assert "ledger    announced" in explained.stdout
         assert "automation landing: build dummyjson.products" in explained.stdout
         assert re.search(r"run\s+dbt-build dummyjson.products Completed in [\d.]+s, built", explained.stdout)
-        assert "model stage_dummyjson__products" in explained.stdout
+        built = re.search(r"dbt\s+\d+ node\(s\) built: (.*); tests passed (\d+)/(\d+)", explained.stdout)
+        assert built and "model stage_dummyjson__products" in built[1], explained.stdout
+        assert int(built[3]) > 0 and built[2] == built[3], "dbt's data tests ran for the build, and passed"
         assert "not served" not in explained.stdout  # the warm runner polls the way Prefect's runners do
         deployment = httpx.get(f"{api}/deployments/name/dbt-build/dbt-build", timeout=10).json()
         assert deployment["status"] == "READY", deployment.get("status")

@@ -68,3 +68,14 @@ def test_failed_nodes_come_from_the_run_end_results():
                "model.p.order_lines": {"status": "error"}, "model.p.skipped": {"status": "skipped"}}
     assert failed_nodes(results) == ["not_null_stage_orders_id", "order_lines"]
     assert failed_nodes(None) == []
+
+
+def test_node_summary_counts_what_dbt_built_and_tested():
+    from automations.dbt_build import node_summary
+
+    results = {"model.p.stage_orders": {"status": "success"}, "seed.p.countries": {"status": "success"},
+               "model.p.order_lines": {"status": "skipped"}, "test.p.not_null_stage_orders_id": {"status": "pass"},
+               "test.p.unique_stage_orders_id": {"status": "fail"}, "unit_test.p.stage_orders.t": {"status": "pass"}}
+    assert node_summary(results) == {"built_nodes": ["model stage_orders", "seed countries"], "tests_run": 3,
+                                     "tests_passed": 2}
+    assert node_summary(None) == {"built_nodes": [], "tests_run": 0, "tests_passed": 0}
