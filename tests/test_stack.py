@@ -117,8 +117,11 @@ def _up_again_on_changed_projects(env: dict, project, api: str, tmp_path, times:
         proc = subprocess.Popen([LANDING, "up"], env=again_env, cwd=REPO_ROOT,
                                 stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            wait_for(lambda: b"Ctrl-C stops everything" in log.read_bytes() or proc.poll() is not None, 120,
-                     f"start {i} on a changed project")
+            try:
+                wait_for(lambda: b"Ctrl-C stops everything" in log.read_bytes() or proc.poll() is not None, 120,
+                         f"start {i} on a changed project")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}: {log.read_text()[-4000:]}") from None
             assert proc.poll() is None, log.read_text()[-3000:]
             assert f"using the Prefect server at {api}" in log.read_text()
         finally:
