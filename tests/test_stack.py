@@ -118,7 +118,7 @@ def _up_again_on_changed_projects(env: dict, project, api: str, tmp_path, times:
                                 stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
         try:
             try:
-                wait_for(lambda: b"Ctrl-C stops everything" in log.read_bytes() or proc.poll() is not None, 120,
+                wait_for(lambda: b"Ctrl-C stops everything" in log.read_bytes() or proc.poll() is not None, 240,
                          f"start {i} on a changed project")
             except AssertionError as exc:
                 raise AssertionError(f"{exc}: {log.read_text()[-4000:]}") from None
