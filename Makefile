@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: install test up demo status bench
+.PHONY: install test up demo status bench bench-smoke
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -22,3 +22,6 @@ status: install
 
 bench: install
 	$(UV) run --frozen python -m benchmarks.run
+
+bench-smoke: install
+	$(UV) run --frozen pytest -q -p no:cacheprovider benchmarks/test_smoke.py

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from landing.settings import REPO_ROOT
 from ops.local import free_port
@@ -27,6 +28,7 @@ def _change(project, mark: str) -> None:
         fh.write(f"\n# changed: {mark}\n")
 
 
+@pytest.mark.timeout(600)  # three starts of the whole stack, a demo and the CLI: about 4.5 minutes
 def test_up_demo_explain_status_and_clean_stop(tmp_path):
     project = tmp_path / "dbt"
     shutil.copytree(REPO_ROOT / "dbt", project, ignore=shutil.ignore_patterns("target", "logs", ".user.yml"))
