@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    sensor = Sensor(Settings(), polling=args.polling).start()
+    sensor = Sensor(Settings(), polling=args.polling).start(watch=not args.once)
     if args.once:
         sensor.drain(timeout=None)
     else:

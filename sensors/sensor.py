@@ -169,18 +169,21 @@ class Sensor:
         self._fail_streak = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> "Sensor":
+    def start(self, watch: bool = True) -> "Sensor":
+        """Catch up on the drop folders, then (`watch`) decide each file as it arrives; without `watch`, only the
+        catch-up (`--once`): no observer thread competes with it for the interpreter."""
         self.root.mkdir(parents=True, exist_ok=True)
         for ds in self.catalog.datasets.values():
             ds.path.mkdir(parents=True, exist_ok=True)
             ds.accepted_path.mkdir(parents=True, exist_ok=True)
-        self._observer = PollingObserver(timeout=self.poll_interval) if self.polling else _inotify_observer()
-        handler = _Handler(self)
-        # one watch per drop folder, not the whole root: the accepted area and the quarantine (which grow with every
-        # file) are never watched or polled, and the sensor's own moves out of a drop folder cost one event each
-        for folder in sorted({ds.path for ds in self.catalog.datasets.values()}):
-            self._observer.schedule(handler, str(folder), recursive=False)
-        self._observer.start()
+        if watch:
+            self._observer = PollingObserver(timeout=self.poll_interval) if self.polling else _inotify_observer()
+            handler = _Handler(self)
+            # one watch per drop folder, not the whole root: the accepted area and the quarantine (which grow with
+            # every file) are never watched or polled, and the sensor's own moves out of a drop folder cost one event each
+            for folder in sorted({ds.path for ds in self.catalog.datasets.values()}):
+                self._observer.schedule(handler, str(folder), recursive=False)
+            self._observer.start()
         # DuckDB's import (about 0.3 s) overlaps the start-up scan instead of delaying the first validation
         threading.Thread(target=connect, name="sensor-duckdb-import", daemon=True).start()
         self._catch_up_due.set()
@@ -190,8 +193,11 @@ class Sensor:
             t = threading.Thread(target=ctx.run, args=(target,), name=name, daemon=True)
             t.start()
             self._threads.append(t)
-        log.info("watching %s (%s) for %s", self.root, "polling" if self.polling else "inotify",
-                 ", ".join(sorted(self.catalog.datasets)))
+        if watch:
+            log.info("watching %s (%s) for %s", self.root, "polling" if self.polling else "inotify",
+                     ", ".join(sorted(self.catalog.datasets)))
+        else:
+            log.info("catching up once on %s for %s", self.root, ", ".join(sorted(self.catalog.datasets)))
         return self
 
     def stop(self, flush_timeout: float | None = 10.0) -> int:

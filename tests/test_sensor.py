@@ -191,3 +191,29 @@ def test_server_down_while_files_drop_then_back(sensor_settings, tmp_path):
         if proc.poll() is None:
             proc.kill()
         server.stop()
+
+
+def test_once_decides_the_backlog_sends_its_events_and_exits(sensor_settings, prefect_server, tmp_path):
+    """`python -m sensors --once`: files that waited in the drop folder are decided and announced, then it exits 0,
+    without watching (no observer competes with the catch-up)."""
+    folder = sensor_settings.root / "dummyjson" / "products"
+    folder.mkdir(parents=True)
+    for i in range(3):
+        (folder / f"waited-{i}.jsonl").write_bytes(rows(f"once-{tmp_path.name}-{i}"))
+    (folder / "broken.jsonl").write_bytes(b'{"id": 1, "title": \n')
+    old = time.time() - 60
+    for p in folder.iterdir():
+        os.utime(p, (old, old))
+    since = datetime.now(timezone.utc) - timedelta(seconds=5)
+    env = {**os.environ, **sensor_settings.to_env(), "PREFECT_API_URL": prefect_server.api_url}
+    done = subprocess.run([sys.executable, "-m", "sensors", "--once"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "catching up once" in done.stdout and "watching" not in done.stdout
+    assert "stopped; 0 event(s) left in the ledger" in done.stdout
+    ledger = Ledger(ledger_path(sensor_settings.state_dir))
+    assert sorted((Path(r.path).name, r.status) for r in ledger.rows()) == [
+        ("broken.jsonl", "quarantined"), *[(f"waited-{i}.jsonl", "announced") for i in range(3)]]
+    assert not list(folder.iterdir()), "every file was moved: accepted or quarantined"
+    created = read_events(FILE_CREATED, since, "landing.dataset.dummyjson.products", timeout=60, expect=3)
+    assert sorted(e.payload["dropped_as"] for e in created) == [f"dummyjson/products/waited-{i}.jsonl" for i in range(3)]
+    assert read_events(FILE_REJECTED, since, "landing.dataset.dummyjson.products", timeout=60, expect=1)
