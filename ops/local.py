@@ -33,6 +33,21 @@ def stop_process(proc: subprocess.Popen | None, grace: float) -> None:
 
 
 @contextmanager
+def _environment(updates: dict[str, str]) -> Iterator[None]:
+    """This process's environment with `updates`, then back as it was."""
+    saved = {k: os.environ.get(k) for k in updates}
+    os.environ.update(updates)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextmanager
 def using_server(api_url: str) -> Iterator[None]:
     """Point this process, its threads and its children at the Prefect server at `api_url`, then back.
 
@@ -42,34 +57,19 @@ def using_server(api_url: str) -> Iterator[None]:
     from prefect.context import refresh_global_settings_context
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    saved = os.environ.get("PREFECT_API_URL")
-    os.environ["PREFECT_API_URL"] = api_url
-    refresh_global_settings_context()
     try:
-        with temporary_settings(updates={PREFECT_API_URL: api_url}):
-            yield
+        with _environment({"PREFECT_API_URL": api_url}):
+            refresh_global_settings_context()
+            with temporary_settings(updates={PREFECT_API_URL: api_url}):
+                yield
     finally:
-        if saved is None:
-            os.environ.pop("PREFECT_API_URL", None)
-        else:
-            os.environ["PREFECT_API_URL"] = saved
         refresh_global_settings_context()
 
 
-@contextmanager
-def dbt_environment(settings: Settings) -> Iterator[None]:
+def dbt_environment(settings: Settings):
     """This process's environment as dbt reads it for `settings`, then back: for a build run in-process on settings
     other than the process's own (a benchmark, a test). Processes that serve builds get it at start instead."""
-    saved = {k: os.environ.get(k) for k in settings.dbt_env()}
-    os.environ.update(settings.dbt_env())
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    return _environment(settings.dbt_env())
 
 
 def free_port() -> int:
