@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import pytest
 
@@ -23,9 +22,9 @@ def test_every_benchmark_runs_with_tiny_sizes(tmp_path):
     with out.open("w") as stdout, err.open("w") as stderr:  # files, not pipes: a stray grandchild cannot hold them open
         code = subprocess.run([sys.executable, "-m", "benchmarks.run", *args], cwd=REPO_ROOT, stdout=stdout, stderr=stderr,
                               timeout=840).returncode
-    proc = SimpleNamespace(stdout=out.read_text(), stderr=err.read_text())
-    progress = "\n".join(line for line in proc.stderr.splitlines() if " s: B" in line)
-    assert code == 0, f"{progress}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    printed, said = out.read_text(), err.read_text()
+    progress = "\n".join(line for line in said.splitlines() if " s: B" in line)
+    assert code == 0, f"{progress}\n{printed[-3000:]}\n{said[-6000:]}"
     [out] = tmp_path.glob("bench-*.json")
     results = {r["id"]: r for r in json.loads(out.read_text())["results"]}
     assert sorted(results) == ["B1", "B2", "B3", "B4", "B5", "B6"]
@@ -35,4 +34,4 @@ def test_every_benchmark_runs_with_tiny_sizes(tmp_path):
     assert results["B4"]["exit"] == 0 and results["B4"]["decided_s_30"] > 0 and results["B4"]["sent_s_30"] > 0 and results["B4"]["rss_mb_30"] > 0
     assert results["B5"]["noop_unchanged"] > 0
     for line in ("B1", "B2", "B3", "B4", "B5", "B6"):
-        assert f"\n{line} " in proc.stdout, "the table prints every benchmark"
+        assert f"\n{line} " in printed, "the table prints every benchmark"

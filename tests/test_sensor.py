@@ -15,10 +15,8 @@ import pytest
 from landing.contract import land_rows
 from landing.events import FILE_CREATED, FILE_REJECTED
 from landing.ledger import Ledger, ledger_path
-from ops.local import using_server, read_events
+from ops.local import PrefectServer, read_events, using_server, wait_for
 from tests.support.sensing import Harness, rows
-from ops.local import PrefectServer
-from ops.local import wait_for
 
 
 @pytest.fixture
@@ -214,6 +212,8 @@ def test_once_decides_the_backlog_sends_its_events_and_exits(sensor_settings, pr
     assert sorted((Path(r.path).name, r.status) for r in ledger.rows()) == [
         ("broken.jsonl", "quarantined"), *[(f"waited-{i}.jsonl", "announced") for i in range(3)]]
     assert not list(folder.iterdir()), "every file was moved: accepted or quarantined"
+    accepted = sensor_settings.accepted / "dummyjson" / "products"  # what dbt reads: the good files, whole
+    assert sorted(p.read_bytes() for p in accepted.iterdir()) == sorted(rows(f"once-{tmp_path.name}-{i}") for i in range(3))
     created = read_events(FILE_CREATED, since, "landing.dataset.dummyjson.products", timeout=60, expect=3)
     assert sorted(e.payload["dropped_as"] for e in created) == [f"dummyjson/products/waited-{i}.jsonl" for i in range(3)]
     assert read_events(FILE_REJECTED, since, "landing.dataset.dummyjson.products", timeout=60, expect=1)
