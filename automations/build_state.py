@@ -47,6 +47,20 @@ class Watermarks:
         os.replace(tmp, self.path)
 
 
+def interrupt_dbt() -> None:
+    """Interrupt the queries of an in-process dbt build that was stopped from outside (a cancel), as dbt does on
+    Ctrl-C (its `cancel_open_connections`); otherwise they would run on in dbt's worker thread."""
+    try:
+        from dbt.adapters.factory import FACTORY
+    except ImportError:
+        return
+    for adapter in list(FACTORY.adapters.values()):
+        try:
+            adapter.cancel_open_connections()
+        except Exception:  # nothing open, or already closed
+            pass
+
+
 def release_warehouse() -> None:
     """Close dbt-duckdb's in-process DuckDB handle, so readers can open the file between builds.
 

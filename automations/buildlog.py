@@ -16,6 +16,7 @@ class BuildStatus(str, Enum):
     UP_TO_DATE = "up to date"  # nothing landed (and nothing changed) since the last build of these datasets
     NO_FILES = "no files"  # a dataset asked for has no accepted file yet
     FAILED = "failed"
+    CANCELLED = "cancelled"  # stopped before it finished (the UI's Cancel, or a stop that outlived its grace)
 
     def __str__(self) -> str:
         return self.value

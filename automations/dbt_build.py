@@ -7,11 +7,12 @@ import os
 import time
 
 from prefect import flow, get_run_logger
+from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
 
 from automations import buildlog
 from automations.build_state import (
-    ALL, EMPTY_SIGNATURE, ONE, Watermarks, build_signature, release_warehouse, warehouse_lock,
+    ALL, EMPTY_SIGNATURE, ONE, Watermarks, build_signature, interrupt_dbt, release_warehouse, warehouse_lock,
 )
 from automations.buildlog import BuildRecord, BuildStatus
 from automations.names import BUILD_FLOW, RECONCILE_FLOW, STALE_FLOW
@@ -181,6 +182,11 @@ def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str]
     runner.on_run_end(lambda context: ended.update(context.run_results or {}))
     try:
         runner.invoke(args + ["--log-path", str(settings.state_dir / "dbt-logs")])
+    except TerminationSignal:  # cancelled (the warm runner's RunControl) or terminated: stop dbt's queries too
+        interrupt_dbt()
+        release_warehouse()
+        record_build(settings, BuildStatus.CANCELLED, names, and_names, started=started)
+        raise
     except Exception as exc:
         release_warehouse()
         nodes = failed_nodes(ended)

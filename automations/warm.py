@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 import time
+from uuid import UUID
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
@@ -14,6 +15,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.sorting import FlowRunSort
+from prefect.exceptions import TerminationSignal
 from prefect.flow_engine import run_flow
 from prefect.states import Pending
 from prefect.types._datetime import now
@@ -21,9 +23,72 @@ from prefect.types._datetime import now
 log = logging.getLogger("landing.warm")
 
 MARK_READY_SECONDS = 5.0  # Prefect counts a deployment served when polled within the last 60 s
+STOP_GRACE_SECONDS = 60.0  # a build in progress when asked to stop may finish for this long, then it is cancelled
 
 
-def run_warm(deployments: list, flows_by_name: dict, poll_seconds: float = 0.2, stop: threading.Event | None = None) -> None:
+class RunControl:
+    """Cancel the flow run this process executes, as Prefect's runner cancels the process it started.
+
+    The run executes on the main thread, inside Prefect's SIGTERM bridge. Committing the "cancel" intent and then
+    sending SIGTERM is what the runner's control channel does: the engine ends the run Cancelled (not Crashed).
+    A watcher thread does it when the run turns Cancelling (the UI's Cancel button) and when a stop has waited
+    `stop_grace` seconds for the run to finish.
+    """
+
+    def __init__(self, stop: threading.Event, stop_grace: float = STOP_GRACE_SECONDS, check_seconds: float = 1.0):
+        self.stop, self.stop_grace, self.check_seconds = stop, stop_grace, check_seconds
+        self.run_id: UUID | None = None
+        self.cancelling = False
+        self._lock = threading.Lock()
+        self._stop_seen: float | None = None
+
+    def begin(self, run_id: UUID) -> None:
+        with self._lock:
+            self.run_id, self.cancelling = run_id, False
+
+    def end(self) -> None:
+        from prefect._internal import control_listener
+
+        # a cancel's SIGTERM that arrived as the run ended has been handled by now: handlers run on this thread
+        with self._lock:
+            self.run_id, self.cancelling = None, False
+            control_listener.clear_intent()
+
+    def cancel(self, why: str) -> None:
+        from prefect._internal import control_listener
+
+        with self._lock:
+            if self.run_id is None or self.cancelling:
+                return
+            log.info("warm runner: cancelling flow run %s (%s)", self.run_id, why)
+            self.cancelling = True
+            control_listener._set_intent("cancel")  # private: the state the runner's control channel would commit
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+
+    def watch(self) -> None:
+        """Until stopped and idle: cancel the current run when it turns Cancelling or outlives the stop grace."""
+        with get_client(sync_client=True) as client:
+            while True:
+                time.sleep(self.check_seconds)
+                run_id = self.run_id
+                if self.stop.is_set():
+                    self._stop_seen = self._stop_seen or time.monotonic()
+                    if run_id is None:
+                        return
+                    if time.monotonic() - self._stop_seen > self.stop_grace:
+                        self.cancel(f"stopping, and the run did not finish within {self.stop_grace:.0f} s")
+                if run_id is None:
+                    continue
+                try:
+                    state = client.read_flow_run(run_id).state
+                except Exception:  # the server is restarting: look again next time
+                    continue
+                if state is not None and state.type == StateType.CANCELLING:
+                    self.cancel("a cancel was requested")
+
+
+def run_warm(deployments: list, flows_by_name: dict, poll_seconds: float = 0.2, stop: threading.Event | None = None,
+             control: RunControl | None = None) -> None:
     """Register `deployments`, then run their due flow runs one at a time, in-process, with the flows given.
 
     Prefect's runner starts a new Python process per flow run, which costs seconds of imports (dbt alone
@@ -31,6 +96,7 @@ def run_warm(deployments: list, flows_by_name: dict, poll_seconds: float = 0.2, 
     Runs stay ordinary flow runs: created by automations, claimed with a Pending state, tracked in the UI.
     """
     stop = stop or threading.Event()
+    control = control or RunControl(stop)
     flows = {}
     for d in deployments:
         flows[d.apply()] = flows_by_name[d.flow_name]  # apply() registers the deployment and returns its id
@@ -40,6 +106,8 @@ def run_warm(deployments: list, flows_by_name: dict, poll_seconds: float = 0.2, 
     log.info("warm runner: %d deployment(s), polling every %ss", len(flows), poll_seconds)
     unreachable_since: float | None = None
     marked = 0.0
+    threading.Thread(target=control.watch, name="warm-runner-control", daemon=True).start()
+    # Prefect's flow engine sends each run's heartbeats (PREFECT_FLOWS_HEARTBEAT_FREQUENCY), here as in its runners
     with get_client(sync_client=True) as client:
         while not stop.is_set():
             try:
@@ -61,10 +129,17 @@ def run_warm(deployments: list, flows_by_name: dict, poll_seconds: float = 0.2, 
             if run is None:
                 stop.wait(poll_seconds)
                 continue
+            control.begin(run.id)
             try:
                 run_flow(flows[run.deployment_id], flow_run=run, return_type="state")
+            except TerminationSignal:
+                if not control.cancelling:  # a SIGTERM from outside: Prefect has marked the run Crashed
+                    log.warning("warm runner: terminated during flow run %s; stopping", run.id)
+                    stop.set()
             except Exception:
                 log.exception("flow run %s crashed in the warm runner", run.id)
+            finally:
+                control.end()
 
 
 def _claim_next(client, deployment_ids: list):
@@ -86,10 +161,21 @@ def _claim_next(client, deployment_ids: list):
     return client.read_flow_run(runs[0].id)
 
 
-def main_warm(deployments: list, flows_by_name: dict, poll_seconds: float) -> None:
+def main_warm(deployments: list, flows_by_name: dict, poll_seconds: float, stop_grace: float = STOP_GRACE_SECONDS) -> None:
+    """Run until SIGINT or SIGTERM; a build in progress then finishes (or is cancelled after `stop_grace` s)."""
     stop = threading.Event()
+    control = RunControl(stop, stop_grace)
+
+    def on_signal(signum, _frame):
+        if signum == signal.SIGTERM and control.cancelling:
+            return  # our own cancel's SIGTERM, arriving after the run ended
+        if not stop.is_set() and control.run_id is not None:
+            log.info("warm runner: stopping after flow run %s finishes (at most %.0f s, then it is cancelled)",
+                     control.run_id, stop_grace)
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     log.setLevel(logging.INFO)  # Prefect's logging setup leaves the root at WARNING
-    run_warm(deployments, flows_by_name, poll_seconds, stop)
+    run_warm(deployments, flows_by_name, poll_seconds, stop, control)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -48,8 +50,82 @@ def _pid_alive(pid: int) -> bool:
         return False
 
 
+CRASH_WINDOW_SECONDS = 60.0
+MAX_RESTARTS = 3  # restarts allowed per component within the window; one more crash stops everything
+BUILD_STOP_GRACE_SECONDS = 60.0  # matches the warm runner's: a build in progress may finish, then it is cancelled
+
+
+@dataclass
+class Component:
+    """One supervised process: how to start it, how to stop it, and when it last crashed."""
+
+    name: str
+    args: list[str]
+    stop_signal: int = signal.SIGTERM
+    stop_timeout: float = 20.0
+    proc: subprocess.Popen | None = None
+    crashes: list[float] = field(default_factory=list)
+    restart_at: float | None = None
+
+
+class Supervisor:
+    """Start components, restart a crashed one with backoff, give up (naming it) when it keeps crashing."""
+
+    def __init__(self, env: dict[str, str], window: float = CRASH_WINDOW_SECONDS, max_restarts: int = MAX_RESTARTS,
+                 first_delay: float = 1.0):
+        self.env, self.window, self.max_restarts, self.first_delay = env, window, max_restarts, first_delay
+        self.components: list[Component] = []
+
+    def start(self, component: Component) -> Component:
+        component.proc = subprocess.Popen(component.args, env=self.env, cwd=REPO_ROOT, start_new_session=True)
+        component.restart_at = None
+        if component not in self.components:
+            self.components.append(component)
+        return component
+
+    def check(self) -> str | None:
+        """Restart what crashed and is due; the reason to stop everything, or None."""
+        now = time.monotonic()
+        for c in self.components:
+            if c.restart_at is not None:
+                if now >= c.restart_at:
+                    self.start(c)
+                    print(f"{c.name} restarted (pid {c.proc.pid})", flush=True)
+                continue
+            code = c.proc.poll()
+            if code is None:
+                continue
+            c.crashes = [t for t in c.crashes if now - t < self.window] + [now]
+            if len(c.crashes) > self.max_restarts:
+                return (f"{c.name} exited with {code} and has crashed {len(c.crashes)} times within {self.window:.0f} s; "
+                        f"stopping everything (see its output above)")
+            delay = min(self.first_delay * 2 ** (len(c.crashes) - 1), 8 * self.first_delay)
+            c.restart_at = now + delay
+            print(f"{c.name} exited with {code}; restarting it in {delay:g} s "
+                  f"(restart {len(c.crashes)} of {self.max_restarts} allowed within {self.window:.0f} s)", flush=True)
+        return None
+
+    def running(self) -> list[tuple[str, subprocess.Popen]]:
+        return [(c.name, c.proc) for c in self.components if c.proc is not None]
+
+    def stop_all(self) -> None:
+        # Newest first, one at a time: the runners pause their deployments through the server on exit.
+        for c in reversed(self.components):
+            proc = c.proc
+            if proc is None or proc.poll() is not None:
+                continue
+            proc.send_signal(c.stop_signal)
+            try:
+                proc.wait(c.stop_timeout)
+            except subprocess.TimeoutExpired:
+                print(f"{c.name} did not stop in {c.stop_timeout:.0f} s; killing it")
+                proc.kill()
+                proc.wait()
+
+
 def up(settings: Settings | None = None) -> int:
-    """Start every piece, print where things are, and supervise them until Ctrl-C or one of them exits."""
+    """Start every piece, print where things are, and supervise them until Ctrl-C (exit 0) or a component that
+    keeps crashing (exit 1, naming it). A crashed component is restarted with backoff."""
     settings = settings or Settings()
     pidfile = _claim(settings)
     if pidfile is None:
@@ -58,7 +134,7 @@ def up(settings: Settings | None = None) -> int:
     env.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "1")
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     env.update(settings.to_env())
-    procs: list[tuple[str, subprocess.Popen]] = []
+    supervisor = Supervisor(env)
     stopping = False
 
     def stop_all(*_):
@@ -68,41 +144,45 @@ def up(settings: Settings | None = None) -> int:
     signal.signal(signal.SIGTERM, stop_all)
     signal.signal(signal.SIGINT, stop_all)
 
-    def spawn(name: str, args: list[str]) -> subprocess.Popen:
-        proc = subprocess.Popen(args, env=env, cwd=REPO_ROOT, start_new_session=True)
-        procs.append((name, proc))
-        return proc
+    def spawn(name: str, args: list[str], **how) -> subprocess.Popen:
+        return supervisor.start(Component(name, args, **how)).proc
 
+    failure = None
     try:
-        api_url = _server(settings, env, spawn, procs)
-        spawn("dbt deployment", [sys.executable, "-m", build_runner.__name__])
+        api_url = _server(settings, env, spawn, supervisor.running)
+        # SIGINT: the warm runner lets a build in progress finish (or cancels it after the grace), never Crashed
+        spawn("dbt deployment", [sys.executable, "-m", build_runner.__name__],
+              stop_signal=signal.SIGINT, stop_timeout=BUILD_STOP_GRACE_SECONDS + 20)
         _wait(lambda: all(_deployment_exists(api_url, d) for d in (BUILD, STALE, RECONCILE)),
-              120, "the dbt deployment to register", procs)
+              120, "the dbt deployment to register", supervisor.running())
         if subprocess.run([sys.executable, "-m", apply_automations.__name__], env=env, cwd=REPO_ROOT).returncode:
             raise SystemExit("apply.py failed; see above")
-        spawn("export deployments", [sys.executable, "-m", export_runner.__name__])
+        spawn("export deployments", [sys.executable, "-m", export_runner.__name__], stop_signal=signal.SIGINT)
         spawn("sensor", [sys.executable, "-m", sensor_command.__name__])
+        pids = _write_pids(settings, supervisor, None)
         _banner(settings, api_url)
-        while not stopping:
-            for name, proc in procs:
-                if proc.poll() is not None:
-                    print(f"{name} exited with {proc.returncode}; stopping everything")
-                    stopping = True
+        while not stopping and failure is None:
+            failure = supervisor.check()
+            pids = _write_pids(settings, supervisor, pids)
             time.sleep(0.5)
-        return 0
+        if failure:
+            print(failure, flush=True)
+        return 1 if failure else 0
     finally:
-        # Newest first, one at a time: the runners pause their deployments through the server on exit.
-        for name, proc in reversed(procs):
-            if proc.poll() is None:
-                proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                print(f"{name} did not stop in 20 s; killing it")
-                proc.kill()
-                proc.wait()
+        supervisor.stop_all()
         pidfile.unlink(missing_ok=True)
+        (settings.state_dir / "up.components.json").unlink(missing_ok=True)
         print("stopped")
+
+
+def _write_pids(settings: Settings, supervisor: Supervisor, written: dict | None) -> dict:
+    """`<state>/up.components.json`: each component's pid, for operators (and tests) who need to find one."""
+    pids = {c.name: c.proc.pid for c in supervisor.components if c.proc is not None}
+    if pids != written:
+        tmp = settings.state_dir / "up.components.tmp"
+        tmp.write_text(json.dumps(pids))
+        tmp.replace(settings.state_dir / "up.components.json")
+    return pids
 
 
 def _claim(settings: Settings):
@@ -121,7 +201,7 @@ def _claim(settings: Settings):
     return pidfile
 
 
-def _server(settings: Settings, env: dict[str, str], spawn, procs) -> str:
+def _server(settings: Settings, env: dict[str, str], spawn, running) -> str:
     """The API URL of the server at PREFECT_API_URL if it answers, else of a local one started here (env updated)."""
     api_url = env.get("PREFECT_API_URL")
     if api_url and _healthy(api_url):
@@ -137,7 +217,7 @@ def _server(settings: Settings, env: dict[str, str], spawn, procs) -> str:
     # The UI calls the API at PREFECT_UI_API_URL, which defaults to port 4200.
     env.setdefault("PREFECT_UI_API_URL", api_url)
     spawn("prefect server", [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", port])
-    _wait(lambda: _healthy(api_url), 180, f"the Prefect server at {api_url}", procs)
+    _wait(lambda: _healthy(api_url), 180, f"the Prefect server at {api_url}", running())
     return api_url
 
 
