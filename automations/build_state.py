@@ -6,6 +6,7 @@ import fcntl
 import hashlib
 import json
 import os
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,9 +48,43 @@ class Watermarks:
         os.replace(tmp, self.path)
 
 
+STOP_GRACE_SECONDS = 60.0  # a build in progress when its runner is asked to stop may finish for this long
+
+
+class CancelSwitch:
+    """A cancel for the build running in this process, which dbt (which has no cancel call) must obey.
+
+    While dbt runs, a cancel interrupts its DuckDB queries, as dbt does on Ctrl-C, until dbt returns; the build
+    then ends itself as cancelled. Outside dbt the runner stops the run through Prefect (see automations.warm).
+    """
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.in_dbt = threading.Event()
+
+    def request(self) -> bool:
+        """Ask the build to stop; True when dbt is running and is being interrupted."""
+        self.requested.set()
+        if not self.in_dbt.is_set():
+            return False
+        threading.Thread(target=self._interrupt_until_dbt_returns, name="dbt-interrupt", daemon=True).start()
+        return True
+
+    def reset(self) -> None:
+        self.requested.clear()
+
+    def _interrupt_until_dbt_returns(self) -> None:
+        # dbt goes on to the next node after an interrupted one: interrupt each until it gives up
+        while self.in_dbt.is_set():
+            interrupt_dbt()
+            time.sleep(0.2)
+
+
+CANCEL = CancelSwitch()
+
+
 def interrupt_dbt() -> None:
-    """Interrupt the queries of an in-process dbt build that was stopped from outside (a cancel), as dbt does on
-    Ctrl-C (its `cancel_open_connections`); otherwise they would run on in dbt's worker thread."""
+    """Interrupt the open queries of the in-process dbt build (dbt-duckdb: the cursor's `interrupt()`)."""
     try:
         from dbt.adapters.factory import FACTORY
     except ImportError:
@@ -57,7 +92,7 @@ def interrupt_dbt() -> None:
     for adapter in list(FACTORY.adapters.values()):
         try:
             adapter.cancel_open_connections()
-        except Exception:  # nothing open, or already closed
+        except Exception:  # nothing open, or closed meanwhile
             pass
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import re
 import os
+import re
+import signal
 import time
 
 from prefect import flow, get_run_logger
@@ -12,7 +13,7 @@ from prefect.runtime import flow_run
 
 from automations import buildlog
 from automations.build_state import (
-    ALL, EMPTY_SIGNATURE, ONE, Watermarks, build_signature, interrupt_dbt, release_warehouse, warehouse_lock,
+    ALL, EMPTY_SIGNATURE, ONE, Watermarks, build_signature, CANCEL, release_warehouse, warehouse_lock,
 )
 from automations.buildlog import BuildRecord, BuildStatus
 from automations.names import BUILD_FLOW, RECONCILE_FLOW, STALE_FLOW
@@ -180,21 +181,26 @@ def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str]
     )
     ended: dict[str, dict] = {}
     runner.on_run_end(lambda context: ended.update(context.run_results or {}))
+    CANCEL.in_dbt.set()
     try:
         runner.invoke(args + ["--log-path", str(settings.state_dir / "dbt-logs")])
-    except TerminationSignal:  # cancelled (the warm runner's RunControl) or terminated: stop dbt's queries too
-        interrupt_dbt()
-        release_warehouse()
-        record_build(settings, BuildStatus.CANCELLED, names, and_names, started=started)
-        raise
     except Exception as exc:
+        CANCEL.in_dbt.clear()
         release_warehouse()
+        if CANCEL.requested.is_set():
+            record_build(settings, BuildStatus.CANCELLED, names, and_names, started=started)
+            logger.info("dbt build for %s interrupted by a cancel", ", ".join(names))
+            # with the cancel intent committed (automations.warm), Prefect's engine ends the run Cancelled
+            raise TerminationSignal(signal.SIGTERM) from None
+
         nodes = failed_nodes(ended)
         record_build(settings, BuildStatus.FAILED, names, and_names, started=started,
                      failed_nodes=nodes, error=str(exc)[:2000])
         logger.error("dbt build failed for %s; failing nodes: %s", ", ".join(names), ", ".join(nodes) or "see the log")
         _emit_failure(names, nodes, str(exc))
         raise
+    finally:
+        CANCEL.in_dbt.clear()
     release_warehouse()
     record_build(settings, BuildStatus.BUILT, names, and_names, started=started, **node_summary(ended))
     return ended

@@ -9,6 +9,7 @@ from prefect import serve
 from prefect.client.schemas.schedules import IntervalSchedule
 
 from automations.dbt_build import dbt_build, landing_reconcile, landing_stale
+from automations.build_state import STOP_GRACE_SECONDS
 from automations.names import BUILD_DEPLOYMENT, RECONCILE_DEPLOYMENT, STALE_DEPLOYMENT
 from landing.settings import Settings
 
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--subprocess", action="store_true",
                         help="use Prefect's runner (a new process per flow run) instead of the warm in-process runner")
     parser.add_argument("--poll", type=float, default=0.2, help="warm runner: seconds between looks for due runs")
+    parser.add_argument("--stop-grace", type=float, default=STOP_GRACE_SECONDS,
+                        help="warm runner: on SIGINT or SIGTERM, seconds a build in progress may take to finish before "
+                        "it is cancelled")
     args = parser.parse_args(argv)
     # dbt reads the landing folders and the warehouse through env_var(): set them once, from the settings, before
     # any flow run starts (the runner's own flow runs, or the processes Prefect's runner starts, inherit them)
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         from automations.warm import main_warm
 
-        main_warm(deployments(), {f.name: f for f in FLOWS}, args.poll)
+        main_warm(deployments(), {f.name: f for f in FLOWS}, args.poll, args.stop_grace)
 
 
 if __name__ == "__main__":

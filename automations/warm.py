@@ -20,10 +20,11 @@ from prefect.flow_engine import run_flow
 from prefect.states import Pending
 from prefect.types._datetime import now
 
+from automations.build_state import CANCEL, STOP_GRACE_SECONDS
+
 log = logging.getLogger("landing.warm")
 
 MARK_READY_SECONDS = 5.0  # Prefect counts a deployment served when polled within the last 60 s
-STOP_GRACE_SECONDS = 60.0  # a build in progress when asked to stop may finish for this long, then it is cancelled
 
 
 class RunControl:
@@ -31,16 +32,20 @@ class RunControl:
 
     The run executes on the main thread, inside Prefect's SIGTERM bridge. Committing the "cancel" intent and then
     sending SIGTERM is what the runner's control channel does: the engine ends the run Cancelled (not Crashed).
-    A watcher thread does it when the run turns Cancelling (the UI's Cancel button) and when a stop has waited
-    `stop_grace` seconds for the run to finish.
+    While dbt runs, a signal would leave its queries running in dbt's threads, so the build's CancelSwitch
+    interrupts them instead and the build ends itself the same way. A watcher thread cancels when the run turns
+    Cancelling (the UI's Cancel button) and when a stop has waited `stop_grace` seconds for the run to finish.
     """
 
     def __init__(self, stop: threading.Event, stop_grace: float = STOP_GRACE_SECONDS, check_seconds: float = 1.0):
         self.stop, self.stop_grace, self.check_seconds = stop, stop_grace, check_seconds
         self.run_id: UUID | None = None
         self.cancelling = False
+        self.on_signal = None  # the runner's own SIGINT/SIGTERM handler
         self._lock = threading.Lock()
         self._stop_seen: float | None = None
+        self._cancelled_at = 0.0
+        self._terminated = False
 
     def begin(self, run_id: UUID) -> None:
         with self._lock:
@@ -51,8 +56,12 @@ class RunControl:
 
         # a cancel's SIGTERM that arrived as the run ended has been handled by now: handlers run on this thread
         with self._lock:
-            self.run_id, self.cancelling = None, False
+            self.run_id, self.cancelling, self._terminated = None, False, False
             control_listener.clear_intent()
+            CANCEL.reset()
+        # after a cancel Prefect leaves its SIGTERM bridge installed (it expects the process to end): take it back
+        if self.on_signal is not None and signal.getsignal(signal.SIGTERM) is not self.on_signal:
+            signal.signal(signal.SIGTERM, self.on_signal)
 
     def cancel(self, why: str) -> None:
         from prefect._internal import control_listener
@@ -61,9 +70,14 @@ class RunControl:
             if self.run_id is None or self.cancelling:
                 return
             log.info("warm runner: cancelling flow run %s (%s)", self.run_id, why)
-            self.cancelling = True
+            self.cancelling, self._cancelled_at = True, time.monotonic()
             control_listener._set_intent("cancel")  # private: the state the runner's control channel would commit
-            signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+            if not CANCEL.request():
+                self._terminate()
+
+    def _terminate(self) -> None:
+        self._terminated = True
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
 
     def watch(self) -> None:
         """Until stopped and idle: cancel the current run when it turns Cancelling or outlives the stop grace."""
@@ -79,6 +93,10 @@ class RunControl:
                         self.cancel(f"stopping, and the run did not finish within {self.stop_grace:.0f} s")
                 if run_id is None:
                     continue
+                with self._lock:  # dbt returned from the interrupts but the run goes on: stop it through Prefect
+                    if (self.cancelling and not self._terminated and self.run_id is not None
+                            and not CANCEL.in_dbt.is_set() and time.monotonic() - self._cancelled_at > 2):
+                        self._terminate()
                 try:
                     state = client.read_flow_run(run_id).state
                 except Exception:  # the server is restarting: look again next time
@@ -174,6 +192,7 @@ def main_warm(deployments: list, flows_by_name: dict, poll_seconds: float, stop_
                      control.run_id, stop_grace)
         stop.set()
 
+    control.on_signal = on_signal
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

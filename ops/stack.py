@@ -16,6 +16,7 @@ import automations.apply as apply_automations
 import automations.serve as build_runner
 import flows.serve as export_runner
 import sensors as sensor_command
+from automations.build_state import STOP_GRACE_SECONDS
 from automations.names import BUILD, RECONCILE, STALE
 from landing.catalog import load_catalog
 from landing.contract import QUARANTINE_DIR
@@ -52,7 +53,6 @@ def _pid_alive(pid: int) -> bool:
 
 CRASH_WINDOW_SECONDS = 60.0
 MAX_RESTARTS = 3  # restarts allowed per component within the window; one more crash stops everything
-BUILD_STOP_GRACE_SECONDS = 60.0  # matches the warm runner's: a build in progress may finish, then it is cancelled
 
 
 @dataclass
@@ -152,7 +152,7 @@ def up(settings: Settings | None = None) -> int:
         api_url = _server(settings, env, spawn, supervisor.running)
         # SIGINT: the warm runner lets a build in progress finish (or cancels it after the grace), never Crashed
         spawn("dbt deployment", [sys.executable, "-m", build_runner.__name__],
-              stop_signal=signal.SIGINT, stop_timeout=BUILD_STOP_GRACE_SECONDS + 20)
+              stop_signal=signal.SIGINT, stop_timeout=STOP_GRACE_SECONDS + 20)
         _wait(lambda: all(_deployment_exists(api_url, d) for d in (BUILD, STALE, RECONCILE)),
               120, "the dbt deployment to register", supervisor.running())
         if subprocess.run([sys.executable, "-m", apply_automations.__name__], env=env, cwd=REPO_ROOT).returncode:
