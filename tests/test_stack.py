@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import sqlite3
 import shutil
 import signal
 import subprocess
@@ -89,17 +91,25 @@ def test_up_demo_explain_status_and_clean_stop(tmp_path):
         status = cli("status", timeout=60)
         assert status.returncode == 0 and re.search(r"dummyjson.users\s+\S+\.jsonl", status.stdout), status.stdout
 
+        _sensor_killed_comes_back_and_loses_nothing(tmp_path / "state", tmp_path / "landing", cli, up)
+
         # last, as starting another stack on the same server pauses the deployments when it stops
         _up_again_on_changed_projects(env, project, api, tmp_path)
+        _drop_sample(tmp_path / "landing", "users", "during-stop", lines=7)
+        wait_for(lambda: _runs_in(api, "RUNNING"), 60, "a build to be running", interval=0.2)
     finally:
-        up.send_signal(signal.SIGINT)
+        up.send_signal(signal.SIGINT)  # Ctrl-C, during that build
         try:
             code = up.wait(120)
         except subprocess.TimeoutExpired:
             os.killpg(up.pid, signal.SIGKILL)
             raise
-    assert code == 0
-    assert "stopped" in log.read_text()
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    assert "stopped" in text and "leaked" not in text, text[-3000:]
+    with sqlite3.connect(tmp_path / "prefect" / "prefect.db") as db:  # the server is down: its database says
+        states = dict(db.execute("select state_type, count(*) from flow_run group by state_type").fetchall())
+    assert not {"RUNNING", "CRASHED", "PENDING"} & set(states), states
     time.sleep(1)
     try:
         httpx.get(f"{api}/health", timeout=2)
@@ -108,9 +118,64 @@ def test_up_demo_explain_status_and_clean_stop(tmp_path):
         pass
 
 
+def _components(state) -> dict[str, int]:
+    """The pids `up` has written for its components; {} once it has stopped."""
+    try:
+        return json.loads((state / "up.components.json").read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def _drop_sample(landing, table: str, name: str, lines: int):
+    """A new file (its own bytes) for dummyjson.<table>, written elsewhere and moved in, as people deliver files."""
+    text = "".join((REPO_ROOT / "samples" / "dummyjson" / f"{table}.jsonl").read_text().splitlines(True)[:lines])
+    elsewhere = landing.parent / f"{name}.jsonl"
+    elsewhere.write_text(text)
+    target = landing / "dummyjson" / table / f"{name}.jsonl"
+    elsewhere.replace(target)
+    return target
+
+
+def _runs_in(api: str, state: str) -> list:
+    body = {"flow_runs": {"state": {"type": {"any_": [state]}}}, "deployments": {"name": {"any_": ["dbt-build"]}}}
+    return httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json()
+
+
+def _sensor_killed_comes_back_and_loses_nothing(state, landing, cli, up) -> None:
+    """kill -9 the sensor: `up` restarts it within 10 s, and a file dropped while it was down is announced."""
+    before = _components(state)["sensor"]
+    os.kill(before, signal.SIGKILL)
+    killed = time.monotonic()
+    dropped = _drop_sample(landing, "users", "while-the-sensor-was-down", lines=5)
+    wait_for(lambda: _components(state)["sensor"] != before, 10, "the sensor to be restarted", interval=0.2)
+    assert time.monotonic() - killed < 10
+    explained = wait_for(lambda: (r := cli("explain", str(dropped), timeout=60)).returncode == 0
+                         and "ledger    announced" in r.stdout and r, 60, "the file dropped meanwhile to be announced")
+    assert "dataset   dummyjson.users" in explained.stdout, explained.stdout
+    assert up.poll() is None, "the stack stays up"
+
+
+def _crash_the_sensor_until_up_gives_up(state, proc, log) -> None:
+    """A sensor that keeps crashing: `up` restarts it, then stops everything and exits 1, naming it."""
+    for _ in range(10):
+        pid = _components(state).get("sensor")
+        if proc.poll() is not None or pid is None:
+            break
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        wait_for(lambda: proc.poll() is not None or _components(state).get("sensor") != pid, 30, "a restart", interval=0.2)
+    assert proc.wait(60) == 1, log.read_text()[-3000:]
+    text = log.read_text()
+    assert re.search(r"sensor exited with -9 and has crashed \d times within 60 s; stopping everything", text), text[-3000:]
+    assert "restarting it in 1 s" in text and "restarting it in 2 s" in text
+
+
 def _up_again_on_changed_projects(env: dict, project, api: str, tmp_path, times: int = 2) -> None:
     """`up` started again and again, each time on a changed project (a cold catalog cache) and on a server that
-    answers: every start comes up and stops cleanly. Their own state folders: one `up` per state folder."""
+    answers: every start comes up. The first stops cleanly on Ctrl-C; the last one's sensor keeps crashing, so it
+    gives up with exit 1. Their own state folders: one `up` per state folder."""
     for i in range(times):
         _change(project, f"{tmp_path.name} start {i}")
         log = tmp_path / f"up-again-{i}.log"
@@ -126,6 +191,10 @@ def _up_again_on_changed_projects(env: dict, project, api: str, tmp_path, times:
                 raise AssertionError(f"{exc}: {log.read_text()[-4000:]}") from None
             assert proc.poll() is None, log.read_text()[-3000:]
             assert f"using the Prefect server at {api}" in log.read_text()
+            if i == times - 1:
+                _crash_the_sensor_until_up_gives_up(tmp_path / f"state-again-{i}", proc, log)
         finally:
-            proc.send_signal(signal.SIGINT)
-            assert proc.wait(60) == 0, log.read_text()[-3000:]
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+            code = proc.wait(60)
+        assert code == (1 if i == times - 1 else 0), log.read_text()[-3000:]
