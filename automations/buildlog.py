@@ -36,6 +36,7 @@ class BuildRecord:
     tests_run: int | None = None  # dbt's data tests in this build, and how many passed (built)
     tests_passed: int | None = None
     error: str | None = None
+    newest_files: dict[str, str] = field(default_factory=dict)  # per dataset, the newest accepted file read (built, failed)
 
     def as_dict(self) -> dict:
         return {**asdict(self), "status": self.status.value}

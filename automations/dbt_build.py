@@ -11,7 +11,7 @@ from prefect import flow, get_run_logger
 from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
 
-from automations import buildlog
+from automations import buildlog, lineage
 from automations.build_state import (
     ALL, EMPTY_SIGNATURE, ONE, Watermarks, build_signature, CANCEL, release_warehouse, warehouse_lock,
 )
@@ -62,10 +62,21 @@ def dbt_args(datasets: list[str], and_models: list[str], catalog: Catalog) -> li
     return args
 
 
-def record_build(settings: Settings, status: BuildStatus, datasets: list[str], and_models: list[str], **details) -> None:
+def record_build(settings: Settings, status: BuildStatus, datasets: list[str], and_models: list[str],
+                 **details) -> BuildRecord:
     """Add this run's decision to the build log (what ran, for whom, and how it ended)."""
-    buildlog.append(settings.builds_log, BuildRecord(status=status, datasets=datasets, and_models=and_models,
-                                                     flow_run_id=str(flow_run.id) if flow_run.id else None, **details))
+    record = BuildRecord(status=status, datasets=datasets, and_models=and_models,
+                         flow_run_id=str(flow_run.id) if flow_run.id else None, **details)
+    buildlog.append(settings.builds_log, record)
+    return record
+
+
+def _publish(settings: Settings, catalog: Catalog, record: BuildRecord, files: dict) -> None:
+    """The run's artifact (files read, rows per model, tests); a failure to publish never fails the build."""
+    try:
+        lineage.publish(settings, catalog, record, files)
+    except Exception as exc:  # the server is unreachable, say: the build itself is done
+        get_run_logger().warning("could not publish the build's artifact: %s: %s", type(exc).__name__, exc)
 
 
 def dbt_log_level():
@@ -161,7 +172,7 @@ def _skip(settings: Settings, built: dict, kind: str, current: dict[str, str], f
 def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str]) -> dict[str, dict]:
     """`dbt build` for the datasets in this process (a task per node), recorded in the build log; dbt's results by
     node. A failure is recorded, announced as landing.build.failed, and raised."""
-    from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
+    from prefect_dbt import PrefectDbtSettings
 
     logger = get_run_logger()
     wrong_env = settings.dbt_env_mismatch(os.environ)
@@ -171,7 +182,7 @@ def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str]
     started = time.time()
     args = dbt_args(names, and_names, catalog)
     logger.info("dbt %s", " ".join(args))
-    runner = PrefectDbtRunner(
+    runner = lineage.dbt_runner(
         settings=PrefectDbtSettings(
             project_dir=settings.dbt_project_dir,
             profiles_dir=settings.dbt_project_dir,
@@ -181,6 +192,9 @@ def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str]
     )
     ended: dict[str, dict] = {}
     runner.on_run_end(lambda context: ended.update(context.run_results or {}))
+    records = buildlog.read(settings.builds_log)
+    files = {n: lineage.new_files(catalog, n, records) for n in names}
+    newest = lineage.newest_files(catalog, names)
     CANCEL.in_dbt.set()
     try:
         runner.invoke(args + ["--log-path", str(settings.state_dir / "dbt-logs")])
@@ -194,15 +208,18 @@ def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str]
             raise TerminationSignal(signal.SIGTERM) from None
 
         nodes = failed_nodes(ended)
-        record_build(settings, BuildStatus.FAILED, names, and_names, started=started,
-                     failed_nodes=nodes, error=str(exc)[:2000])
+        record = record_build(settings, BuildStatus.FAILED, names, and_names, started=started, newest_files=newest,
+                              failed_nodes=nodes, error=str(exc)[:2000])
+        _publish(settings, catalog, record, files)
         logger.error("dbt build failed for %s; failing nodes: %s", ", ".join(names), ", ".join(nodes) or "see the log")
         _emit_failure(names, nodes, str(exc))
         raise
     finally:
         CANCEL.in_dbt.clear()
     release_warehouse()
-    record_build(settings, BuildStatus.BUILT, names, and_names, started=started, **node_summary(ended))
+    record = record_build(settings, BuildStatus.BUILT, names, and_names, started=started, newest_files=newest,
+                          **node_summary(ended))
+    _publish(settings, catalog, record, files)
     return ended
 
 

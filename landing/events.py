@@ -27,6 +27,11 @@ def dataset_resource_id(dataset: str) -> str:
     return f"{DATASET_PREFIX}{dataset}"
 
 
+def dataset_asset_key(dataset: str) -> str:
+    """The dataset as a Prefect asset (the upstream of the dbt models' asset events): a URI, as assets need."""
+    return f"landing://dataset/{dataset}"
+
+
 def file_resource_id(relative_path: str) -> str:
     return f"{FILE_PREFIX}{relative_path}"
 

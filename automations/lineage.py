@@ -1,0 +1,119 @@
+"""What a build read and made, shown on its run in the UI: the files new since the last build, rows per model, tests."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from automations.buildlog import BuildRecord, BuildStatus
+from landing.catalog import Catalog
+from landing.events import dataset_asset_key
+from landing.ledger import Ledger, ledger_path
+from landing.settings import Settings
+
+LISTED_FILES = 50  # per dataset in the artifact; the count says how many more
+
+
+def dbt_runner(**kwargs):
+    """prefect-dbt's runner, with each dbt source's asset named as the dataset (`landing://dataset/<source>.<table>`).
+
+    prefect-dbt keys a source's asset by its relation name, which for a source read from files is dbt-duckdb's
+    `read_json(...)` call over the accepted folder: unreadable in the UI, and it changes with the landing root.
+    """
+    from dbt.contracts.graph.nodes import SourceDefinition
+    from prefect.assets import Asset, AssetProperties
+    from prefect_dbt import PrefectDbtRunner
+
+    class LandingDbtRunner(PrefectDbtRunner):
+        def _create_asset_from_node(self, manifest_node, adapter_type):  # prefect-dbt's hook, private
+            if isinstance(manifest_node, SourceDefinition):
+                name = f"{manifest_node.source_name}.{manifest_node.name}"
+                return Asset(key=dataset_asset_key(name),
+                             properties=AssetProperties(name=name, description=manifest_node.description or None))
+            return super()._create_asset_from_node(manifest_node, adapter_type)
+
+    return LandingDbtRunner(**kwargs)
+
+
+def newest_files(catalog: Catalog, names: list[str]) -> dict[str, str]:
+    """Per dataset, the newest accepted file's name (accepted names sort by landing time): what a build read up to."""
+    newest = {}
+    for name in names:
+        files = catalog.get(name).data_files()
+        if files:
+            newest[name] = files[-1].name
+    return newest
+
+
+def new_files(catalog: Catalog, name: str, records: list[BuildRecord]) -> list[Path]:
+    """The dataset's accepted files newer than the newest one its last successful build read."""
+    last = next((r for r in reversed(records) if r.status == BuildStatus.BUILT and name in r.newest_files), None)
+    after = last.newest_files[name] if last else ""
+    ds = catalog.get(name)
+    return [Path(ds.accepted_path) / e.name for e in ds.data_files() if e.name > after]
+
+
+def artifact_key(names: list[str], and_names: list[str]) -> str:
+    """One artifact key per kind of build (Prefect keeps each key's versions): lowercase, digits and dashes."""
+    text = "-".join(and_names or names)
+    return "landing-build-" + re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:80]
+
+
+def rows_per_model(settings: Settings, built_nodes: list[str]) -> dict[str, int | None]:
+    """Rows in each built model's relation, read from the warehouse after the build released it."""
+    import duckdb
+
+    models = [n.split(" ", 1)[1] for n in built_nodes if n.startswith(("model ", "seed ", "snapshot "))]
+    rows: dict[str, int | None] = {}
+    try:
+        con = duckdb.connect(str(settings.warehouse), read_only=True)
+    except duckdb.Error:
+        return dict.fromkeys(models)
+    with con:
+        for model in models:
+            try:
+                rows[model] = con.execute(f'select count(*) from "{model}"').fetchone()[0]
+            except duckdb.Error:
+                rows[model] = None
+    return rows
+
+
+def build_markdown(settings: Settings, catalog: Catalog, record: BuildRecord, files: dict[str, list[Path]]) -> str:
+    """The artifact: the files this build read first, with the names they were dropped under and their events;
+    the rows per model; the tests."""
+    ledger = Ledger(ledger_path(settings.state_dir))
+    try:
+        lines = [f"# dbt-build {', '.join(record.datasets)}: {record.status.value}", "",
+                 "## Files new since the last build", "", "| dataset | accepted file | dropped as | event |",
+                 "|---|---|---|---|"]
+        for name, paths in files.items():
+            for path in paths[-LISTED_FILES:]:
+                entry = ledger.by_accepted(str(path))
+                dropped = Path(entry.path).name if entry else "(landed by its producer)"
+                event = f"`{entry.event_id}`" if entry and entry.event_id else ""
+                lines.append(f"| {name} | {path.name} | {dropped} | {event} |")
+            if len(paths) > LISTED_FILES:
+                lines.append(f"| {name} | … and {len(paths) - LISTED_FILES} older | | |")
+            if not paths:
+                lines.append(f"| {name} | none (built for a project change or by force) | | |")
+    finally:
+        ledger.close()
+    if record.built_nodes:
+        lines += ["", "## Models", "", "| model | rows |", "|---|---|"]
+        lines += [f"| {m} | {'?' if n is None else n} |" for m, n in rows_per_model(settings, record.built_nodes).items()]
+    if record.failed_nodes:
+        lines += ["", "## Failed", ""] + [f"- {n}" for n in record.failed_nodes]
+    if record.tests_run is not None:
+        lines += ["", f"## Tests: {record.tests_passed}/{record.tests_run} passed"]
+    return "\n".join(lines) + "\n"
+
+
+def publish(settings: Settings, catalog: Catalog, record: BuildRecord, files: dict[str, list[Path]]) -> None:
+    """The build's artifact on its flow run (the run page's Artifacts tab)."""
+    from prefect.artifacts import create_markdown_artifact
+
+    create_markdown_artifact(
+        markdown=build_markdown(settings, catalog, record, files),
+        key=artifact_key(record.datasets, record.and_models),
+        description=f"What dbt-build {', '.join(record.datasets)} read and built",
+    )
