@@ -11,6 +11,8 @@ from datetime import datetime, timezone
 
 import pytest
 
+from prefect.client.schemas.objects import StateType
+
 from automations.buildlog import BuildStatus
 from automations.names import BUILD
 from landing.contract import land_rows
@@ -51,6 +53,16 @@ def state_of(run_id):
     async def read():
         async with get_client() as client:
             return (await client.read_flow_run(run_id)).state
+
+    return asyncio.run(read())
+
+
+def run_states(run_id) -> list:
+    from prefect.client.orchestration import get_client
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_flow_run_states(run_id)
 
     return asyncio.run(read())
 
@@ -101,6 +113,9 @@ def test_cancel_from_the_api_ends_the_build_cancelled_and_the_next_one_builds(sl
         nxt = start_build("next build")
         final = wait_for(lambda: (s := state_of(nxt.id)).is_final() and s, 120, "the next build")
         assert final.is_completed(), final
+        # the idle runner claims a run as it is created (it looks every 0.2 s; bounded loosely for a loaded machine)
+        claimed = min(s.timestamp for s in run_states(nxt.id) if s.type in (StateType.PENDING, StateType.RUNNING))
+        assert (claimed - nxt.created).total_seconds() < 1.0, (claimed, nxt.created)  # 0.17 s measured alone
         assert builds(settings)[-1]["status"] == BuildStatus.BUILT
         assert "slow_users" in " ".join(builds(settings)[-1]["built_nodes"])
 
