@@ -199,7 +199,7 @@ def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str]
     try:
         runner.invoke(args + ["--log-path", str(settings.state_dir / "dbt-logs")])
     except Exception as exc:
-        CANCEL.in_dbt.clear()
+        CANCEL.in_dbt.clear()  # stops a cancel's interrupts before the connection they interrupt is closed
         release_warehouse()
         if CANCEL.requested.is_set():
             record_build(settings, BuildStatus.CANCELLED, names, and_names, started=started)
