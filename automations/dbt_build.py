@@ -192,9 +192,7 @@ def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str]
     )
     ended: dict[str, dict] = {}
     runner.on_run_end(lambda context: ended.update(context.run_results or {}))
-    records = buildlog.read(settings.builds_log)
-    files = {n: lineage.new_files(catalog, n, records) for n in names}
-    newest = lineage.newest_files(catalog, names)
+    files, newest = lineage.files_read(catalog, names, buildlog.read(settings.builds_log))
     CANCEL.in_dbt.set()
     try:
         runner.invoke(args + ["--log-path", str(settings.state_dir / "dbt-logs")])

@@ -35,22 +35,19 @@ def dbt_runner(**kwargs):
     return LandingDbtRunner(**kwargs)
 
 
-def newest_files(catalog: Catalog, names: list[str]) -> dict[str, str]:
-    """Per dataset, the newest accepted file's name (accepted names sort by landing time): what a build read up to."""
-    newest = {}
+def files_read(catalog: Catalog, names: list[str], records: list[BuildRecord]) -> tuple[dict[str, list[Path]], dict[str, str]]:
+    """Per dataset, its accepted files newer than the newest one its last successful build read (what this build
+    reads first), and the newest accepted file's name (accepted names sort by landing time)."""
+    new, newest = {}, {}
     for name in names:
-        files = catalog.get(name).data_files()
-        if files:
-            newest[name] = files[-1].name
-    return newest
-
-
-def new_files(catalog: Catalog, name: str, records: list[BuildRecord]) -> list[Path]:
-    """The dataset's accepted files newer than the newest one its last successful build read."""
-    last = next((r for r in reversed(records) if r.status == BuildStatus.BUILT and name in r.newest_files), None)
-    after = last.newest_files[name] if last else ""
-    ds = catalog.get(name)
-    return [Path(ds.accepted_path) / e.name for e in ds.data_files() if e.name > after]
+        ds = catalog.get(name)
+        entries = ds.data_files()
+        last = next((r for r in reversed(records) if r.status == BuildStatus.BUILT and name in r.newest_files), None)
+        after = last.newest_files[name] if last else ""
+        new[name] = [Path(ds.accepted_path) / e.name for e in entries if e.name > after]
+        if entries:
+            newest[name] = entries[-1].name
+    return new, newest
 
 
 def artifact_key(names: list[str], and_names: list[str]) -> str:
