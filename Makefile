@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode  # without .pyc files every Prefect process spends about 2.5 s more on imports
 
 test: install
 	$(UV) run --frozen pytest -q -n 2 --dist loadfile --no-loadscope-reorder

@@ -23,6 +23,17 @@ CACHE_VERSION = 4
 _IGNORED_DIRS = {"target", "logs", "dbt_packages", ".user.yml"}
 _FIRST_QUOTED = re.compile(r"""['"]([^'"]+)['"]""")
 _WILDCARD = re.compile(r"[*?\[]")
+
+
+@functools.lru_cache(maxsize=1024)
+def _suffix_for(glob: str, usual: str, suffixes: tuple[str, ...]) -> str:
+    for n in range(1, len(suffixes) + 1):
+        candidate = "".join(suffixes[-n:])
+        if fnmatch.fnmatchcase("x" + candidate, glob) and (n > 1 or suffixes[-1].lower() not in COMPRESSION_SUFFIXES):
+            return candidate
+    return "".join(suffixes[-2:]) or usual
+
+
 COMPRESSION_SUFFIXES = (".gz", ".gzip", ".zst", ".zstd")
 DEFAULT_TYPE = "VARCHAR"
 
@@ -102,12 +113,8 @@ class Dataset:
 
     def suffix_for(self, name: str) -> str:
         """The accepted name's suffix for a dropped file: as much of its name's ending as the glob needs to match."""
-        suffixes = PurePosixPath(name).suffixes
-        for n in range(1, len(suffixes) + 1):
-            candidate = "".join(suffixes[-n:])
-            if fnmatch.fnmatchcase("x" + candidate, self.glob) and (n > 1 or suffixes[-1].lower() not in COMPRESSION_SUFFIXES):
-                return candidate
-        return "".join(suffixes[-2:]) or self.suffix
+        parts = name.lstrip(".").split(".")[1:] if not name.endswith(".") else []  # PurePosixPath(name).suffixes
+        return _suffix_for(self.glob, self.suffix, tuple("." + p for p in parts))
 
 
 @dataclass(frozen=True)

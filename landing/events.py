@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import posixpath
 import uuid
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
@@ -36,6 +38,7 @@ def file_resource_id(relative_path: str) -> str:
     return f"{FILE_PREFIX}{relative_path}"
 
 
+@functools.lru_cache(maxsize=4096)  # asked for twice per file: to find duplicates, then for the event
 def event_id(dataset: str, sha256: str) -> uuid.UUID:
     """Deterministic id: the same content for the same dataset is always the same event."""
     return uuid.uuid5(EVENT_NAMESPACE, f"{dataset}:{sha256}")
@@ -73,7 +76,7 @@ class LandedFile:
                 {
                     "prefect.resource.id": file_resource_id(self.relative_path),
                     "prefect.resource.role": "file",
-                    "prefect.resource.name": Path(self.dropped_as or self.relative_path).name,
+                    "prefect.resource.name": posixpath.basename(self.dropped_as or self.relative_path),
                     "sha256": self.sha256,
                 }
             ],

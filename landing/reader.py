@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 import re
 import threading
 from pathlib import Path
@@ -141,9 +142,76 @@ def _judge(con, ds: Dataset, path: str, found) -> int:
     return rows
 
 
+_OPTION = re.compile(r"""(\w+)\s*=\s*(?:'(?:[^']|'')*'|[^,)]+)""")
+_SIMPLE_TYPES = {"boolean", "bool", "tinyint", "smallint", "integer", "int", "bigint", "hugeint", "utinyint",
+                 "usmallint", "uinteger", "ubigint", "float", "real", "double", "varchar", "text", "string"}
+_SCREENED_OPTIONS = {"format", "compression", "filename"}
+
+
+def _screen_sql(ds: Dataset, paths: list[str]) -> str | None:
+    """A cheaper read of many JSON files that finds the same faults as the dataset's read, or None where it cannot.
+
+    DuckDB 2.0 binds `read_json(..., columns=...)` again for every file it reads, parsing the declared types each
+    time: about 0.2 ms of a small file's 0.3 ms. `read_json_objects` reads the same JSON with the same format and
+    compression options, and `json_transform` applies the same conversion to the declared types once per query.
+    Where a value does not convert, read_json fails and json_transform gives NULL, so a NULL where the file has a
+    value counts as a fault here, and so do what the two treat differently: a string for a number or boolean, and a
+    repeated key. Only for locations with no options beyond format, compression and filename, and
+    scalar declared types (no date or timestamp formats, no nested types); a batch with any fault, and every other
+    location, is read by the dataset's own reader (tests/unit/test_reader.py checks that the two agree)."""
+    location = ds.location.strip()
+    fn = function_name(location)
+    if fn not in ("read_json", "read_json_auto", "read_ndjson", "read_ndjson_auto"):
+        return None
+    options = {m.group(1).lower(): m.group(0).split("=", 1)[1].strip() for m in _OPTION.finditer(location)}
+    if not set(options) <= _SCREENED_OPTIONS or not ds.schema:
+        return None
+    if any(t.strip().lower() not in _SIMPLE_TYPES for t in ds.schema.values()):
+        return None
+    objects = "read_ndjson_objects" if fn.startswith("read_ndjson") else "read_json_objects"
+    listed = "[" + ", ".join(quote_literal(p) for p in paths) + "]"
+    args = "".join(f", {k}={v}" for k, v in options.items() if k != "filename")
+    spec = quote_literal(json.dumps(ds.schema))
+    raw = quote_literal(json.dumps({c: "JSON" for c in ds.schema}))
+    # a declared key given twice: read_json refuses it, json_transform takes the first. Counted in the text, where a
+    # key may also be written with \u escapes; either (or the name in a value, or a nested key) sends the file to
+    # the dataset's own read, which only costs speed
+    faults = ["json_type(json) <> 'OBJECT'", "contains(json, '\\u')"]
+    for c, t in ds.schema.items():
+        key = json.dumps(c)
+        faults.append(f"len(json) - len(replace(json, {quote_literal(key)}, '')) > {len(key)}")
+        faults.append(f"(t.{quote_ident(c)} is null and r.{quote_ident(c)} is not null)")
+        if t.strip().lower() not in ("varchar", "text", "string"):
+            # a string for a number or boolean: the two casts differ ("+5", "1_000")
+            faults.append(f"json_type(r.{quote_ident(c)}) = 'VARCHAR'")
+    nulls = ", ".join(f"count(*) filter (where t.{quote_ident(c)} is null)" for c in ds.columns) or "0"
+    return (f"select filename, count(*) filter (where {' or '.join(faults)}), count(*), {nulls} "
+            f"from (select filename, json, json_transform(json, {spec}) as t, json_transform(json, {raw}) as r "
+            f"from {objects}({listed}{args}, filename=true)) group by filename")
+
+
 def validate_many(con, ds: Dataset, paths: list[str]) -> dict[str, int | InvalidFile]:
     """validate_file for many files, in one read when they are all valid (the catch-up of thousands of files)."""
     out: dict[str, int | InvalidFile] = {}
+    screen = _screen_sql(ds, paths) if len(paths) > 1 else None
+    if screen is not None:
+        try:
+            found = {row[0]: row[1:] for row in con.execute(screen).fetchall()}
+        except Exception:
+            found = {}  # at least one file the JSON reader cannot read: each is read on its own below
+        for p in paths:
+            figures = found.get(p)
+            if figures is None or figures[0]:
+                try:  # a fault (or a file with no rows): the dataset's own read decides, and names the reason
+                    out[p] = validate_file(con, ds, p)
+                except InvalidFile as exc:
+                    out[p] = exc
+                continue
+            try:
+                out[p] = _judge(con, ds, p, figures[1:])
+            except InvalidFile as exc:
+                out[p] = exc
+        return out
     if len(paths) > 1 and has_filename(ds.location):
         try:
             found = con.execute(

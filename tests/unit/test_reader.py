@@ -129,3 +129,64 @@ def test_the_read_yields_exactly_the_declared_columns(catalog, con, tmp_path):
     cursor = con.execute(f"select * from {reader_sql(ds, [path])}")
     assert [c[0] for c in cursor.description] == [*ds.columns, "filename"]
     assert cursor.fetchall() == [(1, "a", 1.5, None, None, None, path)]
+
+
+P = '"title": "a", "price": 1.5'
+# Files the batch screen (json_transform over read_json_objects) could judge differently from read_json itself.
+TRICKY = {
+    "good": '{"id": 1, %s}\n' % P,
+    "object-in-varchar": '{"id": 1, %s, "brand": {"a": 1}}\n' % P,
+    "number-in-varchar": '{"id": 1, "title": 5, "price": 1}\n',
+    "string-number": '{"id": "7", %s}\n' % P,
+    "string-plus-number": '{"id": "+5", %s}\n' % P,
+    "string-underscore-number": '{"id": "1_000", %s}\n' % P,
+    "string-exponent": '{"id": "1e2", %s}\n' % P,
+    "float-for-integer": '{"id": 1.5, %s}\n' % P,
+    "overflow": '{"id": 99999999999, %s}\n' % P,
+    "bad-double": '{"id": 1, "title": "a", "price": "abc"}\n',
+    "boolean-for-integer": '{"id": true, %s}\n' % P,
+    "object-for-integer": '{"id": {"x": 1}, %s}\n' % P,
+    "other-case-key": '{"ID": 1, %s}\n' % P,
+    "repeated-key": '{"id": 1, "id": 2, %s}\n' % P,
+    "repeated-escaped-key": '{"\\u0069d": 1, "id": 2, %s}\n' % P,
+    "repeated-undeclared-key": '{"id": 1, "x": 1, "x": 2, %s}\n' % P,
+    "key-in-a-value": '{"id": 1, "title": "x \\"id\\": y", "price": 1}\n',
+    "scalar-line": '{"id": 1, %s}\n5\n' % P,
+    "null-line": '{"id": 1, %s}\nnull\n' % P,
+    "array-file": '[{"id": 1, %s}, {"id": 2, %s}]' % (P, P),
+    "array-with-scalar": '[{"id": 1, %s}, 3]' % P,
+    "two-objects-one-line": '{"id": 1, %s}{"id": 2, %s}\n' % (P, P),
+    "crlf-and-blank-lines": '{"id": 1, %s}\r\n\r\n{"id": 2, %s}\r\n' % (P, P),
+    "empty-string-for-integer": '{"id": 1, %s, "stock": ""}\n' % P,
+    "nan": '{"id": 1, "title": "a", "price": NaN}\n',
+    "malformed": '{"id": 1, %s,\n' % P,
+    "whitespace-only": "  \n\n",
+}
+
+
+def test_the_batch_screen_never_accepts_what_the_dataset_read_refuses(catalog, con, tmp_path):
+    """The catch-up's cheaper batch read must agree with read_json on every file: same rows, or both refuse."""
+    ds = catalog.get("dummyjson.products")
+    paths = {name: write(tmp_path, f"{name}.jsonl", data) for name, data in TRICKY.items()}
+    each = {}
+    for name, path in paths.items():
+        try:
+            each[name] = validate_file(con, ds, path)
+        except InvalidFile as exc:
+            each[name] = type(exc)
+    good = [write(tmp_path, f"g{i}.jsonl", TRICKY["good"]) for i in range(2)]
+    screened = {}
+    for name, path in paths.items():  # each beside good files: a file the JSON reader cannot read fails the batch
+        verdicts = validate_many(con, ds, [good[0], path, good[1]])
+        assert verdicts[good[0]] == verdicts[good[1]] == 1
+        screened[name] = verdicts[path] if isinstance(verdicts[path], int) else type(verdicts[path])
+    assert screened == each
+    assert each["repeated-key"] is InvalidFile and each["string-plus-number"] is InvalidFile  # the cases that differ
+
+
+def test_the_batch_screen_only_where_it_reads_like_the_dataset(catalog):
+    from landing.reader import _screen_sql
+
+    assert _screen_sql(catalog.get("dummyjson.products"), ["a", "b"]) is not None
+    assert _screen_sql(catalog.get("dummyjson.carts"), ["a", "b"]) is None  # a nested type
+    assert _screen_sql(catalog.get("finance.exchange_rates"), ["a", "b"]) is None  # CSV
