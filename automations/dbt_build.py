@@ -182,7 +182,9 @@ def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str]
     started = time.time()
     args = dbt_args(names, and_names, catalog)
     logger.info("dbt %s", " ".join(args))
+    dbt_logs = settings.state_dir / "dbt-logs"
     runner = lineage.dbt_runner(
+        manifest=lineage.parsed_project(settings, dbt_logs),
         settings=PrefectDbtSettings(
             project_dir=settings.dbt_project_dir,
             profiles_dir=settings.dbt_project_dir,
@@ -195,7 +197,7 @@ def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str]
     files, newest = lineage.files_read(catalog, names, buildlog.read(settings.builds_log))
     CANCEL.in_dbt.set()
     try:
-        runner.invoke(args + ["--log-path", str(settings.state_dir / "dbt-logs")])
+        runner.invoke(args + ["--log-path", str(dbt_logs)])
     except Exception as exc:
         CANCEL.in_dbt.clear()  # stops a cancel's interrupts before the connection they interrupt is closed
         release_warehouse()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import re
+import threading
 from pathlib import Path
 
 from automations.buildlog import BuildRecord, BuildStatus
-from landing.catalog import Catalog
+from landing.catalog import Catalog, project_fingerprint
 from landing.events import dataset_asset_key
 from landing.ledger import Ledger, ledger_path
 from landing.settings import Settings
@@ -14,8 +16,9 @@ from landing.settings import Settings
 LISTED_FILES = 50  # per dataset in the artifact; the count says how many more
 
 
-def dbt_runner(**kwargs):
-    """prefect-dbt's runner, with each dbt source's asset named as the dataset (`landing://dataset/<source>.<table>`).
+def dbt_runner(manifest=None, **kwargs):
+    """prefect-dbt's runner, with each dbt source's asset named as the dataset (`landing://dataset/<source>.<table>`),
+    and dbt given `manifest`, the parsed project, when there is one (see `parsed_project`).
 
     prefect-dbt keys a source's asset by its relation name, which for a source read from files is dbt-duckdb's
     `read_json(...)` call over the accepted folder: unreadable in the UI, and it changes with the landing root.
@@ -32,7 +35,44 @@ def dbt_runner(**kwargs):
                              properties=AssetProperties(name=name, description=manifest_node.description or None))
             return super()._create_asset_from_node(manifest_node, adapter_type)
 
-    return LandingDbtRunner(**kwargs)
+        def invoke(self, args, **kwargs):
+            if manifest is None:
+                return super().invoke(args, **kwargs)
+            # prefect-dbt makes its dbtRunner without a manifest, so dbt parses the project on every call
+            import prefect_dbt.core.runner as module
+
+            made = module.dbtRunner
+            module.dbtRunner = functools.partial(made, manifest=manifest)
+            try:
+                return super().invoke(args, **kwargs)
+            finally:
+                module.dbtRunner = made
+
+    return LandingDbtRunner(manifest=manifest, **kwargs)
+
+
+_parsed: dict[str, object] = {}  # the warm runner keeps the parsed project between builds
+_parse_lock = threading.Lock()
+
+
+def parsed_project(settings: Settings, log_path: Path):
+    """dbt's Manifest of the project as it is now, parsed once per change of the project (or of the environment
+    dbt reads): builds then do only the build. None if dbt cannot parse it; the build then reports dbt's error."""
+    from dbt.cli.main import dbtRunner
+
+    project = settings.dbt_project_dir
+    key = "|".join([project_fingerprint(project), str(project), str(settings.dbt_target_dir),
+                    *(f"{k}={v}" for k, v in sorted(settings.dbt_env().items()))])
+    with _parse_lock:
+        if key in _parsed:
+            return _parsed[key]
+        done = dbtRunner().invoke(["parse", "--project-dir", str(project), "--profiles-dir", str(project),
+                                   "--target-path", str(settings.dbt_target_dir), "--log-path", str(log_path), "--quiet"])
+        if not done.success or done.result is None:
+            return None
+        _parsed.clear()
+        _parsed[key] = done.result
+        return done.result
 
 
 def files_read(catalog: Catalog, names: list[str], records: list[BuildRecord]) -> tuple[dict[str, list[Path]], dict[str, str]]:

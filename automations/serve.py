@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--subprocess", action="store_true",
                         help="use Prefect's runner (a new process per flow run) instead of the warm in-process runner")
-    parser.add_argument("--poll", type=float, default=0.2, help="warm runner: seconds between looks for due runs")
+    parser.add_argument("--poll", type=float, default=2.0,
+                        help="warm runner: seconds between looks for due runs, the fallback to the server's events")
     parser.add_argument("--stop-grace", type=float, default=STOP_GRACE_SECONDS,
                         help="warm runner: on SIGINT or SIGTERM, seconds a build in progress may take to finish before "
                         "it is cancelled")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import threading
@@ -10,8 +11,7 @@ from uuid import UUID
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
-    DeploymentFilter, DeploymentFilterId, FlowRunFilter, FlowRunFilterExpectedStartTime, FlowRunFilterState,
-    FlowRunFilterStateType,
+    DeploymentFilter, DeploymentFilterId, FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.sorting import FlowRunSort
@@ -25,6 +25,50 @@ from automations.build_state import CANCEL, STOP_GRACE_SECONDS
 log = logging.getLogger("landing.warm")
 
 MARK_READY_SECONDS = 5.0  # Prefect counts a deployment served when polled within the last 60 s
+SCHEDULED = "prefect.flow-run.Scheduled"
+
+
+class Waker:
+    """Wakes the runner the moment the server announces a run of its deployments (`prefect.flow-run.Scheduled` on
+    the server's event stream), so a run starts as it is created instead of at the next poll. The poll stays, as
+    the fallback while the stream is down, and for runs scheduled later (a trailing run)."""
+
+    def __init__(self, deployment_ids: list, stop: threading.Event):
+        self.wanted = {f"prefect.deployment.{d}" for d in deployment_ids}
+        self.stop = stop
+        self.event = threading.Event()
+        self.connected = threading.Event()
+
+    def start(self) -> "Waker":
+        threading.Thread(target=lambda: (self.stop.wait(), self.event.set()), name="warm-runner-stop", daemon=True).start()
+        threading.Thread(target=lambda: asyncio.run(self._listen()), name="warm-runner-waker", daemon=True).start()
+        return self
+
+    def wait(self, timeout: float) -> None:
+        self.event.wait(max(0.0, timeout))
+        self.event.clear()
+
+    async def _listen(self) -> None:
+        from prefect.events.clients import get_events_subscriber
+        from prefect.events.filters import EventFilter, EventNameFilter
+
+        quiet = False
+        while not self.stop.is_set():
+            try:
+                async with get_events_subscriber(filter=EventFilter(event=EventNameFilter(name=[SCHEDULED])),
+                                                 reconnection_attempts=0) as events:
+                    self.connected.set()
+                    log.info("warm runner: following the server's events%s", " again" if quiet else "")
+                    quiet = False
+                    async for event in events:
+                        if any(r.id in self.wanted for r in event.related):
+                            self.event.set()
+            except Exception as exc:  # the server is restarting: poll meanwhile, and subscribe again
+                self.connected.clear()
+                if not quiet:
+                    log.info("warm runner: not following the server's events (%s); polling until they are back", exc)
+                quiet = True
+            await asyncio.sleep(2.0)
 
 
 class RunControl:
@@ -105,7 +149,7 @@ class RunControl:
                     self.cancel("a cancel was requested")
 
 
-def run_warm(deployments: list, flows_by_name: dict, poll_seconds: float = 0.2, stop: threading.Event | None = None,
+def run_warm(deployments: list, flows_by_name: dict, poll_seconds: float = 2.0, stop: threading.Event | None = None,
              control: RunControl | None = None) -> None:
     """Register `deployments`, then run their due flow runs one at a time, in-process, with the flows given.
 
@@ -121,10 +165,11 @@ def run_warm(deployments: list, flows_by_name: dict, poll_seconds: float = 0.2, 
     import dbt.cli.main  # noqa: F401  the import every build would otherwise pay for
     import prefect_dbt  # noqa: F401
 
-    log.info("warm runner: %d deployment(s), polling every %ss", len(flows), poll_seconds)
+    log.info("warm runner: %d deployment(s), woken by the server's events, polling every %ss", len(flows), poll_seconds)
     unreachable_since: float | None = None
     marked = 0.0
     threading.Thread(target=control.watch, name="warm-runner-control", daemon=True).start()
+    waker = Waker(list(flows), stop).start()
     # Prefect's flow engine sends each run's heartbeats (PREFECT_FLOWS_HEARTBEAT_FREQUENCY), here as in its runners
     with get_client(sync_client=True) as client:
         while not stop.is_set():
@@ -134,7 +179,7 @@ def run_warm(deployments: list, flows_by_name: dict, poll_seconds: float = 0.2, 
                 if time.monotonic() - marked >= MARK_READY_SECONDS:
                     client.get_scheduled_flow_runs_for_deployments(list(flows), scheduled_before=now("UTC"), limit=1)
                     marked = time.monotonic()
-                run = _claim_next(client, list(flows))
+                run, due_in = _claim_next(client, list(flows))
             except Exception as exc:  # the server is down or restarting: keep the warm process, retry
                 if unreachable_since is None:
                     unreachable_since = time.monotonic()
@@ -145,7 +190,7 @@ def run_warm(deployments: list, flows_by_name: dict, poll_seconds: float = 0.2, 
                 log.info("warm runner: the server is back after %.0f s", time.monotonic() - unreachable_since)
                 unreachable_since = None
             if run is None:
-                stop.wait(poll_seconds)
+                waker.wait(min(poll_seconds, due_in))
                 continue
             control.begin(run.id)
             try:
@@ -161,22 +206,23 @@ def run_warm(deployments: list, flows_by_name: dict, poll_seconds: float = 0.2, 
 
 
 def _claim_next(client, deployment_ids: list):
-    """The oldest due scheduled run of these deployments, claimed with a Pending state; None when there is none."""
+    """The oldest due scheduled run of these deployments, claimed with a Pending state, or None; and the seconds
+    until the next scheduled run is due (infinite when there is none)."""
     runs = client.read_flow_runs(
         deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=deployment_ids)),
-        flow_run_filter=FlowRunFilter(
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
-            expected_start_time=FlowRunFilterExpectedStartTime(before_=now("UTC")),
-        ),
+        flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))),
         sort=FlowRunSort.EXPECTED_START_TIME_ASC,
         limit=1,
     )
     if not runs:
-        return None
+        return None, float("inf")
+    due_in = (runs[0].expected_start_time - now("UTC")).total_seconds() if runs[0].expected_start_time else 0.0
+    if due_in > 0:
+        return None, due_in
     claimed = client.set_flow_run_state(runs[0].id, Pending())
     if claimed.status.value != "ACCEPT":
-        return None  # another runner took it
-    return client.read_flow_run(runs[0].id)
+        return None, 0.0  # another runner took it: look again at once
+    return client.read_flow_run(runs[0].id), 0.0
 
 
 def main_warm(deployments: list, flows_by_name: dict, poll_seconds: float, stop_grace: float = STOP_GRACE_SECONDS) -> None:

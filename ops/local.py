@@ -104,9 +104,8 @@ class PrefectServer:
 
     def start(self, timeout: float = 90) -> "PrefectServer":
         self.home.mkdir(parents=True, exist_ok=True)
-        prefect = Path(sys.executable).with_name("prefect")
         self.proc = subprocess.Popen(
-            [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, "-m", "ops.prefect_server", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
             env=self.env(),
             stdout=open(self.log, "ab"),
             stderr=subprocess.STDOUT,

@@ -1,0 +1,55 @@
+"""`python -m ops.prefect_server server start ...`: Prefect's own CLI, with SQLite write transactions begun IMMEDIATE.
+
+Prefect begins its SQLite transactions DEFERRED (IMMEDIATE only `with_for_update`). A deferred transaction that has
+read and must then write after another connection committed fails at once with SQLITE_BUSY_SNAPSHOT: the busy
+timeout does not apply. The triggers service writes a reactive trigger's next bucket right after it fires, so the
+actions service's request that creates the flow run fails with "database is locked" (503), and Prefect's client
+retries it 2 s later; a burst of events also loses run-deployment actions this way. Begun IMMEDIATE, a transaction
+takes the write lock first and waits its turn under the busy timeout instead. docs/benchmarks.md has the evidence.
+On PostgreSQL nothing changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextlib import asynccontextmanager
+
+log = logging.getLogger("landing.prefect_server")
+
+
+def begin_sqlite_transactions_immediately() -> bool:
+    """Make Prefect's SQLite configuration begin every transaction IMMEDIATE; False if Prefect's code moved."""
+    try:
+        from prefect.server.database import configurations
+    except ImportError:
+        return False
+    config = getattr(configurations, "AioSqliteConfiguration", None)
+    mode = getattr(configurations, "SQLITE_BEGIN_MODE", None)
+    if config is None or mode is None or not hasattr(config, "begin_transaction"):
+        log.warning("Prefect's SQLite configuration has changed; its transactions stay DEFERRED")
+        return False
+
+    @asynccontextmanager
+    async def begin_transaction(self, session, with_for_update: bool = False):
+        token = mode.set("IMMEDIATE")
+        try:
+            async with session.begin() as transaction:
+                yield transaction
+        finally:
+            mode.reset(token)
+
+    config.begin_transaction = begin_transaction
+    return True
+
+
+def main() -> None:
+    begin_sqlite_transactions_immediately()
+    from prefect.cli import app
+
+    sys.argv[0] = "prefect"
+    app()
+
+
+if __name__ == "__main__":
+    main()
