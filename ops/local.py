@@ -19,6 +19,7 @@ import automations.serve as build_runner
 from automations import buildlog
 from automations.names import BUILD, MANAGED_TAG, RECONCILE, STALE
 from landing.settings import Settings
+from ops import prefect_server
 
 
 def stop_process(proc: subprocess.Popen | None, grace: float) -> None:
@@ -105,7 +106,7 @@ class PrefectServer:
     def start(self, timeout: float = 90) -> "PrefectServer":
         self.home.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ops.prefect_server", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, "-m", prefect_server.__name__, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
             env=self.env(),
             stdout=open(self.log, "ab"),
             stderr=subprocess.STDOUT,

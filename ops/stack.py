@@ -22,6 +22,7 @@ from landing.catalog import load_catalog
 from landing.contract import QUARANTINE_DIR
 from landing.settings import REPO_ROOT, Settings
 from ops.demo import sample_files
+from ops import prefect_server
 
 
 def _healthy(api_url: str) -> bool:
@@ -216,7 +217,7 @@ def _server(settings: Settings, env: dict[str, str], spawn, running) -> str:
     env.setdefault("PREFECT_HOME", str(settings.state_dir / "prefect"))
     # The UI calls the API at PREFECT_UI_API_URL, which defaults to port 4200.
     env.setdefault("PREFECT_UI_API_URL", api_url)
-    spawn("prefect server", [sys.executable, "-m", "ops.prefect_server", "server", "start", "--host", host, "--port", port])
+    spawn("prefect server", [sys.executable, "-m", prefect_server.__name__, "server", "start", "--host", host, "--port", port])
     _wait(lambda: _healthy(api_url), 180, f"the Prefect server at {api_url}", running())
     return api_url
 
