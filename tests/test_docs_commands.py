@@ -45,4 +45,4 @@ def test_make_target_exists(target):
 def test_python_command_answers_help(command):
     result = subprocess.run([sys.executable, *command.split(), "--help"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "usage:" in result.stdout
+    assert "usage:" in result.stdout.lower()  # argparse says "usage:", Prefect's CLI (ops.prefect_server) "Usage:"
