@@ -1,6 +1,6 @@
 """Every benchmark still runs: `python -m benchmarks.run` end to end with tiny sizes (figures are not asserted).
 
-`make bench-smoke` runs it (about 4 minutes). It sits with the benchmarks, outside `make test`: it checks the
+`make bench-smoke` runs it (about 6 minutes). It sits with the benchmarks, outside `make test`: it checks the
 benchmark tooling, not the product, and would take a fifth of the suite's 20-minute budget."""
 
 from __future__ import annotations
