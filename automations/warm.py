@@ -37,7 +37,6 @@ class Waker:
         self.wanted = {f"prefect.deployment.{d}" for d in deployment_ids}
         self.stop = stop
         self.event = threading.Event()
-        self.connected = threading.Event()
 
     def start(self) -> "Waker":
         threading.Thread(target=lambda: (self.stop.wait(), self.event.set()), name="warm-runner-stop", daemon=True).start()
@@ -57,14 +56,12 @@ class Waker:
             try:
                 async with get_events_subscriber(filter=EventFilter(event=EventNameFilter(name=[SCHEDULED])),
                                                  reconnection_attempts=0) as events:
-                    self.connected.set()
                     log.info("warm runner: following the server's events%s", " again" if quiet else "")
                     quiet = False
                     async for event in events:
                         if any(r.id in self.wanted for r in event.related):
                             self.event.set()
             except Exception as exc:  # the server is restarting: poll meanwhile, and subscribe again
-                self.connected.clear()
                 if not quiet:
                     log.info("warm runner: not following the server's events (%s); polling until they are back", exc)
                 quiet = True
