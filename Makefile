@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: install test up demo status bench bench-smoke
+.PHONY: install test up up-scale demo status bench bench-smoke
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -13,6 +13,9 @@ test: install
 
 up: install
 	$(UV) run --frozen landing up
+
+up-scale: install  # PostgreSQL + Redis on loopback (Debian: apt-get install postgresql redis-server), API and services apart
+	$(UV) run --frozen landing up-scale
 
 demo: install
 	$(UV) run --frozen landing demo

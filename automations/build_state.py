@@ -112,6 +112,48 @@ def release_warehouse() -> None:
             env.close()
 
 
+def writer_limit_name(settings: Settings) -> str:
+    """The Prefect global concurrency limit that admits one dbt build at a time to this warehouse, from any machine:
+    the warehouse's file name and a digest of its full path (readable in the UI, distinct per warehouse)."""
+    digest = hashlib.sha256(str(settings.warehouse.resolve()).encode()).hexdigest()[:8]
+    return f"warehouse-{settings.warehouse.stem}-{digest}"
+
+
+_limits_made: set[str] = set()
+
+
+def _ensure_writer_limit(name: str) -> None:
+    """The limit `name` with one slot, made once if it does not exist (by whichever runner gets there first)."""
+    if name in _limits_made:
+        return
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            try:
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+            except ObjectAlreadyExists:
+                pass
+    _limits_made.add(name)
+
+
+@contextmanager
+def one_writer(settings: Settings, timeout: float = 3600):
+    """The only dbt writer on the warehouse while inside: a slot of its Prefect global concurrency limit (guards it
+    across machines, through the server), then the file lock beside it (the same machine, with no server)."""
+    from prefect.concurrency.sync import concurrency
+
+    name = writer_limit_name(settings)
+    _ensure_writer_limit(name)
+    with concurrency(name, occupy=1, timeout_seconds=timeout, strict=True):
+        with warehouse_lock(settings, timeout):
+            yield
+
+
 @contextmanager
 def warehouse_lock(settings: Settings, timeout: float = 3600):
     """An exclusive lock beside the DuckDB file: never two dbt writers on one warehouse, across processes."""

@@ -13,7 +13,7 @@ from prefect.runtime import flow_run
 
 from automations import buildlog, lineage
 from automations.build_state import (
-    ALL, EMPTY_SIGNATURE, ONE, Watermarks, build_signature, CANCEL, release_warehouse, warehouse_lock,
+    ALL, EMPTY_SIGNATURE, ONE, Watermarks, build_signature, CANCEL, release_warehouse, one_writer,
 )
 from automations.buildlog import BuildRecord, BuildStatus
 from automations.names import BUILD_FLOW, RECONCILE_FLOW, STALE_FLOW
@@ -139,7 +139,7 @@ def dbt_build(datasets: list[str], and_models: list[str] | None = None, force: b
     kind = ALL if and_names else ONE
     marks = Watermarks(settings.state_dir / "watermarks.json")
 
-    with warehouse_lock(settings):
+    with one_writer(settings):
         current = {n: build_signature(catalog.get(n), settings.dbt_project_dir) for n in names}
         skipped = _skip(settings, marks.read(), kind, current, force, and_names)
         if skipped:

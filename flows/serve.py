@@ -1,4 +1,5 @@
-"""Serve the E&L exports as deployments on cron: the only cron schedules in the system."""
+"""Serve the E&L exports as deployments on cron (the only cron schedules in the system), or put them on a Prefect
+process work pool that `prefect worker start` processes run (the scale-out stack)."""
 
 from __future__ import annotations
 
@@ -29,10 +30,33 @@ def deployments(settings: Settings | None = None) -> list:
     ]
 
 
+def deploy_to_pool(pool: str, settings: Settings | None = None) -> list:
+    """Register the export deployments on the process work pool `pool` (made if missing): a worker started in this
+    project's folder, on any machine with the same checkout, runs them."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+        except ObjectAlreadyExists:
+            pass
+    return [d.apply(work_pool_name=pool) for d in deployments(settings)]
+
+
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    argparse.ArgumentParser(prog="python -m flows.serve", description="Serve the E&L export deployments on their cron schedules (LANDING_EXPORT_CRON) until stopped.").parse_args(argv)
+    parser = argparse.ArgumentParser(prog="python -m flows.serve", description="Serve the E&L export deployments on their "
+                                     "cron schedules (LANDING_EXPORT_CRON) until stopped.")
+    parser.add_argument("--work-pool", metavar="POOL", help="instead of serving them, register them on this process work "
+                        "pool and exit; `prefect worker start --pool POOL` runs them")
+    args = parser.parse_args(argv)
+    if args.work_pool:
+        ids = deploy_to_pool(args.work_pool)
+        print(f"{len(ids)} export deployment(s) on work pool {args.work_pool}")
+        return
     serve(*deployments())
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -95,10 +95,41 @@ class Settings(BaseSettings):
         default=60.0,
         description="Sensor: how often to rescan the landing folders for files no filesystem event announced (moved in from elsewhere).",
     )
+    prefect_database_url: SecretStr | None = Field(
+        default=None,
+        description="Scale-out: PostgreSQL URL of Prefect's database (postgresql+asyncpg://user:password@host:5432/prefect, "
+        "PostgreSQL 14 or newer). Set with redis_url, `landing up` runs Prefect's distributed setup on them instead of "
+        "the embedded SQLite server; `make up-scale` starts both on loopback and sets them.",
+    )
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="Scale-out: Redis URL (redis://:password@host:6379/0) for Prefect's messaging broker and cache, "
+        "causal ordering, concurrency leases and Docket. Needed with prefect_database_url.",
+    )
+    api_auth: SecretStr | None = Field(
+        default=None,
+        description="Scale-out: the `user:password` Prefect's API requires (basic auth) and every component sends. "
+        "Unset, `landing up` makes one once and keeps it in <state_dir>/prefect-api-auth (mode 600).",
+    )
+    api_workers: int = Field(
+        default=2, ge=1,
+        description="Scale-out: API server processes (`prefect server start --no-services --workers N`), the background "
+        "services running apart in one more process.",
+    )
+    build_runners: int = Field(
+        default=2, ge=1,
+        description="Scale-out: warm runners serving the dbt deployments. Builds of one warehouse still run one at a time "
+        "(a Prefect global concurrency limit keyed on the warehouse); runners let builds of other warehouses not wait.",
+    )
     export_cron: str = Field(
         default="0 * * * *",
         description="Cron schedule of the E&L export deployments; the only cron schedules in the system.",
     )
+
+    @property
+    def scale_out(self) -> bool:
+        """Whether `landing up` runs Prefect's distributed setup (PostgreSQL and Redis) rather than the embedded server."""
+        return self.prefect_database_url is not None or self.redis_url is not None
 
     @property
     def warehouse(self) -> Path:
@@ -125,7 +156,8 @@ class Settings(BaseSettings):
         """These settings as the environment another process reads them from: the LANDING_* variables (unset optional
         ones left out), and the ones the dbt project reads through env_var()."""
         prefix = self.model_config["env_prefix"]
-        fields = {f"{prefix}{name.upper()}": str(value) for name, value in self.model_dump().items() if value is not None}
+        fields = {f"{prefix}{name.upper()}": str(value.get_secret_value() if isinstance(value, SecretStr) else value)
+                  for name, value in self.model_dump().items() if value is not None}
         return {**fields, **self.dbt_env()}
 
     def dbt_env(self) -> dict[str, str]:

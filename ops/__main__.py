@@ -10,6 +10,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="landing", description="Event-driven pipelines: landing files → Prefect events → dbt.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="start a local Prefect server (unless PREFECT_API_URL answers), the deployments, the automations and the sensor")
+    sub.add_parser("up-scale", help="the same on Prefect's distributed setup: PostgreSQL and Redis started here on loopback, "
+                   "API processes and background services apart, two dbt runners, exports on a process work pool")
     sub.add_parser("status", help="per dataset: last landed file, last successful build, runs pending, files quarantined, stale or not")
     explain = sub.add_parser("explain", help="why did (or didn't) this file trigger a build: file → event → automations → runs → dbt nodes")
     explain.add_argument("target", metavar="PATH_OR_EVENT_ID", help="a landed file's path, or a landing event id")
@@ -20,6 +22,10 @@ def main(argv: list[str] | None = None) -> int:
         from ops.stack import up
 
         return up()
+    if args.command == "up-scale":
+        from ops.stack import up_scale
+
+        return up_scale()
     if args.command == "status":
         from ops.inspect import status
 

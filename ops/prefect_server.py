@@ -1,4 +1,5 @@
-"""`python -m ops.prefect_server server start ...`: Prefect's own CLI, with SQLite write transactions begun IMMEDIATE.
+"""`python -m ops.prefect_server server start ...`: Prefect's own CLI, with SQLite write transactions begun IMMEDIATE
+(and `... prepare`: migrate the database and register block types once, before several API processes start).
 
 Prefect begins its SQLite transactions DEFERRED (IMMEDIATE only `with_for_update`). A deferred transaction that has
 read and must then write after another connection committed fails at once with SQLITE_BUSY_SNAPSHOT: the busy
@@ -43,8 +44,25 @@ def begin_sqlite_transactions_immediately() -> bool:
     return True
 
 
+async def prepare_database() -> None:
+    """Migrate Prefect's database and register its block types, once, before API processes start: several API
+    processes starting on a new PostgreSQL database would each migrate it and register blocks, and collide."""
+    from prefect.server.database import provide_database_interface
+    from prefect.server.models.block_registration import run_block_auto_registration
+
+    db = provide_database_interface()
+    await db.create_db()
+    async with await db.session() as session:  # as Prefect's API does it: the registration begins its own transactions
+        await run_block_auto_registration(session=session)
+
+
 def main() -> None:
     begin_sqlite_transactions_immediately()
+    if sys.argv[1:] == ["prepare"]:
+        import asyncio
+
+        asyncio.run(prepare_database())
+        return
     from prefect.cli import app
 
     sys.argv[0] = "prefect"

@@ -1,4 +1,5 @@
-"""`landing up`: the whole system on one machine (Prefect server, deployments, automations, sensor)."""
+"""`landing up`: the whole system (Prefect server, deployments, automations, sensor), on the embedded SQLite server, or
+on Prefect's distributed setup when PostgreSQL and Redis URLs are set (`landing up-scale` starts both locally)."""
 
 from __future__ import annotations
 
@@ -22,12 +23,21 @@ from landing.catalog import load_catalog
 from landing.contract import QUARANTINE_DIR
 from landing.settings import REPO_ROOT, Settings
 from ops.demo import sample_files
-from ops import prefect_server
+from ops import prefect_server, scaleout
+
+EXPORT_POOL = "landing-exports"
+PREFLIGHT_SECONDS = 10.0  # per check of a PostgreSQL or Redis URL: `up` says what is wrong well within 30 s
 
 
-def _healthy(api_url: str) -> bool:
+def _auth(env: dict[str, str] | None = None) -> tuple[str, str] | None:
+    """The basic-auth credentials Prefect's client sends (PREFECT_API_AUTH_STRING), for our own plain HTTP calls."""
+    value = (env if env is not None else os.environ).get("PREFECT_API_AUTH_STRING")
+    return tuple(value.split(":", 1)) if value and ":" in value else None
+
+
+def _healthy(api_url: str, env: dict[str, str] | None = None) -> bool:
     try:
-        return httpx.get(f"{api_url.rstrip('/')}/health", timeout=2).status_code == 200
+        return httpx.get(f"{api_url.rstrip('/')}/health", timeout=2, auth=_auth(env)).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -135,6 +145,13 @@ def up(settings: Settings | None = None) -> int:
     env.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "1")
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     env.update(settings.to_env())
+    if settings.scale_out:
+        problem = _scale_out_problem(settings)
+        if problem:
+            pidfile.unlink(missing_ok=True)
+            print(problem, flush=True)
+            return 1
+        env.update(scaleout.prefect_env(settings, scaleout.api_auth(settings)))
     supervisor = Supervisor(env)
     stopping = False
 
@@ -150,15 +167,28 @@ def up(settings: Settings | None = None) -> int:
 
     failure = None
     try:
-        api_url = _server(settings, env, spawn, supervisor.running)
-        # SIGINT: the warm runner lets a build in progress finish (or cancels it after the grace), never Crashed
-        spawn("dbt deployment", [sys.executable, "-m", build_runner.__name__],
-              stop_signal=signal.SIGINT, stop_timeout=STOP_GRACE_SECONDS + 20)
-        _wait(lambda: all(_deployment_exists(api_url, d) for d in (BUILD, STALE, RECONCILE)),
+        if settings.scale_out:
+            api_url = _scale_out_server(settings, env, spawn, supervisor.running)
+        else:
+            api_url = _server(settings, env, spawn, supervisor.running)
+        runners = settings.build_runners if settings.scale_out else 1
+        for n in range(1, runners + 1):
+            # SIGINT: the warm runner lets a build in progress finish (or cancels it after the grace), never Crashed
+            spawn("dbt deployment" if runners == 1 else f"dbt runner {n}", [sys.executable, "-m", build_runner.__name__],
+                  stop_signal=signal.SIGINT, stop_timeout=STOP_GRACE_SECONDS + 20)
+        _wait(lambda: all(_deployment_exists(api_url, d, env) for d in (BUILD, STALE, RECONCILE)),
               120, "the dbt deployment to register", supervisor.running())
         if subprocess.run([sys.executable, "-m", apply_automations.__name__], env=env, cwd=REPO_ROOT).returncode:
             raise SystemExit("apply.py failed; see above")
-        spawn("export deployments", [sys.executable, "-m", export_runner.__name__], stop_signal=signal.SIGINT)
+        if settings.scale_out:
+            if subprocess.run([sys.executable, "-m", export_runner.__name__, "--work-pool", EXPORT_POOL],
+                              env=env, cwd=REPO_ROOT).returncode:
+                raise SystemExit(f"registering the export deployments on work pool {EXPORT_POOL} failed; see above")
+            spawn("export worker", [sys.executable, "-m", "prefect", "worker", "start", "--pool", EXPORT_POOL,
+                                    "--type", "process", "--name", f"landing-exports-{os.uname().nodename}-{os.getpid()}"],
+                  stop_signal=signal.SIGINT)
+        else:
+            spawn("export deployments", [sys.executable, "-m", export_runner.__name__], stop_signal=signal.SIGINT)
         spawn("sensor", [sys.executable, "-m", sensor_command.__name__])
         pids = _write_pids(settings, supervisor, None)
         _banner(settings, api_url)
@@ -174,6 +204,32 @@ def up(settings: Settings | None = None) -> int:
         pidfile.unlink(missing_ok=True)
         (settings.state_dir / "up.components.json").unlink(missing_ok=True)
         print("stopped")
+
+
+def up_scale(settings: Settings | None = None) -> int:
+    """`up` on Prefect's distributed setup, with PostgreSQL and Redis of its own on loopback (data in
+    <state_dir>/scale-out/, kept between runs), stopped again when `up` ends."""
+    from pydantic import SecretStr
+
+    settings = settings or Settings()
+    base = settings.state_dir / "scale-out"
+    try:
+        postgres = scaleout.LocalPostgres(base / "postgres").start()
+    except RuntimeError as exc:
+        print(f"could not start PostgreSQL: {exc}", flush=True)
+        return 1
+    redis = scaleout.LocalRedis(base / "redis")
+    try:
+        redis.start()
+        print(f"PostgreSQL on 127.0.0.1:{postgres.port} (data in {postgres.data_dir}), Redis on 127.0.0.1:{redis.port}", flush=True)
+        return up(settings.model_copy(update={"prefect_database_url": SecretStr(postgres.url),
+                                                "redis_url": SecretStr(redis.url)}))
+    except RuntimeError as exc:
+        print(f"could not start Redis: {exc}", flush=True)
+        return 1
+    finally:
+        redis.stop()
+        postgres.stop()
 
 
 def _write_pids(settings: Settings, supervisor: Supervisor, written: dict | None) -> dict:
@@ -222,6 +278,41 @@ def _server(settings: Settings, env: dict[str, str], spawn, running) -> str:
     return api_url
 
 
+def _scale_out_problem(settings: Settings) -> str | None:
+    """What stops the scale-out stack from starting on these settings (missing URL, a server that does not answer,
+    wrong credentials), naming the URL and what to do; None when PostgreSQL and Redis both answer."""
+    if settings.prefect_database_url is None or settings.redis_url is None:
+        missing = "LANDING_PREFECT_DATABASE_URL" if settings.prefect_database_url is None else "LANDING_REDIS_URL"
+        return (f"the scale-out stack needs both LANDING_PREFECT_DATABASE_URL and LANDING_REDIS_URL; {missing} is not set "
+                "(`make up-scale` starts PostgreSQL and Redis on loopback and sets both; unset both for the embedded server)")
+    return (scaleout.check_postgres(settings.prefect_database_url.get_secret_value(), PREFLIGHT_SECONDS)
+            or scaleout.check_redis(settings.redis_url.get_secret_value(), PREFLIGHT_SECONDS))
+
+
+def _scale_out_server(settings: Settings, env: dict[str, str], spawn, running) -> str:
+    """Prefect's distributed setup on the settings' PostgreSQL and Redis: the database migrated once, API processes
+    (`--no-services --workers N`) and the background services in a process apart. Returns the API URL."""
+    port = env.get("PREFECT_SERVER_API_PORT", "4200")
+    host = env.get("PREFECT_SERVER_API_HOST", "127.0.0.1")
+    api_url = f"http://{host}:{port}/api"
+    env["PREFECT_API_URL"] = api_url
+    env.setdefault("PREFECT_HOME", str(settings.state_dir / "prefect"))
+    env.setdefault("PREFECT_UI_API_URL", api_url)
+    print(f"scale-out: Prefect on {scaleout.redacted(env['PREFECT_API_DATABASE_CONNECTION_URL'])} and "
+          f"{scaleout.redacted(env['PREFECT_REDIS_MESSAGING_URL'])}; migrating the database", flush=True)
+    done = subprocess.run([sys.executable, "-m", prefect_server.__name__, "prepare"], env=env, cwd=REPO_ROOT)
+    if done.returncode:
+        raise SystemExit("migrating Prefect's database failed; see above")
+    # done once above: API processes starting together would each migrate and register blocks, and collide
+    env["PREFECT_API_DATABASE_MIGRATE_ON_START"] = "false"
+    env["PREFECT_API_BLOCKS_REGISTER_ON_START"] = "false"
+    spawn("prefect api", [sys.executable, "-m", prefect_server.__name__, "server", "start", "--no-services",
+                          "--workers", str(settings.api_workers), "--host", host, "--port", port])
+    spawn("prefect services", [sys.executable, "-m", prefect_server.__name__, "server", "services", "start"])
+    _wait(lambda: _healthy(api_url, env), 180, f"the Prefect API at {api_url}", running())
+    return api_url
+
+
 def _banner(settings: Settings, api_url: str) -> None:
     """Where the UI, the warehouse and every landing folder are, and a command that drops a first file."""
     catalog = load_catalog(settings)
@@ -243,8 +334,8 @@ def _banner(settings: Settings, api_url: str) -> None:
     print("Ctrl-C stops everything.\n")
 
 
-def _deployment_exists(api_url: str, name: str) -> bool:
+def _deployment_exists(api_url: str, name: str, env: dict[str, str] | None = None) -> bool:
     try:
-        return httpx.get(f"{api_url}/deployments/name/{name}", timeout=2).status_code == 200
+        return httpx.get(f"{api_url}/deployments/name/{name}", timeout=2, auth=_auth(env)).status_code == 200
     except httpx.HTTPError:
         return False
