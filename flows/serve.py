@@ -7,7 +7,7 @@ from prefect import serve
 
 from flows.dummyjson import export_dummyjson, export_dummyjson_all, exportable_tables
 from landing.catalog import load_catalog
-from landing.settings import Settings
+from landing.settings import REPO_ROOT, Settings
 
 
 def deployments(settings: Settings | None = None) -> list:
@@ -42,7 +42,11 @@ def deploy_to_pool(pool: str, settings: Settings | None = None) -> list:
             client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
         except ObjectAlreadyExists:
             pass
-    return [d.apply(work_pool_name=pool) for d in deployments(settings)]
+    ids = []
+    for d in deployments(settings):
+        d.job_variables = {**(d.job_variables or {}), "working_dir": str(REPO_ROOT)}  # the entrypoints are relative to it
+        ids.append(d.apply(work_pool_name=pool))
+    return ids
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -49,19 +49,22 @@ def _environment(updates: dict[str, str]) -> Iterator[None]:
 
 
 @contextmanager
-def using_server(api_url: str) -> Iterator[None]:
-    """Point this process, its threads and its children at the Prefect server at `api_url`, then back.
+def using_server(api_url: str, auth: str | None = None) -> Iterator[None]:
+    """Point this process, its threads and its children at the Prefect server at `api_url` (with the basic-auth
+    `user:password` `auth`, for the scale-out stack), then back.
 
     Prefect's settings context covers the calling thread only. A thread started outside it falls back to the global
     settings, read once at import: without an API URL there, Prefect starts a throwaway server of its own, which
     outlives this process and holds its stdout open (a parent reading it never sees the end)."""
     from prefect.context import refresh_global_settings_context
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
+    env = {"PREFECT_API_URL": api_url, **({"PREFECT_API_AUTH_STRING": auth} if auth else {})}
+    updates = {PREFECT_API_URL: api_url, **({PREFECT_API_AUTH_STRING: auth} if auth else {})}
     try:
-        with _environment({"PREFECT_API_URL": api_url}):
+        with _environment(env):
             refresh_global_settings_context()
-            with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            with temporary_settings(updates=updates):
                 yield
     finally:
         refresh_global_settings_context()
@@ -269,3 +272,79 @@ def read_events(event_name: str, since, resource_prefix: str = "landing.", timeo
         if expect is None:
             break
     return events
+
+
+class ScaleOutStack:
+    """`landing up` on Prefect's distributed setup, as a user starts it: a PostgreSQL and a Redis of its own on
+    loopback, the API processes and the services apart, two dbt runners, the export worker and the sensor.
+
+    Everything lives in `base` (a folder the `postgres` user can reach when this runs as root). `settings` are the
+    ones the stack's processes get; `env` is what a client of the stack needs (API URL and credentials)."""
+
+    def __init__(self, base: Path, settings: Settings, extra_env: dict[str, str] | None = None):
+        from ops import scaleout
+
+        self.base = Path(base)
+        self.postgres = scaleout.LocalPostgres(self.base / "postgres")
+        self.redis = scaleout.LocalRedis(self.base / "redis")
+        self.port = free_port()
+        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        self.auth = "landing:" + os.urandom(9).hex()
+        self.settings = settings
+        self.extra_env = extra_env or {}
+        self.log = self.base / "up.log"
+        self.proc: subprocess.Popen | None = None
+
+    def up_env(self) -> dict[str, str]:
+        """The environment `landing up` starts with: the settings, the URLs, and nothing of this process's Prefect."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "LANDING_"))}
+        env.update(self.settings.to_env())
+        env.update(
+            LANDING_PREFECT_DATABASE_URL=self.postgres.url,
+            LANDING_REDIS_URL=self.redis.url,
+            LANDING_API_AUTH=self.auth,
+            PREFECT_SERVER_API_PORT=str(self.port),
+            PREFECT_HOME=str(self.base / "prefect-home"),
+            PREFECT_SERVER_UI_ENABLED="false",
+            PREFECT_LOGGING_SERVER_LEVEL="WARNING",
+            **self.extra_env,
+        )
+        return env
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What a client of this stack sets: its API URL and credentials."""
+        return {"PREFECT_API_URL": self.api_url, "PREFECT_API_AUTH_STRING": self.auth}
+
+    def start(self, timeout: float = 240) -> "ScaleOutStack":
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.postgres.start()
+        self.redis.start()
+        self.proc = subprocess.Popen([sys.executable, "-m", "ops", "up"], env=self.up_env(), cwd=Path(__file__).parents[1],
+                                     stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while b"Ctrl-C stops everything" not in self.log.read_bytes():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the scale-out stack did not come up: {self.log.read_text()[-4000:]}")
+            time.sleep(0.5)
+        return self
+
+    def components(self) -> dict[str, int]:
+        """Each component's name and pid, as `landing up` writes them."""
+        import json
+
+        return json.loads((self.settings.state_dir / "up.components.json").read_text())
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(120)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.redis.stop()
+        self.postgres.stop()

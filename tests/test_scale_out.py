@@ -1,0 +1,214 @@
+"""The scale-out stack (`landing up` on real PostgreSQL and Redis, API processes and services apart, two dbt runners,
+an export worker): files and exports end in builds automations created, one writer per warehouse, credentials
+required, bad URLs refused quickly, and R1 (kill -9 the sensor mid-burst) at 1,000 files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from uuid import UUID
+
+import httpx
+import pytest
+
+from automations.build_state import one_writer, writer_limit_name
+from landing.events import FILE_CREATED
+from landing.ledger import Ledger, ledger_path
+from landing.settings import REPO_ROOT, Settings
+from ops.dummyjson_fake import DummyJSONServer, product_rows
+from ops.local import ScaleOutStack, builds, read_events, using_server, wait_for, warehouse_row
+from ops.scaleout import redacted
+
+BURST = 1_000
+UP = str(Path(sys.executable).with_name("landing"))  # the console script `uv sync` installs
+
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture(scope="module")
+def dummyjson_api():
+    with DummyJSONServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def stack(dummyjson_api):
+    # under /tmp, readable on the way down: PostgreSQL runs as the `postgres` user when the tests run as root
+    base = Path(tempfile.mkdtemp(prefix="landing-scale-", dir="/tmp"))
+    base.chmod(0o755)
+    settings = Settings(
+        root=base / "landing", state_dir=base / "state", dbt_project_dir=REPO_ROOT / "dbt",
+        dummyjson_base_url=dummyjson_api.url, http_backoff_seconds=0.01,
+        burst_window_seconds=3, settle_seconds=1.0, rescan_seconds=3600,
+        reconcile_seconds=30,  # on, as in production: R1 asserts that it had nothing left to build
+    )
+    running = ScaleOutStack(base, settings).start()
+    try:
+        with using_server(running.api_url, running.auth):
+            yield running
+    finally:
+        running.stop()
+        if not os.environ.get("KEEP"): shutil.rmtree(base, ignore_errors=True)
+
+
+def _built(settings: Settings, dataset: str, after: float = 0.0) -> list[dict]:
+    return [b for b in builds(settings) if b["status"] == "built" and dataset in b["datasets"] and b["at"] > after]
+
+
+def _flow_run(run_id: str):
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(UUID(run_id))
+
+
+def _created_by_automation(run_id: str) -> str | None:
+    """The automation that created the flow run, or None when something else did."""
+    run = _flow_run(run_id)
+    return run.created_by.display_value if run.created_by and run.created_by.type == "AUTOMATION" else None
+
+
+def test_the_stack_is_what_it_says(stack):
+    components = stack.components()
+    assert {"prefect api", "prefect services", "dbt runner 1", "dbt runner 2", "export worker", "sensor"} <= set(components)
+    workers = subprocess.run(["pgrep", "-P", str(components["prefect api"])], capture_output=True, text=True).stdout.split()
+    assert len(workers) >= 2, "two API worker processes under uvicorn's parent"  # --workers 2
+    text = stack.log.read_text()
+    assert "scale-out: Prefect on postgresql+asyncpg://prefect:***@127.0.0.1" in text and stack.postgres.password not in text
+
+
+def test_the_api_refuses_requests_without_credentials(stack):
+    refused = httpx.post(f"{stack.api_url}/flows/filter", json={}, timeout=10)
+    assert refused.status_code == 401
+    wrong = httpx.post(f"{stack.api_url}/flows/filter", json={}, timeout=10, auth=("landing", "wrong"))
+    assert wrong.status_code == 401
+    user, password = stack.auth.split(":", 1)
+    assert httpx.post(f"{stack.api_url}/flows/filter", json={}, timeout=10, auth=(user, password)).status_code == 200
+    status = subprocess.run([UP, "status"], env={**os.environ, **stack.settings.to_env(), **stack.env},
+                            capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0, status.stdout + status.stderr
+
+
+def test_a_dropped_file_is_built_by_a_run_an_automation_created(stack):
+    settings = stack.settings
+    folder = settings.root / "dummyjson" / "users"
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["cp", str(REPO_ROOT / "samples" / "dummyjson" / "users.jsonl"), str(folder / "dropped.jsonl")], check=True)
+    record = wait_for(lambda: _built(settings, "dummyjson.users"), 180, "the users build")[-1]
+    assert _created_by_automation(record["flow_run_id"]) == "landing: build dummyjson.users"
+    assert warehouse_row(settings, "select count(*) from stage_dummyjson__users") == (208,)
+
+
+def test_an_export_runs_on_the_work_pool_and_its_file_is_built(stack):
+    from prefect.deployments import run_deployment
+
+    settings = stack.settings
+    run = run_deployment("export-dummyjson/dummyjson-products", timeout=240, poll_interval=1)
+    assert run.state.is_completed(), run.state
+    assert run.work_pool_name == "landing-exports"  # run by `prefect worker start`, not a runner
+    record = wait_for(lambda: _built(settings, "dummyjson.products"), 180, "the products build")[-1]
+    assert _created_by_automation(record["flow_run_id"]) == "landing: build dummyjson.products"
+    assert warehouse_row(settings, "select count(*) from stage_dummyjson__products") == (194,)
+
+
+def test_a_build_waits_while_another_machine_writes_its_warehouse_and_others_do_not(stack, tmp_path):
+    from prefect.concurrency.sync import concurrency
+
+    settings = stack.settings
+    before = time.time()
+    # the warehouse's global limit, held as a build on another machine holds it (no file lock here: none reaches there)
+    with concurrency(writer_limit_name(settings), occupy=1, strict=True):
+        held = time.monotonic()
+        other = settings.model_copy(update={"warehouse_path": tmp_path / "other.duckdb"})
+        with one_writer(other):  # another warehouse's builds do not wait behind this one's
+            assert time.monotonic() - held < 5
+        folder = settings.root / "dummyjson" / "users"
+        first = (REPO_ROOT / "samples" / "dummyjson" / "users.jsonl").read_text().splitlines()[0]
+        (folder / "while-held.jsonl").write_text(first.replace('"id": 1,', '"id": 9001,', 1) + "\n")
+        time.sleep(12)  # the sensor accepts it, an automation starts a run, a runner claims it and waits for the slot
+        assert not _built(settings, "dummyjson.users", after=before), "a build wrote while another writer held the warehouse"
+        released = time.time()
+    record = wait_for(lambda: _built(settings, "dummyjson.users", after=before), 120, "the build after the release")[-1]
+    assert record["started"] >= released - 1
+
+
+def test_bad_urls_and_credentials_stop_up_within_30_s_naming_the_url(stack):
+    pg, redis = stack.postgres, stack.redis
+    closed = f"postgresql+asyncpg://prefect:x@127.0.0.1:{_closed_port()}/prefect"
+    cases = [
+        ({"LANDING_PREFECT_DATABASE_URL": closed}, redacted(closed), "does not answer"),
+        ({"LANDING_PREFECT_DATABASE_URL": pg.url.replace(pg.password, "wrong")}, "refused the credentials", "LANDING_PREFECT_DATABASE_URL"),
+        ({"LANDING_REDIS_URL": redis.url.replace(redis.password, "wrong")}, "refused the credentials", "LANDING_REDIS_URL"),
+        ({"LANDING_REDIS_URL": f"redis://127.0.0.1:{_closed_port()}/0"}, "does not answer", "LANDING_REDIS_URL"),
+        ({"LANDING_REDIS_URL": ""}, "LANDING_REDIS_URL is not set", "make up-scale"),
+    ]
+    for change, *said in cases:
+        env = {**stack.up_env(), "LANDING_STATE_DIR": str(stack.base / "bad-config"), **change}
+        if change.get("LANDING_REDIS_URL") == "":
+            del env["LANDING_REDIS_URL"]
+        started = time.monotonic()
+        done = subprocess.run([UP, "up"], env=env, capture_output=True, text=True, timeout=60)
+        took = time.monotonic() - started
+        assert done.returncode == 1 and took < 30, (change, took, done.stdout[-2000:], done.stderr[-2000:])
+        for words in said:
+            assert words in done.stdout, (change, done.stdout[-2000:])
+        assert "wrong" not in done.stdout.replace("LANDING", ""), "a password in the message"
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_r1_kill_9_the_sensor_mid_burst_of_1000_files_loses_nothing(stack):
+    settings = stack.settings
+    folder = settings.root / "dummyjson" / "products"
+    folder.mkdir(parents=True, exist_ok=True)
+    since = datetime.now(timezone.utc) - timedelta(seconds=5)
+    before = time.time()
+    tag = f"r1-{os.getpid()}"
+    sensor = stack.components()["sensor"]
+    for i in range(BURST):
+        (folder / f"burst-{i:04d}.jsonl").write_bytes(product_rows(tag, i))
+        if i == BURST // 2:
+            os.kill(sensor, signal.SIGKILL)  # nothing is flushed; `landing up` restarts it
+    wait_for(lambda: stack.components()["sensor"] != sensor, 60, "landing up to restart the sensor")
+
+    ledger = Ledger(ledger_path(settings.state_dir))
+
+    def burst_records():
+        return [r for r in ledger.rows() if "/burst-" in r.path]
+
+    wait_for(lambda: len(burst_records()) == BURST and ledger.pending_count() == 0, 240, "every file announced and sent")
+    records = burst_records()
+    assert {r.status for r in records} == {"announced"} and len({r.event_id for r in records}) == BURST
+    assert not list(folder.iterdir()), "every file accepted"
+
+    def rows_built():
+        return warehouse_row(settings, "select count(*), count(distinct source_file) from stage_dummyjson__products "
+                             "where product_name like ?", [f"{tag}-%"])
+
+    wait_for(lambda: rows_built() == (BURST * 3, BURST), 300, "every file's rows in the warehouse")
+    events = read_events(FILE_CREATED, since, "landing.dataset.dummyjson.products", timeout=120, expect=BURST)
+    dropped = sorted(e.payload["dropped_as"] for e in events if "burst-" in e.payload["dropped_as"])
+    assert dropped == [f"dummyjson/products/burst-{i:04d}.jsonl" for i in range(BURST)], "one event per file"
+    assert len({e.id for e in events}) == len(events)
+
+    time.sleep(settings.burst_window_seconds + 3)  # a trailing run for the burst's last window
+    burst_builds = _built(settings, "dummyjson.products", after=before)
+    assert burst_builds
+    makers = {_created_by_automation(b["flow_run_id"]) for b in burst_builds}
+    assert makers == {"landing: build dummyjson.products"}, f"builds not made by the dataset's automation: {makers}"
+    spans = sorted((b["started"], b["at"]) for b in builds(settings) if b["status"] == "built")
+    assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:])), "two builds wrote at once"
