@@ -209,6 +209,7 @@ def test_r1_kill_9_the_sensor_mid_burst_of_1000_files_loses_nothing(stack):
     burst_builds = _built(settings, "dummyjson.products", after=before)
     assert burst_builds
     makers = {_created_by_automation(b["flow_run_id"]) for b in burst_builds}
-    assert makers == {"landing: build dummyjson.products"}, f"builds not made by the dataset's automation: {makers}"
+    # the dataset's automation, and the one of the model that needs all its sources; None would be the reconcile run
+    assert None not in makers and "landing: build dummyjson.products" in makers, makers
     spans = sorted((b["started"], b["at"]) for b in builds(settings) if b["status"] == "built")
     assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:])), "two builds wrote at once"
