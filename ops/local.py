@@ -320,7 +320,9 @@ class ScaleOutStack:
         self.base.mkdir(parents=True, exist_ok=True)
         self.postgres.start()
         self.redis.start()
-        self.proc = subprocess.Popen([sys.executable, "-m", "ops", "up"], env=self.up_env(), cwd=Path(__file__).parents[1],
+        import ops.__main__ as operator_command
+
+        self.proc = subprocess.Popen([sys.executable, "-m", operator_command.__name__, "up"], env=self.up_env(), cwd=Path(__file__).parents[1],
                                      stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while b"Ctrl-C stops everything" not in self.log.read_bytes():
