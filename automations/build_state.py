@@ -120,6 +120,7 @@ def writer_limit_name(settings: Settings) -> str:
 
 
 _limits_made: set[str] = set()
+WRITER_LEASE_SECONDS = 30.0
 
 
 def _ensure_writer_limit(name: str) -> None:
@@ -149,7 +150,8 @@ def one_writer(settings: Settings, timeout: float = 3600):
 
     name = writer_limit_name(settings)
     _ensure_writer_limit(name)
-    with concurrency(name, occupy=1, timeout_seconds=timeout, strict=True):
+    # a short lease (renewed while the build runs): a runner killed mid-build frees the slot within about a minute
+    with concurrency(name, occupy=1, timeout_seconds=timeout, strict=True, lease_duration=WRITER_LEASE_SECONDS):
         with warehouse_lock(settings, timeout):
             yield
 

@@ -19,9 +19,18 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--timeout", type=float, default=180, help="seconds to wait for the builds")
     args = parser.parse_args(argv)
     if args.command == "up":
+        from landing.settings import Settings
+        from ops import scaleout
+
+        settings = Settings()
+        # before importing the stack (Prefect, dbt: seconds): a bad PostgreSQL or Redis URL is said at once
+        problem = scaleout.preflight(settings) if settings.scale_out else None
+        if problem:
+            print(problem, flush=True)
+            return 1
         from ops.stack import up
 
-        return up()
+        return up(settings)
     if args.command == "up-scale":
         from ops.stack import up_scale
 

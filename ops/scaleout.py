@@ -189,6 +189,17 @@ def check_redis(url: str, timeout: float = 5.0) -> str | None:
     return None
 
 
+def preflight(settings: Settings, timeout: float = 10.0) -> str | None:
+    """What stops the scale-out stack from starting on these settings (a missing URL, a server that does not
+    answer, wrong credentials), naming the URL and what to do; None when PostgreSQL and Redis both answer."""
+    if settings.prefect_database_url is None or settings.redis_url is None:
+        missing = "LANDING_PREFECT_DATABASE_URL" if settings.prefect_database_url is None else "LANDING_REDIS_URL"
+        return (f"the scale-out stack needs both LANDING_PREFECT_DATABASE_URL and LANDING_REDIS_URL; {missing} is not set "
+                "(`make up-scale` starts PostgreSQL and Redis on loopback and sets both; unset both for the embedded server)")
+    return (check_postgres(settings.prefect_database_url.get_secret_value(), timeout)
+            or check_redis(settings.redis_url.get_secret_value(), timeout))
+
+
 def prefect_env(settings: Settings, auth: str) -> dict[str, str]:
     """Prefect's settings for every process of the scale-out stack: PostgreSQL for the database, Redis for the
     messaging broker and cache, causal ordering, concurrency leases and Docket, and the API's credentials."""

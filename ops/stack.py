@@ -146,7 +146,7 @@ def up(settings: Settings | None = None) -> int:
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     env.update(settings.to_env())
     if settings.scale_out:
-        problem = _scale_out_problem(settings)
+        problem = scaleout.preflight(settings, PREFLIGHT_SECONDS)
         if problem:
             pidfile.unlink(missing_ok=True)
             print(problem, flush=True)
@@ -178,11 +178,12 @@ def up(settings: Settings | None = None) -> int:
                   stop_signal=signal.SIGINT, stop_timeout=STOP_GRACE_SECONDS + 20)
         _wait(lambda: all(_deployment_exists(api_url, d, env) for d in (BUILD, STALE, RECONCILE)),
               120, "the dbt deployment to register", supervisor.running())
+        registering = subprocess.Popen([sys.executable, "-m", export_runner.__name__, "--work-pool", EXPORT_POOL],
+                                       env=env, cwd=REPO_ROOT) if settings.scale_out else None
         if subprocess.run([sys.executable, "-m", apply_automations.__name__], env=env, cwd=REPO_ROOT).returncode:
             raise SystemExit("apply.py failed; see above")
-        if settings.scale_out:
-            if subprocess.run([sys.executable, "-m", export_runner.__name__, "--work-pool", EXPORT_POOL],
-                              env=env, cwd=REPO_ROOT).returncode:
+        if registering is not None:
+            if registering.wait():
                 raise SystemExit(f"registering the export deployments on work pool {EXPORT_POOL} failed; see above")
             spawn("export worker", [sys.executable, "-m", "prefect", "worker", "start", "--pool", EXPORT_POOL,
                                     "--type", "process", "--name", f"landing-exports-{os.uname().nodename}-{os.getpid()}"],
@@ -278,17 +279,6 @@ def _server(settings: Settings, env: dict[str, str], spawn, running) -> str:
     return api_url
 
 
-def _scale_out_problem(settings: Settings) -> str | None:
-    """What stops the scale-out stack from starting on these settings (missing URL, a server that does not answer,
-    wrong credentials), naming the URL and what to do; None when PostgreSQL and Redis both answer."""
-    if settings.prefect_database_url is None or settings.redis_url is None:
-        missing = "LANDING_PREFECT_DATABASE_URL" if settings.prefect_database_url is None else "LANDING_REDIS_URL"
-        return (f"the scale-out stack needs both LANDING_PREFECT_DATABASE_URL and LANDING_REDIS_URL; {missing} is not set "
-                "(`make up-scale` starts PostgreSQL and Redis on loopback and sets both; unset both for the embedded server)")
-    return (scaleout.check_postgres(settings.prefect_database_url.get_secret_value(), PREFLIGHT_SECONDS)
-            or scaleout.check_redis(settings.redis_url.get_secret_value(), PREFLIGHT_SECONDS))
-
-
 def _scale_out_server(settings: Settings, env: dict[str, str], spawn, running) -> str:
     """Prefect's distributed setup on the settings' PostgreSQL and Redis: the database migrated once, API processes
     (`--no-services --workers N`) and the background services in a process apart. Returns the API URL."""
@@ -319,6 +309,10 @@ def _banner(settings: Settings, api_url: str) -> None:
     ui = api_url[: -len("/api")] if api_url.endswith("/api") else api_url
     print("\n=== up ===")
     print(f"Prefect UI:      {ui}")
+    if settings.scale_out:
+        kept = "LANDING_API_AUTH" if settings.api_auth else str(settings.state_dir / "prefect-api-auth")
+        print(f"credentials:     the API requires basic auth: user:password in {kept} "
+              "(the UI asks for it; for the prefect CLI: export PREFECT_API_AUTH_STRING=user:password)")
     print(f"warehouse:       {settings.warehouse}")
     print("landing folders:")
     width = max(map(len, catalog.datasets), default=0) + 1
