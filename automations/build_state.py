@@ -120,7 +120,7 @@ def writer_limit_name(settings: Settings) -> str:
 
 
 _limits_made: set[str] = set()
-WRITER_LEASE_SECONDS = 30.0
+WRITER_LEASE_SECONDS = 60.0  # the shortest lease Prefect accepts
 
 
 def _ensure_writer_limit(name: str) -> None:
