@@ -70,6 +70,10 @@ def _flow_run(run_id: str):
         return client.read_flow_run(UUID(run_id))
 
 
+def _completed(run_id: str) -> bool:
+    return wait_for(lambda: _flow_run(run_id).state.is_completed(), 60, f"flow run {run_id} to complete")
+
+
 def _created_by_automation(run_id: str) -> str | None:
     """The automation that created the flow run, or None when something else did."""
     run = _flow_run(run_id)
@@ -104,6 +108,7 @@ def test_a_dropped_file_is_built_by_a_run_an_automation_created(stack):
     subprocess.run(["cp", str(REPO_ROOT / "samples" / "dummyjson" / "users.jsonl"), str(folder / "dropped.jsonl")], check=True)
     record = wait_for(lambda: _built(settings, "dummyjson.users"), 180, "the users build")[-1]
     assert _created_by_automation(record["flow_run_id"]) == "landing: build dummyjson.users"
+    assert _completed(record["flow_run_id"])
     assert warehouse_row(settings, "select count(*) from stage_dummyjson__users") == (208,)
 
 
@@ -116,6 +121,7 @@ def test_an_export_runs_on_the_work_pool_and_its_file_is_built(stack):
     assert run.work_pool_name == "landing-exports"  # run by `prefect worker start`, not a runner
     record = wait_for(lambda: _built(settings, "dummyjson.products"), 180, "the products build")[-1]
     assert _created_by_automation(record["flow_run_id"]) == "landing: build dummyjson.products"
+    assert _completed(record["flow_run_id"])
     assert warehouse_row(settings, "select count(*) from stage_dummyjson__products") == (194,)
 
 
