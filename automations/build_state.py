@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -13,6 +14,8 @@ from pathlib import Path
 
 from landing.catalog import Dataset, project_fingerprint
 from landing.settings import Settings
+
+log = logging.getLogger("landing.build_state")
 
 EMPTY_SIGNATURE = "no files"
 ONE = "one:"  # watermark of a build of the dataset's own models
@@ -146,14 +149,65 @@ def _ensure_writer_limit(name: str) -> None:
 def one_writer(settings: Settings, timeout: float = 3600):
     """The only dbt writer on the warehouse while inside: a slot of its Prefect global concurrency limit (guards it
     across machines, through the server), then the file lock beside it (the same machine, with no server)."""
-    from prefect.concurrency.sync import concurrency
-
-    name = writer_limit_name(settings)
-    _ensure_writer_limit(name)
-    # a short lease (renewed while the build runs): a runner killed mid-build frees the slot within about a minute
-    with concurrency(name, occupy=1, timeout_seconds=timeout, strict=True, lease_duration=WRITER_LEASE_SECONDS):
+    with _writer_slot(writer_limit_name(settings), timeout):
         with warehouse_lock(settings, timeout):
             yield
+
+
+@contextmanager
+def _writer_slot(name: str, timeout: float):
+    """One slot of the limit `name` (made if missing), its lease renewed in the background, released on exit.
+
+    Prefect's `concurrency()` does the same with a service thread and an immediate first renewal: 0.16 s a build on
+    the embedded SQLite server; this, a client and two calls (acquire, release), about 0.06 s."""
+    import httpx
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            _ensure_writer_limit(name)
+            try:
+                granted = client.increment_concurrency_slots_with_lease(
+                    names=[name], slots=1, mode="concurrency", lease_duration=WRITER_LEASE_SECONDS).json()
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code != 423:  # 423 Locked: another build holds the warehouse
+                    raise
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"another dbt build has held the warehouse's concurrency limit {name} for {timeout:.0f} s")
+                time.sleep(min(float(exc.response.headers.get("Retry-After", 1)), 2.0))
+                continue
+            if granted["limits"]:
+                break
+            _limits_made.discard(name)  # deleted since this process made it: make it again rather than run unguarded
+            client.release_concurrency_slots_with_lease(granted["lease_id"])
+        lease_id, done = granted["lease_id"], threading.Event()
+        renewer = threading.Thread(target=_renew_lease, args=(lease_id, done), name="warehouse-slot-lease", daemon=True)
+        renewer.start()
+        try:
+            yield
+        finally:
+            done.set()
+            try:
+                client.release_concurrency_slots_with_lease(lease_id)
+            except Exception as exc:  # the server is away: the lease expires by itself
+                log.warning("could not release the warehouse's slot of %s (%s); it frees itself within %.0f s",
+                            name, exc, WRITER_LEASE_SECONDS)
+
+
+def _renew_lease(lease_id: str, done: threading.Event) -> None:
+    from prefect.client.orchestration import get_client
+
+    if done.wait(WRITER_LEASE_SECONDS / 3):
+        return  # most builds end before their first renewal: no client made for them
+    with get_client(sync_client=True) as client:
+        while True:
+            try:
+                client.renew_concurrency_lease(lease_id, lease_duration=WRITER_LEASE_SECONDS)
+            except Exception as exc:  # a server restart: try again next time, the lease has time left
+                log.warning("could not renew the warehouse's slot lease %s (%s)", lease_id, exc)
+            if done.wait(WRITER_LEASE_SECONDS / 3):
+                return
 
 
 @contextmanager

@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import time
+from datetime import datetime, timezone
 
 from prefect import flow, get_run_logger
 from prefect.exceptions import TerminationSignal
@@ -126,6 +127,20 @@ def _emit_failure(datasets: list[str], nodes: list[str], message: str) -> None:
     from landing.transport import send_events
 
     send_events([build_failed(name, nodes, message, str(flow_run.id) if flow_run.id else None) for name in datasets])
+
+
+def _newest_landed_within(ds, seconds: float) -> bool:
+    """Whether the dataset's newest accepted file landed less than `seconds` ago (its name starts with its landing
+    time; a name without one counts by its mtime)."""
+    files = ds.data_files()
+    if not files or seconds <= 0:
+        return False
+    newest = files[-1]
+    try:
+        landed = datetime.strptime(newest.name.split("-", 1)[0], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        landed = newest.stat().st_mtime
+    return time.time() - landed < seconds
 
 
 @flow(name=BUILD_FLOW, flow_run_name=_run_name, log_prints=True)
@@ -254,13 +269,18 @@ def landing_reconcile(settings: Settings | None = None) -> dict:
     logger = get_run_logger()
     catalog = load_catalog(settings)
     marks = Watermarks(settings.state_dir / "watermarks.json").read()
-    behind = []
+    behind, fresh = [], []
     for name in sorted(catalog.datasets):
         signature = build_signature(catalog.datasets[name], settings.dbt_project_dir)
         if signature != EMPTY_SIGNATURE and marks.get(ONE + name) != signature:
-            behind.append(name)
+            # files that landed within the grace are the automations' to build: leave them, look again next time
+            (fresh if _newest_landed_within(catalog.datasets[name], settings.reconcile_grace_seconds) else behind).append(name)
+    if fresh:
+        logger.info("files landed within the last %.0f s for %s: their automations build them",
+                    settings.reconcile_grace_seconds, ", ".join(fresh))
     if not behind:
-        logger.info("every dataset is built: nothing landed since its last build")
-        return {"behind": []}
+        if not fresh:
+            logger.info("every dataset is built: nothing landed since its last build")
+        return {"behind": [], "fresh": fresh}
     logger.warning("files landed for %s with no build since: building them now", ", ".join(behind))
     return {"behind": behind, **dbt_build(behind, settings=settings)}

@@ -83,6 +83,11 @@ class Settings(BaseSettings):
         description="Safety net: how often the landing-reconcile deployment builds any dataset whose files changed "
         "since its last successful build (a trigger lost under load); 0 turns it off.",
     )
+    reconcile_grace_seconds: float = Field(
+        default=60.0, ge=0,
+        description="Safety net: the reconcile run builds a dataset only when its newest file landed at least this many "
+        "seconds ago and no build has covered it, so it never races the automations' own builds of fresh files.",
+    )
     max_file_bytes: int = Field(
         default=50 * 1024 * 1024,
         description="The sensor quarantines dropped files larger than this many bytes (validation reads the whole file).",

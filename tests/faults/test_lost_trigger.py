@@ -10,7 +10,7 @@ from ops.local import Served, builds, runs_of, wait_for
 
 
 def test_reconcile_builds_what_no_automation_built_and_then_idles(settings, prefect_server, tmp_path):
-    settings = settings.model_copy(update={"reconcile_seconds": 6})
+    settings = settings.model_copy(update={"reconcile_seconds": 6, "reconcile_grace_seconds": 2})
     build_runs_before = {r.id for r in runs_of()}
     users = [dict(u, firstName=f"{u['firstName']}-{tmp_path.name}") for u in load_fixture("users")[:30]]
     accepted_without_event(settings, "dummyjson.users", users)  # no event: no automation runs

@@ -38,7 +38,7 @@ def test_kill_9_mid_burst_then_restart_loses_nothing(sensor_settings, tmp_path):
 def _burst_kill_restart(sensor_settings, prefect_server, tmp_path):
     # the reconcile safety net on, as in production: under this burst a SQLite server can fail a run-deployment
     # action ("database is locked", 503), and then only the scheduled reconcile run builds the files
-    settings = sensor_settings.model_copy(update={"burst_window_seconds": 3, "reconcile_seconds": 10})
+    settings = sensor_settings.model_copy(update={"burst_window_seconds": 3, "reconcile_seconds": 10, "reconcile_grace_seconds": 5})
     env = {**os.environ, **settings.to_env(), "PREFECT_API_URL": prefect_server.api_url, "LANDING_SETTLE_SECONDS": "1"}
     folder = settings.root / "dummyjson" / "products"
     folder.mkdir(parents=True, exist_ok=True)
