@@ -272,9 +272,13 @@ def landing_reconcile(settings: Settings | None = None) -> dict:
     behind, fresh = [], []
     for name in sorted(catalog.datasets):
         signature = build_signature(catalog.datasets[name], settings.dbt_project_dir)
-        if signature != EMPTY_SIGNATURE and marks.get(ONE + name) != signature:
-            # files that landed within the grace are the automations' to build: leave them, look again next time
-            (fresh if _newest_landed_within(catalog.datasets[name], settings.reconcile_grace_seconds) else behind).append(name)
+        built = marks.get(ONE + name) or ""
+        if signature != EMPTY_SIGNATURE and built != signature:
+            # new files that landed within the grace are the automations' to build: leave them, look again next time;
+            # a changed dbt project (the same files) is reconcile's own to build
+            files_changed = built.split("|", 1)[0] != signature.split("|", 1)[0]
+            wait = files_changed and _newest_landed_within(catalog.datasets[name], settings.reconcile_grace_seconds)
+            (fresh if wait else behind).append(name)
     if fresh:
         logger.info("files landed within the last %.0f s for %s: their automations build them",
                     settings.reconcile_grace_seconds, ", ".join(fresh))
