@@ -259,6 +259,19 @@ def _claim(settings: Settings):
     return pidfile
 
 
+def _local_api(settings: Settings, env: dict[str, str]) -> tuple[str, str, str]:
+    """Host, port and URL of the API started here (PREFECT_SERVER_API_HOST/PORT, loopback:4200 by default), with
+    `env` pointed at it for every component."""
+    port = env.get("PREFECT_SERVER_API_PORT", "4200")
+    host = env.get("PREFECT_SERVER_API_HOST", "127.0.0.1")
+    api_url = f"http://{host}:{port}/api"
+    env["PREFECT_API_URL"] = api_url
+    env.setdefault("PREFECT_HOME", str(settings.state_dir / "prefect"))
+    # The UI calls the API at PREFECT_UI_API_URL, which defaults to port 4200.
+    env.setdefault("PREFECT_UI_API_URL", api_url)
+    return host, port, api_url
+
+
 def _server(settings: Settings, env: dict[str, str], spawn, running) -> str:
     """The API URL of the server at PREFECT_API_URL if it answers, else of a local one started here (env updated)."""
     api_url = env.get("PREFECT_API_URL")
@@ -267,13 +280,7 @@ def _server(settings: Settings, env: dict[str, str], spawn, running) -> str:
         return api_url
     if api_url:
         print(f"PREFECT_API_URL={api_url} does not answer; starting a local server instead")
-    port = env.get("PREFECT_SERVER_API_PORT", "4200")
-    host = env.get("PREFECT_SERVER_API_HOST", "127.0.0.1")
-    api_url = f"http://{host}:{port}/api"
-    env["PREFECT_API_URL"] = api_url
-    env.setdefault("PREFECT_HOME", str(settings.state_dir / "prefect"))
-    # The UI calls the API at PREFECT_UI_API_URL, which defaults to port 4200.
-    env.setdefault("PREFECT_UI_API_URL", api_url)
+    host, port, api_url = _local_api(settings, env)
     spawn("prefect server", [sys.executable, "-m", prefect_server.__name__, "server", "start", "--host", host, "--port", port])
     _wait(lambda: _healthy(api_url), 180, f"the Prefect server at {api_url}", running())
     return api_url
@@ -282,12 +289,7 @@ def _server(settings: Settings, env: dict[str, str], spawn, running) -> str:
 def _scale_out_server(settings: Settings, env: dict[str, str], spawn, running) -> str:
     """Prefect's distributed setup on the settings' PostgreSQL and Redis: the database migrated once, API processes
     (`--no-services --workers N`) and the background services in a process apart. Returns the API URL."""
-    port = env.get("PREFECT_SERVER_API_PORT", "4200")
-    host = env.get("PREFECT_SERVER_API_HOST", "127.0.0.1")
-    api_url = f"http://{host}:{port}/api"
-    env["PREFECT_API_URL"] = api_url
-    env.setdefault("PREFECT_HOME", str(settings.state_dir / "prefect"))
-    env.setdefault("PREFECT_UI_API_URL", api_url)
+    host, port, api_url = _local_api(settings, env)
     print(f"scale-out: Prefect on {scaleout.redacted(env['PREFECT_API_DATABASE_CONNECTION_URL'])} and "
           f"{scaleout.redacted(env['PREFECT_REDIS_MESSAGING_URL'])}; migrating the database", flush=True)
     done = subprocess.run([sys.executable, "-m", prefect_server.__name__, "prepare"], env=env, cwd=REPO_ROOT)
