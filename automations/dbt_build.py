@@ -80,6 +80,14 @@ def _publish(settings: Settings, catalog: Catalog, record: BuildRecord, files: d
         get_run_logger().warning("could not publish the build's artifact: %s: %s", type(exc).__name__, exc)
 
 
+def _emit_assets(runner, run_results: dict[str, dict]) -> None:
+    """The build's asset events (see lineage.dbt_runner); failing to send them never fails the build."""
+    try:
+        runner.emit_asset_events(run_results)
+    except Exception as exc:
+        get_run_logger().warning("could not send the build's asset events: %s: %s", type(exc).__name__, exc)
+
+
 def dbt_log_level():
     """dbt's level for Prefect's logging level; prefect-dbt's own mapping fails on WARNING and CRITICAL."""
     from dbt_common.events.base_types import EventLevel
@@ -200,6 +208,7 @@ def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str]
     dbt_logs = settings.state_dir / "dbt-logs"
     runner = lineage.dbt_runner(
         manifest=lineage.parsed_project(settings, dbt_logs),
+        node_tasks=settings.dbt_node_tasks,
         settings=PrefectDbtSettings(
             project_dir=settings.dbt_project_dir,
             profiles_dir=settings.dbt_project_dir,
@@ -216,6 +225,7 @@ def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str]
     except Exception as exc:
         CANCEL.in_dbt.clear()  # stops a cancel's interrupts before the connection they interrupt is closed
         release_warehouse()
+        _emit_assets(runner, ended)
         if CANCEL.requested.is_set():
             record_build(settings, BuildStatus.CANCELLED, names, and_names, started=started)
             logger.info("dbt build for %s interrupted by a cancel", ", ".join(names))
@@ -232,6 +242,7 @@ def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str]
     finally:
         CANCEL.in_dbt.clear()
     release_warehouse()
+    _emit_assets(runner, ended)
     record = record_build(settings, BuildStatus.BUILT, names, and_names, started=started, newest_files=newest,
                           **node_summary(ended))
     _publish(settings, catalog, record, files)

@@ -146,6 +146,26 @@ class RunControl:
                     self.cancel("a cancel was requested")
 
 
+def share_tls_contexts() -> None:
+    """One SSL context per CA bundle for every Prefect client this process makes.
+
+    Each Prefect client loads the CA bundle into a new SSL context (about 40 ms with OpenSSL 3, even for an http://
+    API), and a build makes a dozen clients: the flow engine's, and prefect-dbt's, one per dbt log line outside a
+    node. Sharing a context is what httpx does within one client; Prefect has no setting for it yet (PrefectHQ/prefect
+    pull request 19106, "allow using custom SSL contexts")."""
+    import functools
+    import ssl
+    import types
+
+    import prefect.client.orchestration as orchestration
+
+    if isinstance(orchestration.ssl, types.SimpleNamespace):
+        return
+    shared = types.SimpleNamespace(**{k: getattr(ssl, k) for k in dir(ssl) if not k.startswith("__")})
+    shared.create_default_context = functools.lru_cache(maxsize=4)(ssl.create_default_context)
+    orchestration.ssl = shared
+
+
 def run_warm(deployments: list, flows_by_name: dict, poll_seconds: float = 2.0, stop: threading.Event | None = None,
              control: RunControl | None = None) -> None:
     """Register `deployments`, then run their due flow runs one at a time, in-process, with the flows given.
@@ -156,6 +176,7 @@ def run_warm(deployments: list, flows_by_name: dict, poll_seconds: float = 2.0, 
     """
     stop = stop or threading.Event()
     control = control or RunControl(stop)
+    share_tls_contexts()
     flows = {}
     for d in deployments:
         flows[d.apply()] = flows_by_name[d.flow_name]  # apply() registers the deployment and returns its id

@@ -139,6 +139,12 @@ def test_a_build_runs_page_shows_the_file_that_caused_it_and_its_artifact(settin
     # the staging model's asset event names its upstream as the dataset, not dbt-duckdb's read_json(...) call
     [referenced] = read_events("prefect.asset.referenced", since, "landing://dataset/dummyjson.users", expect=1, timeout=30)
     assert referenced.resource.get("prefect.resource.name") == "dummyjson.users"
+    # the model's materialization, sent by the build itself (no task per dbt node): upstream the dataset, by dbt, in this run
+    [made] = read_events("prefect.asset.materialization.succeeded", since, "duckdb://", expect=1, timeout=30)
+    assert made.resource.get("prefect.resource.name", "").endswith("stage_dummyjson__users"), made.resource
+    related = {(r.id, r.role) for r in made.related}
+    assert {("landing://dataset/dummyjson.users", "asset"), ("dbt", "asset-materialized-by"),
+            (f"prefect.flow-run.{run.id}", "flow-run")} <= related, related
 
     expected = ["Files new since the last build", accepted, dropped.name, "stage_dummyjson__users", "12"]
     # the run page's Artifacts tab, then the build's artifact on it (a card titled with the artifact's key)

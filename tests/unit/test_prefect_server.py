@@ -37,3 +37,25 @@ def test_a_transaction_begun_by_the_server_holds_the_write_lock_from_its_start(t
             await engine.dispose()
 
     assert asyncio.run(probe()) == "database is locked"
+
+
+def test_the_servers_own_api_clients_reuse_its_app_without_serializing_the_settings_again(monkeypatch):
+    """Each action of the actions service makes an API client, and each client calls `create_app()`: with the app
+    reused, the settings are not serialized again (Settings.hash_key, the cost of Prefect's own cache)."""
+    from prefect.server.api import server
+    from prefect.server.api.clients import OrchestrationClient
+    from prefect.settings import Settings
+
+    from ops.prefect_server import reuse_the_api_app
+
+    monkeypatch.setattr(server, "create_app", server.create_app)  # the patch is undone after the test
+    assert reuse_the_api_app()  # False would mean Prefect's code moved: the fix is gone
+    first = server.create_app()
+    keys = []
+    made = Settings.hash_key
+    monkeypatch.setattr(Settings, "hash_key", lambda self: keys.append(1) or made(self))
+    client = OrchestrationClient()  # as the actions service makes one per action
+    assert client._http_client._transport.app is first
+    assert server.create_app() is first
+    assert keys == []
+    assert server.create_app(ignore_cache=True) is not first  # any argument: Prefect's own create_app
