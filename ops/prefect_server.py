@@ -1,5 +1,6 @@
-"""`python -m ops.prefect_server server start ...`: Prefect's own CLI, with SQLite write transactions begun IMMEDIATE
-(and `... prepare`: migrate the database and register block types once, before several API processes start).
+"""`python -m ops.prefect_server server start ...`: Prefect's own CLI, with SQLite write transactions begun IMMEDIATE and
+the API app reused by the server's own clients (and `... prepare`: migrate the database and register block types once,
+before several API processes start).
 
 Prefect begins its SQLite transactions DEFERRED (IMMEDIATE only `with_for_update`). A deferred transaction that has
 read and must then write after another connection committed fails at once with SQLITE_BUSY_SNAPSHOT: the busy
