@@ -221,7 +221,8 @@ def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str]
     files, newest = lineage.files_read(catalog, names, buildlog.read(settings.builds_log))
     CANCEL.in_dbt.set()
     try:
-        runner.invoke(args + ["--log-path", str(dbt_logs)])
+        # --no-write-json: the parse wrote the manifest; what the build did is in the build log, the run and its artifact
+        runner.invoke(args + ["--log-path", str(dbt_logs), "--no-write-json"])
     except Exception as exc:
         CANCEL.in_dbt.clear()  # stops a cancel's interrupts before the connection they interrupt is closed
         release_warehouse()

@@ -37,11 +37,29 @@ def dbt_runner(manifest=None, node_tasks: bool = True, **kwargs):
                              properties=AssetProperties(name=name, description=manifest_node.description or None))
             return super()._create_asset_from_node(manifest_node, adapter_type)
 
-        def _create_unified_callback(self, task_state, *args, **kw):  # prefect-dbt's, private
-            if not node_tasks:
-                kw["create_tasks_for_nodes"] = False
-                task_state.get_task_logger = _flow_run_logger  # not "Task run None": there is no task
-            return super()._create_unified_callback(task_state, *args, **kw)
+        def _create_unified_callback(self, task_state, log_level, context, **kw):  # prefect-dbt's, private
+            if node_tasks:
+                return super()._create_unified_callback(task_state, log_level, context, **kw)
+            kw["create_tasks_for_nodes"] = False
+            callback = super()._create_unified_callback(task_state, log_level, context, **kw)
+            flow_run_context = context.get("flow_run_context")
+            if not flow_run_context:
+                return callback
+            # dbt's lines straight to the flow run's logger: prefect-dbt's queue rebuilds the whole run context (settings
+            # included) for each line outside a node, and a build waited for that queue to drain
+            logger = _flow_run_logger("", flow_run_context.get("flow_run"), flow_run_context.get("flow"))
+            lowest = _DBT_LEVELS.index(str(log_level.value)) if str(log_level.value) in _DBT_LEVELS else 2
+
+            def on_event(event) -> None:
+                if event.info.name in ("NodeStart", "NodeFinished"):
+                    callback(event)  # prefect-dbt's bookkeeping of the node (its status, skipped dependants)
+                    return
+                level = str(getattr(event.info.level, "value", event.info.level))
+                msg = event.info.msg
+                if level in _DBT_LEVELS and _DBT_LEVELS.index(level) >= lowest and msg and msg.strip():
+                    logger.log(_LOGGING_LEVELS[level], msg)
+
+            return on_event
 
         def invoke(self, args, **kwargs):
             if manifest is None:
@@ -93,8 +111,12 @@ def dbt_runner(manifest=None, node_tasks: bool = True, **kwargs):
     return LandingDbtRunner(manifest=manifest, **kwargs)
 
 
+_DBT_LEVELS = ["debug", "test", "info", "warn", "error"]  # dbt's event levels, least important first
+_LOGGING_LEVELS = {"debug": 10, "test": 10, "info": 20, "warn": 30, "error": 40}
+
+
 def _flow_run_logger(node_id: str, flow_run: dict | None = None, flow=None, **extra):
-    """The logger of a dbt node's lines when the node runs without a task of its own: the flow run's."""
+    """The logger of dbt's lines when its nodes run without a task each: the flow run's."""
     from prefect.logging.loggers import PrefectLogAdapter, get_logger
 
     return PrefectLogAdapter(get_logger("prefect.flow_runs"), extra={
