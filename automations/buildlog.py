@@ -53,11 +53,13 @@ def append(path: Path, record: BuildRecord) -> None:
 
 
 def read(path: Path) -> list[BuildRecord]:
-    """Every record, oldest first; a missing log is an empty one."""
+    """Every record, oldest first (the one being appended is not there yet); a missing log is an empty one."""
     try:
-        lines = path.read_text().splitlines()
+        text = path.read_text()
     except OSError:
         return []
+    # a reader can see an append in progress: a last line without its newline is not a record yet
+    lines = text.splitlines() if text.endswith("\n") else text.splitlines()[:-1]
     records = []
     for line in lines:
         if line.strip():

@@ -26,6 +26,19 @@ def test_a_missing_log_is_empty_and_unknown_fields_are_ignored(tmp_path):
     assert buildlog.read(log)[0].status is BuildStatus.UP_TO_DATE
 
 
+def test_a_record_being_appended_is_not_read_until_its_line_is_complete(tmp_path):
+    """A reader can see an append in progress (B1's reader did, once in 80 drops): its half line is not a record."""
+    log = tmp_path / "builds.jsonl"
+    buildlog.append(log, BuildRecord(status=BuildStatus.BUILT, datasets=["shop.orders"], started=1.0))
+    whole = log.read_text()
+    with open(log, "a") as fh:
+        fh.write(whole[: len(whole) // 2])
+    assert [r.status for r in buildlog.read(log)] == [BuildStatus.BUILT]
+    with open(log, "a") as fh:
+        fh.write(whole[len(whole) // 2:])
+    assert [r.status for r in buildlog.read(log)] == [BuildStatus.BUILT, BuildStatus.BUILT]
+
+
 def test_the_signature_changes_when_a_file_lands(catalog):
     ds = catalog.get("shop.orders")
     assert dataset_signature(ds) == EMPTY_SIGNATURE
