@@ -133,9 +133,13 @@ def test_failing_build_alerts_and_the_next_file_fixes_it(stack):
     land_rows("dummyjson.carts", bad, "test:bad", settings)
     failed = wait_for(lambda: [b for b in builds(settings)[done_before:] if b["status"] == "failed"], 120, "the failed build")
     assert any("product_id" in n for n in failed[0]["failed_nodes"]), failed
-    [alert] = read_events(BUILD_FAILED, since, "landing.dataset.dummyjson.carts", expect=1, timeout=30)
-    assert alert.payload["dataset"] == "dummyjson.carts"
-    assert any("not_null_stage_dummyjson__cart_lines_product_id" in n for n in alert.payload["failed_nodes"])
+    alerts = read_events(BUILD_FAILED, since, "landing.dataset.dummyjson.carts", expect=1, timeout=30)
+    # one alert per failed build: the window's trailing run builds the same files again, fails again and says so
+    failed_builds = [b for b in builds(settings)[done_before:] if b["status"] == "failed"]
+    assert 1 <= len(alerts) <= len(failed_builds), (alerts, failed_builds)
+    for alert in alerts:
+        assert alert.payload["dataset"] == "dummyjson.carts"
+        assert any("not_null_stage_dummyjson__cart_lines_product_id" in n for n in alert.payload["failed_nodes"])
     # the build record and the alert come before the run reports its final state
     wait_for(lambda: [r for r in runs_of() if r.state and r.state.is_failed()], 30, "the dbt failure to fail the flow run")
 
