@@ -47,7 +47,7 @@ def dbt_runner(manifest=None, node_tasks: bool = True, **kwargs):
                 return callback
             # dbt's lines straight to the flow run's logger: prefect-dbt's queue rebuilds the whole run context (settings
             # included) for each line outside a node, and a build waited for that queue to drain
-            logger = _flow_run_logger("", flow_run_context.get("flow_run"), flow_run_context.get("flow"))
+            logger = _flow_run_logger(flow_run_context.get("flow_run"), flow_run_context.get("flow"))
             lowest = _DBT_LEVELS.index(str(log_level.value)) if str(log_level.value) in _DBT_LEVELS else 2
 
             def on_event(event) -> None:
@@ -115,14 +115,14 @@ _DBT_LEVELS = ["debug", "test", "info", "warn", "error"]  # dbt's event levels, 
 _LOGGING_LEVELS = {"debug": 10, "test": 10, "info": 20, "warn": 30, "error": 40}
 
 
-def _flow_run_logger(node_id: str, flow_run: dict | None = None, flow=None, **extra):
+def _flow_run_logger(flow_run: dict | None, flow=None):
     """The logger of dbt's lines when its nodes run without a task each: the flow run's."""
     from prefect.logging.loggers import PrefectLogAdapter, get_logger
 
     return PrefectLogAdapter(get_logger("prefect.flow_runs"), extra={
         "flow_run_id": str(flow_run.get("id")) if flow_run else "<unknown>",
         "flow_run_name": flow_run.get("name") if flow_run else "<unknown>",
-        "flow_name": flow.name if flow else "<unknown>", **extra})
+        "flow_name": flow.name if flow else "<unknown>"})
 
 
 _parsed: dict[str, object] = {}  # the warm runner keeps the parsed project between builds
