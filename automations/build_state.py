@@ -100,7 +100,8 @@ def interrupt_dbt() -> None:
 
 
 def release_warehouse() -> None:
-    """Close dbt-duckdb's in-process DuckDB handle, so readers can open the file between builds.
+    """Close dbt-duckdb's in-process DuckDB handle, so the build's file is whole (checkpointed) to publish and free
+    between builds.
 
     A build in a long-lived process (the warm runner) would otherwise keep the file's write lock.
     dbt-duckdb keeps the handle in a class attribute and offers no public way to close it.
@@ -213,7 +214,7 @@ def _renew_lease(lease_id: str, done: threading.Event) -> None:
 @contextmanager
 def warehouse_lock(settings: Settings, timeout: float = 3600):
     """An exclusive lock beside the DuckDB file: never two dbt writers on one warehouse, across processes."""
-    lock_path = settings.warehouse.with_name(settings.warehouse.name + ".lock")
+    lock_path = settings.build_warehouse.with_name(settings.build_warehouse.name + ".lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a") as fh:
         deadline = time.monotonic() + timeout

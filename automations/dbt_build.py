@@ -12,7 +12,7 @@ from prefect import flow, get_run_logger
 from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
 
-from automations import buildlog, lineage
+from automations import buildlog, lineage, readers
 from automations.build_state import (
     ALL, EMPTY_SIGNATURE, ONE, Watermarks, build_signature, CANCEL, release_warehouse, one_writer,
 )
@@ -162,16 +162,43 @@ def dbt_build(datasets: list[str], and_models: list[str] | None = None, force: b
     kind = ALL if and_names else ONE
     marks = Watermarks(settings.state_dir / "watermarks.json")
 
-    with one_writer(settings):
-        current = {n: build_signature(catalog.get(n), settings.dbt_project_dir) for n in names}
-        skipped = _skip(settings, marks.read(), kind, current, force, and_names)
-        if skipped:
-            return skipped
-        ended = _run_dbt(settings, catalog, names, and_names)
-        built = marks.read()
-        built.update({kind + n: sig for n, sig in current.items()})
-        marks.write(built)
+    for attempt in range(settings.transient_retries + 1):
+        try:
+            with one_writer(settings):
+                current = {n: build_signature(catalog.get(n), settings.dbt_project_dir) for n in names}
+                skipped = _skip(settings, marks.read(), kind, current, force, and_names)
+                if skipped:
+                    return skipped
+                _run_dbt(settings, catalog, names, and_names, last_try=attempt == settings.transient_retries)
+                built = marks.read()
+                built.update({kind + n: sig for n, sig in current.items()})
+                marks.write(built)
+            break
+        except Exception as exc:
+            if attempt == settings.transient_retries or not is_transient(exc):
+                raise
+            delay = 0.5 * 2 ** attempt
+            get_run_logger().warning(
+                "dbt-build %s stopped for a reason that is not its data (%s); trying again in %.1f s (retry %d of %d)",
+                "+".join(names), str(exc).splitlines()[0][:300], delay, attempt + 1, settings.transient_retries)
+            time.sleep(delay)
     return {"status": BuildStatus.BUILT.value, "datasets": names, "and_models": and_names}
+
+
+class TransientBuildError(RuntimeError):
+    """dbt stopped for a reason that is not the data (the warehouse file locked by another process): try again."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a build's failure is worth trying again at once: a lock on the warehouse, or the Prefect server
+    unreachable or failing (5xx). A data failure (a test, a cast, a bad file) is not."""
+    import httpx
+
+    if isinstance(exc, TransientBuildError):
+        return True
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code >= 500 or exc.response.status_code == 429
+    return isinstance(exc, (httpx.TransportError, ConnectionError)) or readers.is_lock_error(exc)
 
 
 def _skip(settings: Settings, built: dict, kind: str, current: dict[str, str], force: bool,
@@ -192,17 +219,42 @@ def _skip(settings: Settings, built: dict, kind: str, current: dict[str, str], f
     return None
 
 
-def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str]) -> dict[str, dict]:
-    """`dbt build` for the datasets in this process (a task per node), recorded in the build log; dbt's results by
-    node. A failure is recorded, announced as landing.build.failed, and raised."""
+def _publish_readers(settings: Settings) -> None:
+    """Publish the build's file as the readers' warehouse; a failure is said, and the next build publishes again."""
+    logger = get_run_logger()
+    try:
+        done = readers.publish(settings)
+    except OSError as exc:
+        logger.error("could not publish the readers' warehouse %s from %s: %s. Readers keep the previous build's "
+                     "rows until a build publishes; free space or fix permissions there.",
+                     settings.warehouse, settings.build_warehouse, exc)
+        return
+    if done:
+        logger.info("published the readers' warehouse %s (%.1f MB, %s) in %.3f s", settings.warehouse,
+                    done.bytes / 1e6, done.how, done.seconds)
+
+
+def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str], last_try: bool = True) -> dict[str, dict]:
+    """`dbt build` for the datasets in this process, on the build's own file, then published for readers; recorded in
+    the build log; dbt's results by node. A failure is recorded, announced as landing.build.failed, and raised; a
+    lock on the build's file (someone opened it by hand) is waited out, and one met by dbt is TransientBuildError
+    unless this is the `last_try`."""
     from prefect_dbt import PrefectDbtSettings
 
     logger = get_run_logger()
     wrong_env = settings.dbt_env_mismatch(os.environ)
     if wrong_env:
         raise RuntimeError(f"cannot build {', '.join(names)}: {wrong_env}")
-    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    settings.build_warehouse.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
+    try:
+        readers.seed(settings)
+        readers.wait_until_free(settings, logger.warning)
+    except readers.WarehouseHeld as exc:
+        record_build(settings, BuildStatus.FAILED, names, and_names, started=started, error=str(exc)[:2000])
+        logger.error("%s", exc)
+        _emit_failure(names, [], str(exc))
+        raise
     args = dbt_args(names, and_names, catalog)
     logger.info("dbt %s", " ".join(args))
     dbt_logs = settings.state_dir / "dbt-logs"
@@ -226,6 +278,9 @@ def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str]
     except Exception as exc:
         CANCEL.in_dbt.clear()  # stops a cancel's interrupts before the connection they interrupt is closed
         release_warehouse()
+        if readers.is_lock_error(exc) and not CANCEL.requested.is_set() and not last_try:
+            raise TransientBuildError(str(exc)) from exc
+        _publish_readers(settings)  # what the models built before the failure made, as a reader of the file saw it
         _emit_assets(runner, ended)
         if CANCEL.requested.is_set():
             record_build(settings, BuildStatus.CANCELLED, names, and_names, started=started)
@@ -243,6 +298,7 @@ def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str]
     finally:
         CANCEL.in_dbt.clear()
     release_warehouse()
+    _publish_readers(settings)
     _emit_assets(runner, ended)
     record = record_build(settings, BuildStatus.BUILT, names, and_names, started=started, newest_files=newest,
                           **node_summary(ended))

@@ -39,7 +39,26 @@ class Settings(BaseSettings):
     )
     warehouse_path: Path | None = Field(
         default=None,
-        description="The DuckDB warehouse file dbt builds into. Defaults to <state_dir>/warehouse.duckdb.",
+        description="The readers' warehouse: the DuckDB file people, BI tools and `landing sql` open (read-only). "
+        "A consistent copy of the build's own file, published by atomic rename after every build, so a reader "
+        "never blocks a build and a build never makes a read fail. Defaults to <state_dir>/warehouse.duckdb.",
+    )
+    build_warehouse_path: Path | None = Field(
+        default=None,
+        description="The DuckDB file dbt writes, which only builds open (LANDING_BUILD_WAREHOUSE_PATH, what the dbt "
+        "profile reads). Defaults to <the readers' warehouse's folder>/build/<its file name>; keep it on the readers' "
+        "filesystem so publishing is a copy and a rename there (a reflink where the filesystem has them).",
+    )
+    lock_wait_seconds: float = Field(
+        default=300.0, ge=0,
+        description="How long a build waits, with backoff, while another process holds the build's own warehouse file "
+        "(someone opened it read-write by hand) before it fails; the run's log and `landing status` name the holder.",
+    )
+    transient_retries: int = Field(
+        default=4, ge=0,
+        description="How many times a build that failed for a reason other than its data (a lock on the warehouse, the "
+        "Prefect server unreachable) is tried again at once, with backoff (0.5, 1, 2, 4 s ...). A data failure (a test, "
+        "a cast) is never retried.",
     )
     dbt_project_dir: Path = Field(
         default=REPO_ROOT / "dbt",
@@ -144,8 +163,13 @@ class Settings(BaseSettings):
 
     @property
     def warehouse(self) -> Path:
-        """The DuckDB file dbt writes to."""
+        """The readers' warehouse: the DuckDB file people and tools open read-only, published after every build."""
         return self.warehouse_path or self.state_dir / "warehouse.duckdb"
+
+    @property
+    def build_warehouse(self) -> Path:
+        """The DuckDB file dbt writes to; only builds open it."""
+        return self.build_warehouse_path or self.warehouse.parent / "build" / self.warehouse.name
 
     @property
     def accepted(self) -> Path:
@@ -176,7 +200,7 @@ class Settings(BaseSettings):
         return {
             "LANDING_ROOT": str(self.root),
             "LANDING_ACCEPTED_ROOT": str(self.accepted),
-            "LANDING_WAREHOUSE_PATH": str(self.warehouse),
+            "LANDING_BUILD_WAREHOUSE_PATH": str(self.build_warehouse),
         }
 
     def dbt_env_mismatch(self, environ: Mapping[str, str]) -> str | None:

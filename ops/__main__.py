@@ -15,6 +15,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status", help="per dataset: last landed file, last successful build, runs pending, files quarantined, stale or not")
     explain = sub.add_parser("explain", help="why did (or didn't) this file trigger a build: file → event → automations → runs → dbt nodes")
     explain.add_argument("target", metavar="PATH_OR_EVENT_ID", help="a landed file's path, or a landing event id")
+    sql = sub.add_parser("sql", help="query the readers' warehouse (read-only, the newest published build): "
+                         "a query as arguments, a script on standard input, or an interactive shell")
+    sql.add_argument("query", nargs="*", help="SQL to run, for example: select count(*) from stage_dummyjson__products")
+    sql.add_argument("--csv", action="store_true", help="print results as CSV (with a header) instead of a table")
     demo = sub.add_parser("demo", help="with the stack up: drop the sample files, wait for the builds, print row counts and run links")
     demo.add_argument("--timeout", type=float, default=180, help="seconds to wait for the builds")
     args = parser.parse_args(argv)
@@ -43,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         from ops.inspect import explain
 
         return explain(args.target)
+    if args.command == "sql":
+        from ops.sql import sql
+
+        return sql(" ".join(args.query), csv=args.csv)
     if args.command == "demo":
         from ops.demo import demo
 

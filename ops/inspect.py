@@ -95,7 +95,26 @@ def status(settings: Settings | None = None, out=print) -> int:
             f"{counts.get(name, 0) if error is None else '?':>7} {quarantined:>11}  {stale}")
     if error:
         out(f"(runs pending unknown: {error})")
+    _warehouse_status(settings, out)
     return 0
+
+
+def _warehouse_status(settings: Settings, out) -> None:
+    """Where readers read and when it was last published; a build waiting for its own file, and who holds it."""
+    from automations.readers import read_waiting
+
+    wh = settings.warehouse
+    if wh.exists():
+        st = wh.stat()
+        out(f"readers' warehouse {wh} (published {_fmt_time(st.st_mtime)}, {st.st_size / 1e6:.1f} MB): "
+            f"`landing sql`, or `duckdb -readonly {wh}`")
+    else:
+        out(f"readers' warehouse {wh}: nothing built yet")
+    waiting = read_waiting(settings)
+    if waiting:
+        who = f"pid {waiting['pid']} ({waiting['command']})" if waiting.get("pid") else "another process"
+        out(f"build waiting      since {_fmt_time(waiting['since'])}: the build's warehouse {waiting['path']} is held "
+            f"by {who}; the build fails if it is still held {waiting['lock_wait_seconds']:.0f} s after that")
 
 
 def explain(target: str, settings: Settings | None = None, out=print, catalog: Catalog | None = None) -> int:

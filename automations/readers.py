@@ -1,0 +1,184 @@
+"""The readers' warehouse: a copy of the build's own DuckDB file, published after every build, and who holds that file."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from landing.settings import Settings
+
+log = logging.getLogger("landing.readers")
+
+FICLONE = 0x40049409  # Linux ioctl: share the source's blocks (btrfs, XFS with reflink); ext4 and tmpfs say no
+LOCKED = re.compile(r"Could not set lock on file|Conflicting lock is held", re.I)
+HOLDER_PID = re.compile(r"\(PID (\d+)\)")
+
+
+@dataclass(frozen=True)
+class Published:
+    """One publication: how long it took, how many bytes, and how the bytes were copied."""
+
+    seconds: float
+    bytes: int
+    how: str  # "reflink" or "copy"
+
+
+def _clone_or_copy(src: Path, dst: Path) -> str:
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        try:
+            fcntl.ioctl(fout.fileno(), FICLONE, fin.fileno())
+            return "reflink"
+        except OSError:
+            pass
+    shutil.copyfile(src, dst)  # sendfile(2) on Linux: the kernel copies, Python never sees the bytes
+    return "copy"
+
+
+def _checkpointed(path: Path) -> None:
+    """Fold a write-ahead log left beside `path` into it: the readers get the file alone, so it must be whole."""
+    wal = path.with_name(path.name + ".wal")
+    if wal.exists() and wal.stat().st_size:
+        import duckdb
+
+        with duckdb.connect(str(path)) as con:
+            con.execute("checkpoint")
+
+
+def publish(settings: Settings) -> Published | None:
+    """Copy the build's file beside the readers' file and rename it over: a new reader opens this build's rows, one
+    holding the old file keeps its own consistent snapshot (the old inode lives until it closes). Call it with the
+    writer's slot held and dbt's connection closed. None when nothing was built yet."""
+    build, readers = settings.build_warehouse, settings.warehouse
+    if not build.exists():
+        return None
+    started = time.perf_counter()
+    _checkpointed(build)
+    readers.parent.mkdir(parents=True, exist_ok=True)
+    tmp = readers.with_name(f".{readers.name}.publishing-{os.getpid()}")
+    try:
+        how = _clone_or_copy(build, tmp)
+        os.replace(tmp, readers)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return Published(time.perf_counter() - started, readers.stat().st_size, how)
+
+
+def seed(settings: Settings) -> bool:
+    """Before the first build on a build file: start it from the readers' file when there is one (a warehouse from
+    before the two files, or a build file deleted by hand), so a build of one dataset keeps the others' tables."""
+    build, readers = settings.build_warehouse, settings.warehouse
+    if build.exists() or not readers.exists():
+        return False
+    build.parent.mkdir(parents=True, exist_ok=True)
+    wal = readers.with_name(readers.name + ".wal")
+    if wal.exists():
+        shutil.copyfile(wal, build.with_name(build.name + ".wal"))
+    tmp = build.with_name(f".{build.name}.seeding-{os.getpid()}")
+    _clone_or_copy(readers, tmp)
+    os.replace(tmp, build)
+    log.info("started the build's warehouse %s from the readers' %s", build, readers)
+    return True
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A process holding the build's file, as DuckDB names it, and since when we have seen it there."""
+
+    pid: int | None
+    command: str
+    since: float
+    path: str
+    error: str
+
+    def describe(self) -> str:
+        who = f"pid {self.pid} ({self.command})" if self.pid else "another process"
+        return f"{self.path} is held by {who}"
+
+
+def _command_of(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "command unknown: not on this machine, or gone"
+    return " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part)[:300] or "?"
+
+
+def holder(settings: Settings, since: float | None = None) -> Holder | None:
+    """Who holds the build's file right now (None when a build could open it): DuckDB's own lock, probed by opening
+    the file read-write and closing it at once."""
+    import duckdb
+
+    path = settings.build_warehouse
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        duckdb.connect(str(path)).close()
+        return None
+    except duckdb.IOException as exc:
+        if not LOCKED.search(str(exc)):
+            raise
+        match = HOLDER_PID.search(str(exc))
+        pid = int(match.group(1)) if match else None
+        return Holder(pid, _command_of(pid) if pid else "?", since or time.time(), str(path), str(exc))
+
+
+def waiting_path(settings: Settings) -> Path:
+    """Where a waiting build says what holds the build's file (read by `landing status`)."""
+    return settings.build_warehouse.with_name(settings.build_warehouse.name + ".waiting.json")
+
+
+def read_waiting(settings: Settings) -> dict | None:
+    try:
+        return json.loads(waiting_path(settings).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class WarehouseHeld(RuntimeError):
+    """The build's own file stayed held by another process for longer than the build may wait."""
+
+
+def wait_until_free(settings: Settings, say=log.warning) -> float:
+    """Wait, with backoff, until no other process holds the build's file; the seconds waited. While waiting, the
+    holder is said once (and again when it changes) and written for `landing status`; past lock_wait_seconds,
+    WarehouseHeld says who and what to do."""
+    first = holder(settings)
+    if first is None:
+        return 0.0
+    started, delay, seen, note = time.monotonic(), 0.2, None, waiting_path(settings)
+    current = first
+    try:
+        while current is not None:
+            if (current.pid, current.command) != seen:
+                seen = (current.pid, current.command)
+                say(f"the build's warehouse {current.describe()}; waiting up to {settings.lock_wait_seconds:.0f} s "
+                    "for it to close (readers belong on the readers' warehouse "
+                    f"{settings.warehouse}, opened read-only)")
+                tmp = note.with_suffix(".tmp")
+                tmp.write_text(json.dumps({**asdict(current), "lock_wait_seconds": settings.lock_wait_seconds}))
+                os.replace(tmp, note)
+            waited = time.monotonic() - started
+            if waited >= settings.lock_wait_seconds:
+                raise WarehouseHeld(
+                    f"{current.describe()} and stayed held for {waited:.0f} s, so dbt could not write it. Close that "
+                    f"connection (or stop pid {current.pid}); the next file, or `landing-reconcile`, builds again. "
+                    f"People and tools should read {settings.warehouse}, read-only: it never blocks a build."
+                    if current.pid else
+                    f"{current.describe()} for {waited:.0f} s, so dbt could not write it: close the other connection.")
+            time.sleep(min(delay, max(0.05, settings.lock_wait_seconds - waited)))
+            delay = min(delay * 2, 2.0)
+            current = holder(settings, since=first.since)
+    finally:
+        note.unlink(missing_ok=True)
+    return time.monotonic() - started
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    """Whether a failure is DuckDB's file lock (another process holds the file), not the data."""
+    return bool(LOCKED.search(str(exc)))

@@ -1,0 +1,148 @@
+"""`landing sql`: query the readers' warehouse, read-only, without knowing where it is."""
+
+from __future__ import annotations
+
+import csv
+import sys
+
+from landing.settings import Settings
+
+HELP = ("statements end with ';'. .tables lists the models, .refresh opens the newest published build, "
+        ".quit (or Ctrl-D) leaves")
+
+
+def _connect(settings: Settings):
+    import duckdb
+
+    return duckdb.connect(str(settings.warehouse), read_only=True)
+
+
+def _show(con, statement: str, as_csv: bool, out) -> None:
+    relation = con.sql(statement)
+    if relation is None:
+        return
+    if as_csv:
+        writer = csv.writer(_Lines(out), lineterminator="")
+        writer.writerow(relation.columns)
+        for row in relation.fetchall():
+            writer.writerow(row)
+    else:
+        out(str(relation).rstrip("\n"))
+
+
+class _Lines:
+    """A file-like for csv.writer that hands each row to `out` as one line."""
+
+    def __init__(self, out):
+        self.out = out
+
+    def write(self, text: str) -> None:
+        self.out(text)
+
+
+def _statements(con, script: str) -> list[str]:
+    return [str(s.query).strip().rstrip(";") for s in con.extract_statements(script)]
+
+
+def _explain_error(settings: Settings, exc: Exception) -> str:
+    text = str(exc).splitlines()[0]
+    if "read-only" in text.lower():
+        text += (f". The readers' warehouse {settings.warehouse} is a copy published after each build: change "
+                 "models in the dbt project, and keep scratch tables in a database of your own (ATTACH ':memory:')")
+    return f"error: {text}"
+
+
+def sql(query: str = "", csv: bool = False, settings: Settings | None = None, out=print, stdin=None) -> int:
+    """Run `query` (or the script on standard input, or an interactive shell on a terminal) on the readers'
+    warehouse, read-only; each run opens the newest published build. 1 when a statement failed."""
+    import duckdb
+
+    settings = settings or Settings()
+    stdin = stdin or sys.stdin
+    if not settings.warehouse.exists():
+        out(f"nothing built yet: the readers' warehouse {settings.warehouse} appears after the first build. "
+            "Drop a file into a landing folder (`landing status` lists them) or run `landing demo`.")
+        return 1
+    try:
+        con = _connect(settings)
+    except duckdb.Error as exc:
+        out(f"error: could not open the readers' warehouse {settings.warehouse}: {exc}")
+        return 1
+    try:
+        if query.strip():
+            return _run_script(con, query, csv, settings, out)
+        if not stdin.isatty():
+            return _run_script(con, stdin.read(), csv, settings, out)
+        return _shell(con, settings, csv, out, stdin)
+    finally:
+        con.close()
+
+
+def _run_script(con, script: str, as_csv: bool, settings: Settings, out) -> int:
+    import duckdb
+
+    try:
+        for statement in _statements(con, script):
+            _show(con, statement, as_csv, out)
+    except duckdb.Error as exc:
+        out(_explain_error(settings, exc))
+        return 1
+    return 0
+
+
+def _shell(con, settings: Settings, as_csv: bool, out, stdin) -> int:
+    import duckdb
+
+    out(f"{settings.warehouse}, read-only: the build published at "
+        f"{_published(settings)}; {HELP}")
+    pending = ""
+    try:
+        return _loop(con, settings, as_csv, out, stdin)
+    finally:
+        con.close()
+
+
+def _loop(con, settings: Settings, as_csv: bool, out, stdin) -> int:
+    import duckdb
+
+    pending = ""
+    while True:
+        try:
+            sys.stdout.write("landing> " if not pending else "    ...> ")
+            sys.stdout.flush()
+            line = stdin.readline()
+        except KeyboardInterrupt:
+            pending = ""
+            out("")
+            continue
+        if not line:
+            out("")
+            return 0
+        command = line.strip()
+        if not pending and command.startswith("."):
+            if command in (".quit", ".exit", ".q"):
+                return 0
+            if command == ".refresh":
+                con.close()
+                con = _connect(settings)
+                out(f"opened the build published at {_published(settings)}")
+            elif command == ".tables":
+                _show(con, "select table_name from information_schema.tables order by 1", as_csv, out)
+            else:
+                out(HELP)
+            continue
+        pending += line
+        if not command.endswith(";"):
+            continue
+        try:
+            for statement in _statements(con, pending):
+                _show(con, statement, as_csv, out)
+        except duckdb.Error as exc:
+            out(_explain_error(settings, exc))
+        pending = ""
+
+
+def _published(settings: Settings) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(settings.warehouse.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

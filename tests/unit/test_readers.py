@@ -1,0 +1,151 @@
+"""The readers' warehouse: publishing a build's file, and finding who holds it (real DuckDB files, real processes)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import duckdb
+import pytest
+
+from automations import readers
+from landing.settings import Settings
+
+HOLD = """
+import duckdb, sys, time
+con = duckdb.connect(sys.argv[1], read_only=sys.argv[2] == "ro")
+print("holding", flush=True)
+time.sleep(float(sys.argv[3]))
+"""
+
+
+HELD_READER = """
+import duckdb, sys
+con = duckdb.connect(sys.argv[1], read_only=True)
+print(con.execute("select count(*) from t").fetchone()[0], flush=True)
+sys.stdin.readline()
+print(con.execute("select count(*) from t").fetchone()[0], flush=True)
+"""
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(root=tmp_path / "landing", state_dir=tmp_path / "state", lock_wait_seconds=20)
+
+
+def build(settings: Settings, rows: int) -> None:
+    settings.build_warehouse.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(settings.build_warehouse)) as con:
+        con.execute(f"create or replace table t as select range as id from range({rows})")
+
+
+def count(path) -> int:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute("select count(*) from t").fetchone()[0]
+
+
+def hold(path, mode: str, seconds: float) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(path), mode, str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "holding"
+    return proc
+
+
+def test_a_reader_keeps_its_snapshot_and_the_next_reader_sees_the_new_build(settings):
+    build(settings, 10)
+    assert readers.publish(settings).bytes > 0
+    held = subprocess.Popen([sys.executable, "-c", HELD_READER, str(settings.warehouse)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert held.stdout.readline().strip() == "10"
+        build(settings, 25)  # the build's file is free: the reader holds the readers' copy
+        published = readers.publish(settings)
+        assert published.how in ("reflink", "copy") and published.seconds < 5
+        assert count(settings.warehouse) == 25  # a new reader: this build's rows
+        held.stdin.write("again\n")
+        held.stdin.flush()
+        assert held.stdout.readline().strip() == "10"  # the held one: its own consistent snapshot
+    finally:
+        held.kill()
+    assert not list(settings.warehouse.parent.glob(".*publishing*")), "the temporary copy was left behind"
+
+
+def test_a_reader_in_another_process_never_blocks_publishing(settings):
+    build(settings, 3)
+    readers.publish(settings)
+    reader = hold(settings.warehouse, "ro", 30)
+    try:
+        build(settings, 4)
+        assert readers.holder(settings) is None  # the build's own file is free
+        readers.publish(settings)
+        assert count(settings.warehouse) == 4
+    finally:
+        reader.kill()
+
+
+def test_publish_folds_a_write_ahead_log_into_the_copy(settings):
+    build(settings, 1)
+    con = duckdb.connect(str(settings.build_warehouse))
+    con.execute("set checkpoint_threshold = '1GB'")
+    con.execute("insert into t select range from range(5)")
+    # a process that died without closing leaves its log: simulate by copying the file and its log aside
+    wal = settings.build_warehouse.with_name(settings.build_warehouse.name + ".wal")
+    assert wal.exists() and wal.stat().st_size > 0
+    frozen = settings.build_warehouse.read_bytes(), wal.read_bytes()
+    con.close()
+    settings.build_warehouse.write_bytes(frozen[0])
+    wal.write_bytes(frozen[1])
+    readers.publish(settings)
+    assert count(settings.warehouse) == 6
+    assert not settings.warehouse.with_name(settings.warehouse.name + ".wal").exists()
+
+
+def test_nothing_built_publishes_nothing_and_seed_starts_from_the_readers_file(settings):
+    assert readers.publish(settings) is None
+    settings.warehouse.parent.mkdir(parents=True)
+    with duckdb.connect(str(settings.warehouse)) as con:  # a warehouse from before the two files
+        con.execute("create table t as select 1 as id")
+    assert readers.seed(settings)
+    assert count(settings.build_warehouse) == 1
+    assert not readers.seed(settings)  # only once: the build's file is the truth from then on
+
+
+def test_holder_names_the_pid_and_command_of_a_process_holding_the_build_file(settings):
+    build(settings, 1)
+    proc = hold(settings.build_warehouse, "rw", 30)
+    try:
+        who = readers.holder(settings)
+        assert who is not None and who.pid == proc.pid
+        assert "import duckdb" in who.command and str(settings.build_warehouse) in who.command
+        assert readers.is_lock_error(RuntimeError(who.error))
+    finally:
+        proc.kill()
+        proc.wait()
+    assert readers.holder(settings) is None
+
+
+def test_a_build_waits_for_a_holder_and_says_who_it_is_while_it_waits(settings):
+    build(settings, 1)
+    proc = hold(settings.build_warehouse, "rw", 3)
+    said, seen = [], []
+    watcher = threading.Thread(target=lambda: [seen.append(readers.read_waiting(settings)) or time.sleep(0.2)
+                                               for _ in range(10)])
+    watcher.start()
+    waited = readers.wait_until_free(settings, said.append)
+    watcher.join()
+    assert 1.0 < waited < 15
+    assert len(said) == 1 and f"pid {proc.pid}" in said[0] and str(settings.warehouse) in said[0]
+    assert any(w and w["pid"] == proc.pid for w in seen), "landing status had nothing to show while the build waited"
+    assert readers.read_waiting(settings) is None  # gone once the build got the file
+
+
+def test_a_holder_that_stays_fails_the_build_with_what_to_do(settings):
+    build(settings, 1)
+    proc = hold(settings.build_warehouse, "rw", 30)
+    try:
+        with pytest.raises(readers.WarehouseHeld, match=f"stop pid {proc.pid}"):
+            readers.wait_until_free(settings.model_copy(update={"lock_wait_seconds": 1.0}), lambda _: None)
+    finally:
+        proc.kill()
+    assert not readers.is_lock_error(ValueError("Failure in test not_null_products_id"))
