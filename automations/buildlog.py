@@ -17,6 +17,7 @@ class BuildStatus(str, Enum):
     NO_FILES = "no files"  # a dataset asked for has no accepted file yet
     FAILED = "failed"
     CANCELLED = "cancelled"  # stopped before it finished (the UI's Cancel, or a stop that outlived its grace)
+    RETRYING = "retrying"  # stopped for a reason that is not the data (a lock, the server): the same run tries again
 
     def __str__(self) -> str:
         return self.value

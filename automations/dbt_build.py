@@ -178,6 +178,7 @@ def dbt_build(datasets: list[str], and_models: list[str] | None = None, force: b
             if attempt == settings.transient_retries or not is_transient(exc):
                 raise
             delay = 0.5 * 2 ** attempt
+            record_build(settings, BuildStatus.RETRYING, names, and_names, error=str(exc)[:2000])
             get_run_logger().warning(
                 "dbt-build %s stopped for a reason that is not its data (%s); trying again in %.1f s (retry %d of %d)",
                 "+".join(names), str(exc).splitlines()[0][:300], delay, attempt + 1, settings.transient_retries)

@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     build_warehouse_path: Path | None = Field(
         default=None,
         description="The DuckDB file dbt writes, which only builds open (LANDING_BUILD_WAREHOUSE_PATH, what the dbt "
-        "profile reads). Defaults to <the readers' warehouse's folder>/build/<its file name>; keep it on the readers' "
+        "profile reads). Defaults to <name>.build.duckdb beside the readers' warehouse; keep it on the readers' "
         "filesystem so publishing is a copy and a rename there (a reflink where the filesystem has them).",
     )
     lock_wait_seconds: float = Field(
@@ -169,7 +169,7 @@ class Settings(BaseSettings):
     @property
     def build_warehouse(self) -> Path:
         """The DuckDB file dbt writes to; only builds open it."""
-        return self.build_warehouse_path or self.warehouse.parent / "build" / self.warehouse.name
+        return self.build_warehouse_path or self.warehouse.with_name(f"{self.warehouse.stem}.build{self.warehouse.suffix}")
 
     @property
     def accepted(self) -> Path:

@@ -22,7 +22,7 @@ def test_to_env_round_trips_and_carries_what_dbt_reads(tmp_path, monkeypatch):
 def test_the_build_writes_its_own_file_beside_the_readers_one(tmp_path):
     settings = Settings(state_dir=tmp_path / "state", warehouse_path=tmp_path / "bi" / "shop.duckdb")
     assert settings.warehouse == tmp_path / "bi" / "shop.duckdb"
-    assert settings.build_warehouse == tmp_path / "bi" / "build" / "shop.duckdb"  # same filesystem: publish is a rename
+    assert settings.build_warehouse == tmp_path / "bi" / "shop.build.duckdb"  # same filesystem: publish is a rename
     assert "warehouse" in str((REPO_ROOT / "dbt" / "profiles.yml").read_text()) and \
         "LANDING_BUILD_WAREHOUSE_PATH" in (REPO_ROOT / "dbt" / "profiles.yml").read_text()
 
