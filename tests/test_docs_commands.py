@@ -18,14 +18,14 @@ MAKE_TARGETS = sorted(set(re.findall(r"\bmake ([a-z][a-z-]*)\b", TEXT)))
 PY_COMMANDS = sorted(set(
     m.strip() for m in re.findall(r"python ((?:-m [a-z_.]+(?: (?:up|status|explain|demo))?)|(?:automations/apply\.py))", TEXT)
 ))
-LANDING_COMMANDS = sorted(set(re.findall(r"\blanding (up-scale|up|demo|status|explain)\b", TEXT)))
+LANDING_COMMANDS = sorted(set(re.findall(r"\blanding (up-scale|up|demo|status|explain|sql)\b", TEXT)))
 LANDING = Path(sys.executable).with_name("landing")  # the console script (`[project.scripts]`) uv sync installs
 
 
 def test_docs_name_commands():
     assert "test" in MAKE_TARGETS and "up" in MAKE_TARGETS
     assert "-m sensors" in PY_COMMANDS and "automations/apply.py" in PY_COMMANDS
-    assert {"up", "explain"} <= set(LANDING_COMMANDS)
+    assert {"up", "explain", "sql"} <= set(LANDING_COMMANDS)
 
 
 @pytest.mark.parametrize("command", LANDING_COMMANDS)
