@@ -55,7 +55,7 @@ def test_exports_land_every_row_with_one_event_per_file(settings, dummyjson, pre
     )
     assert result.returncode == 0, result.stdout[-3000:]
     assert "ERROR=0" in result.stdout and "SKIP=0" in result.stdout
-    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+    with duckdb.connect(str(settings.build_warehouse), read_only=True) as con:  # dbt by hand: nothing published
         assert con.execute("select count(*) from stage_dummyjson__products").fetchone()[0] == 194
         assert con.execute("select count(*) from stage_dummyjson__users").fetchone()[0] == 208
         assert con.execute("select count(distinct cart_id) from stage_dummyjson__cart_lines").fetchone()[0] == 208
