@@ -117,8 +117,10 @@ def holder(settings: Settings, since: float | None = None) -> Holder | None:
 
     path = settings.build_warehouse
     path.parent.mkdir(parents=True, exist_ok=True)
+    # the probe is the first open of a new warehouse: it sets the storage format older readers can open
+    config = {} if path.exists() else {"storage_compatibility_version": settings.warehouse_storage_version}
     try:
-        duckdb.connect(str(path)).close()
+        duckdb.connect(str(path), config=config).close()
         return None
     except duckdb.IOException as exc:
         if not LOCKED.search(str(exc)):

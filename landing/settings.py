@@ -49,6 +49,13 @@ class Settings(BaseSettings):
         "profile reads). Defaults to <name>.build.duckdb beside the readers' warehouse; keep it on the readers' "
         "filesystem so publishing is a copy and a rename there (a reflink where the filesystem has them).",
     )
+    warehouse_storage_version: str = Field(
+        default="v1.4.0",
+        description="The DuckDB storage format a new warehouse file is written in (DuckDB's "
+        "storage_compatibility_version), so readers with an older DuckDB open it: the DuckDB CLI on PyPI (1.5) and many "
+        "BI tools' drivers cannot read DuckDB 2's own format. 'latest' for the newest; a file keeps the format it was "
+        "created in.",
+    )
     lock_wait_seconds: float = Field(
         default=300.0, ge=0,
         description="How long a build waits, with backoff, while another process holds the build's own warehouse file "

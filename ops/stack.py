@@ -315,7 +315,8 @@ def _banner(settings: Settings, api_url: str) -> None:
         kept = "LANDING_API_AUTH" if settings.api_auth else str(settings.state_dir / "prefect-api-auth")
         print(f"credentials:     the API requires basic auth: user:password in {kept} "
               "(the UI asks for it; for the prefect CLI: export PREFECT_API_AUTH_STRING=user:password)")
-    print(f"warehouse:       {settings.warehouse}")
+    print(f"warehouse:       {settings.warehouse} (read-only, the newest build: `landing sql`, or "
+          f"`duckdb -readonly {settings.warehouse}`)")
     print("landing folders:")
     width = max(map(len, catalog.datasets), default=0) + 1
     for name, ds in sorted(catalog.datasets.items()):
