@@ -23,12 +23,12 @@ ALL = "all:"  # watermark of a build that also ran the models needing all their 
 
 
 def dataset_signature(ds: Dataset) -> str:
-    """A digest of the names, sizes and mtimes of the dataset's files: it changes when anything lands."""
+    """A digest of the names of the dataset's accepted files: it changes when a file lands. Names only (no stat per
+    file): an accepted file is loaded once under its name (automations/load.py), so a name is what a build reads."""
     h = hashlib.sha256()
     files = ds.data_files()
     for entry in files:
-        st = entry.stat()
-        h.update(f"{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h.update(entry.name.encode() + b"\n")
     return h.hexdigest() if files else EMPTY_SIGNATURE
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -12,7 +13,7 @@ from prefect import flow, get_run_logger
 from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
 
-from automations import buildlog, lineage, readers
+from automations import buildlog, lineage, load, readers
 from automations.build_state import (
     ALL, EMPTY_SIGNATURE, ONE, Watermarks, build_signature, CANCEL, release_warehouse, one_writer,
 )
@@ -220,6 +221,19 @@ def _skip(settings: Settings, built: dict, kind: str, current: dict[str, str], f
     return None
 
 
+def _load_new_files(settings: Settings, catalog, names: list[str]) -> list:
+    """Each dataset's accepted files not loaded yet, appended to its raw table before dbt reads it (automations.load)."""
+    logger = get_run_logger()
+    loads = load.load_all(settings, [catalog.get(n) for n in names], str(flow_run.id) if flow_run.id else None)
+    for ld in loads:
+        if ld.files or ld.reloaded:
+            logger.info("%s: loaded %d new file(s), %d row(s), in %.2f s%s", ld.dataset, len(ld.files), ld.rows,
+                        ld.seconds, " (its declared columns changed: every file loaded again)" if ld.reloaded else "")
+        for path, why in ld.rejected.items():
+            logger.warning("%s: %s was not loaded and is set aside in the quarantine: %s", ld.dataset, path, why)
+    return loads
+
+
 def _publish_readers(settings: Settings) -> None:
     """Publish the build's file as the readers' warehouse; a failure is said, and the next build publishes again."""
     logger = get_run_logger()
@@ -272,6 +286,10 @@ def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str]
     ended: dict[str, dict] = {}
     runner.on_run_end(lambda context: ended.update(context.run_results or {}))
     files, newest = lineage.files_read(catalog, names, buildlog.read(settings.builds_log))
+    loads = _load_new_files(settings, catalog, names)
+    since = {ld.dataset: ld.first_load_id for ld in loads if ld.first_load_id is not None}
+    if since:  # the sources' data tests check the rows loaded now; `unique` on staging still covers every row
+        args = args + ["--vars", json.dumps({"landing_new_loads": since})]
     CANCEL.in_dbt.set()
     try:
         # --no-write-json: the parse wrote the manifest; what the build did is in the build log, the run and its artifact

@@ -4,10 +4,25 @@
   tests/unit/test_reader.py checks that the two agree.
 -#}
 
+{#-
+  A landing dataset is read from its raw table, `landing.<source>__<table>`, which the build loads before dbt runs
+  (automations/load.py): every row of every accepted file once, with `filename` and `_landing_batch` (the file's load
+  id). A data test on a source sees only the rows loaded by this build (var `landing_new_loads`, the lowest new load id)
+  when the build gives it. Without a raw table (dbt run by hand on a fresh warehouse) the accepted files are read
+  directly, as load 0.
+-#}
 {% macro source(source_name, table_name) %}
   {%- set relation = builtins.source(source_name, table_name) -%}
   {%- if not execute or relation.external is none -%}
     {{ return(relation) }}
+  {%- endif -%}
+  {%- set raw = adapter.get_relation(database=target.database, schema='landing', identifier=source_name ~ '__' ~ table_name) -%}
+  {%- if raw is not none -%}
+    {%- set since = var('landing_new_loads', {}).get(source_name ~ '.' ~ table_name) -%}
+    {%- if model.resource_type == 'test' and since is not none -%}
+      {{ return('(select * from ' ~ raw ~ ' where _landing_batch >= ' ~ since ~ ')') }}
+    {%- endif -%}
+    {{ return(raw) }}
   {%- endif -%}
   {%- set ns = namespace(node=none) -%}
   {%- for node in graph.sources.values() -%}
@@ -15,8 +30,21 @@
       {%- set ns.node = node -%}
     {%- endif -%}
   {%- endfor -%}
-  {{ return(relation.incorporate(external=landing_reader_sql(relation.external, ns.node.columns))) }}
+  {{ return('(select *, cast(0 as bigint) as _landing_batch from ' ~ landing_reader_sql(relation.external, ns.node.columns) ~ ')') }}
 {% endmacro %}
+
+
+{#-
+  The incremental read of a staging model: rows of files loaded since the model's last build (its `_landing_high`,
+  the highest load id it has seen), every row on a full build.
+-#}
+{% macro landing_new_rows(relation) -%}
+  {%- if is_incremental() -%}
+    (select * from {{ relation }} where _landing_batch > (select coalesce(max(_landing_high), -1) from {{ this }}))
+  {%- else -%}
+    {{ relation }}
+  {%- endif -%}
+{%- endmacro %}
 
 
 {% macro landing_quote(text) -%}

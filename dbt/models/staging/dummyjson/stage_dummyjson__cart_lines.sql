@@ -1,8 +1,11 @@
+{{ config(materialized='incremental', unique_key='cart_id', on_schema_change='fail') }}
+
 with
 
 source as (
 
-    select * from {{ source('dummyjson', 'carts') }}
+    -- the rows of files loaded since this model's last build (every row on a full build)
+    select * from {{ landing_new_rows(source('dummyjson', 'carts')) }}
 
 ),
 
@@ -14,6 +17,19 @@ latest as (
 
 ),
 
+changed as (
+
+    -- a file that landed late loses to the newer file this table already holds; a cart that changed is replaced
+    -- whole (unique_key cart_id: its old lines go, even those the new version no longer has)
+    select latest.* from latest
+    {% if is_incremental() %}
+    left join (select cart_id, max(source_file) as source_file from {{ this }} group by cart_id) as built
+        on built.cart_id = latest.id
+    where built.cart_id is null or latest.filename > built.source_file
+    {% endif %}
+
+),
+
 unnested as (
 
     select
@@ -22,7 +38,7 @@ unnested as (
         filename as source_file,
         unnest(products) as line,
         generate_subscripts(products, 1) as line_number
-    from latest
+    from changed
 
 ),
 
@@ -46,7 +62,8 @@ final as (
 
     select
         cart_id || '-' || line_number as cart_line_id,
-        *
+        *,
+        (select max(_landing_batch) from source) as _landing_high
     from renamed
 
 )

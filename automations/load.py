@@ -1,0 +1,231 @@
+"""Load each accepted file once: its rows appended to the dataset's raw table and its row in the load history, together.
+
+dbt's `source()` reads the raw table `landing.<source>__<table>` (see dbt/macros/landing_source.sql), and the staging
+models read only the rows of files loaded since their last build, so a build costs what is new, not what ever landed.
+Which files are new is a set difference: the dataset's accepted files less those in `landing.load_history`, so a file
+that lands late or out of name order is loaded too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from landing.catalog import Dataset
+from landing.reader import has_filename, quote_ident, quote_literal, reader_call
+from landing.settings import Settings
+
+log = logging.getLogger("landing.load")
+
+SCHEMA = "landing"
+HISTORY = f"{SCHEMA}.load_history"
+BATCH = "_landing_batch"  # the load id of the file a raw row came from
+CHUNK = 500  # files per read: one reader call over many files is fast; thousands at once cost memory
+
+
+def raw_table(ds: Dataset) -> str:
+    """The dataset's raw table: every loaded row, the declared columns, its accepted file and its load id."""
+    return f"{SCHEMA}.{quote_ident(f'{ds.source}__{ds.table}')}"
+
+
+@dataclass
+class Loaded:
+    """What one load did for one dataset."""
+
+    dataset: str
+    files: list[str] = field(default_factory=list)  # accepted files loaded, in load order
+    rows: int = 0
+    first_load_id: int | None = None  # the lowest load id given in this load (None: nothing new)
+    seconds: float = 0.0
+    reloaded: bool = False  # the raw table was rebuilt (its declared columns changed)
+    rejected: dict[str, str] = field(default_factory=dict)  # accepted file → why it was not loaded (set aside)
+
+
+def _history_ddl() -> str:
+    return (f"create table if not exists {HISTORY} (load_id bigint, dataset varchar, accepted_file varchar, "
+            "dropped_as varchar, sha256 varchar, rows bigint, flow_run_id varchar, loaded_at timestamptz)")
+
+
+def _raw_columns(ds: Dataset) -> list[tuple[str, str]]:
+    return [*ds.schema.items(), ("filename", "varchar"), (BATCH, "bigint")]
+
+
+def _ensure_raw(con, ds: Dataset) -> bool:
+    """The raw table with the declared columns; True when it had other columns and was emptied (a contract change:
+    every accepted file loads again)."""
+    wanted = [(c, t.lower()) for c, t in _raw_columns(ds)]
+    found = con.execute("select column_name, lower(data_type) from information_schema.columns "
+                        "where table_schema = ? and table_name = ? order by ordinal_position",
+                        [SCHEMA, f"{ds.source}__{ds.table}"]).fetchall()
+    declared = ", ".join(f"{quote_ident(c)} {t}" for c, t in _raw_columns(ds))
+    if not found:
+        con.execute(f"create table {raw_table(ds)} ({declared})")
+        return False
+    if [c for c, _ in found] == [c for c, _ in wanted] and _same_types(con, found, wanted):
+        return False
+    con.execute(f"drop table {raw_table(ds)}")
+    con.execute(f"create table {raw_table(ds)} ({declared})")
+    con.execute(f"delete from {HISTORY} where dataset = ?", [ds.name])
+    return True
+
+
+def _same_types(con, found, wanted) -> bool:
+    # the declared type as DuckDB spells it (integer → INTEGER, a struct list → STRUCT(...)[])
+    spelled = con.execute("select " + ", ".join(f"typeof(cast(null as {t}))" for _, t in wanted)).fetchone()
+    return [t for _, t in found] == [s.lower() for s in spelled]
+
+
+def _read(ds: Dataset, paths: list[str]) -> str:
+    """The declared columns of `paths`, cast, with each row's accepted file."""
+    call = reader_call(ds, paths)
+    if not has_filename(ds.location) and call.endswith(")"):
+        call = call[:-1] + ", filename=true)"
+    casts = ", ".join(f"cast({quote_ident(c)} as {t}) as {quote_ident(c)}" for c, t in ds.schema.items())
+    nulls = ", ".join(f"cast(null as {t}) as {quote_ident(c)}" for c, t in ds.schema.items())
+    return (f"(select {casts}, filename from (select {nulls}, cast(null as varchar) as filename where false "
+            f"union all by name select * from {call}))")
+
+
+def pending(con, ds: Dataset) -> list[str]:
+    """The dataset's accepted files not in the load history, in name (landing) order."""
+    listed = [str(ds.accepted_path / e.name) for e in ds.data_files()]
+    if not listed:
+        return []
+    con.execute("create or replace temp table landing_listed as select unnest(?::varchar[]) as accepted_file", [listed])
+    return [r[0] for r in con.execute(
+        f"select accepted_file from landing_listed except select accepted_file from {HISTORY} where dataset = ? "
+        "order by accepted_file", [ds.name]).fetchall()]
+
+
+def _provenance(settings: Settings, paths: list[str]) -> dict[str, tuple[str | None, str]]:
+    """Per accepted file: the name it was dropped under and its sha256, from the ledger (hashed here if unknown)."""
+    from landing.ledger import Ledger, ledger_path
+
+    out = {}
+    ledger = Ledger(ledger_path(settings.state_dir))
+    try:
+        for path in paths:
+            record = ledger.by_accepted(path)
+            out[path] = (record.path, record.sha256) if record else \
+                (None, hashlib.sha256(Path(path).read_bytes()).hexdigest())
+    finally:
+        ledger.close()
+    return out
+
+
+class RejectedFile(ValueError):
+    """An accepted file that cannot be loaded: unreadable, or a required column null."""
+
+
+def _load_chunk(con, settings: Settings, ds: Dataset, chunk: list[str], flow_run_id: str | None) -> dict[str, int]:
+    """One transaction: the chunk's rows and history rows; rows per file. RejectedFile (and nothing written) when a
+    file of it cannot be read or leaves a required column null."""
+    facts = _provenance(settings, chunk)
+    con.execute("begin")
+    try:
+        first = con.execute(f"select coalesce(max(load_id), 0) + 1 from {HISTORY}").fetchone()[0]
+        ids = {path: first + k for k, path in enumerate(chunk)}
+        con.execute("create or replace temp table landing_chunk as select unnest(?::varchar[]) as accepted_file, "
+                    "unnest(?::bigint[]) as load_id", [chunk, [ids[p] for p in chunk]])
+        try:
+            con.execute(f"insert into {raw_table(ds)} select r.*, c.load_id from {_read(ds, chunk)} r "
+                        "join landing_chunk c on r.filename = c.accepted_file")
+        except Exception as exc:
+            raise RejectedFile(" ".join(str(exc).split())[:500]) from None
+        if ds.required:
+            nulls = " or ".join(f"{quote_ident(c)} is null" for c in ds.required)
+            bad = con.execute(f"select filename, list(distinct col) from (select filename, unnest([" +
+                              ", ".join(f"case when {quote_ident(c)} is null then {quote_literal(c)} end" for c in ds.required) +
+                              f"]) as col from {raw_table(ds)} where {BATCH} >= ? and ({nulls})) where col is not null "
+                              "group by filename", [first]).fetchall()
+            if bad:
+                path, cols = bad[0]
+                raise RejectedFile(f"{Path(path).name}: the source's not_null test on {', '.join(sorted(cols))} fails "
+                                   f"(not_null_{ds.source}_{ds.table}_{sorted(cols)[0]})")
+        counts = dict(con.execute(f"select filename, count(*) from {raw_table(ds)} where {BATCH} >= ? "
+                                  "group by filename", [first]).fetchall())
+        con.executemany(f"insert into {HISTORY} values (?, ?, ?, ?, ?, ?, ?, now())",
+                        [(ids[p], ds.name, p, facts[p][0], facts[p][1], counts.get(p, 0), flow_run_id) for p in chunk])
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return counts
+
+
+def _set_aside(settings: Settings, ds: Dataset, path: str, reason: str) -> str:
+    """Move an accepted file that cannot be loaded to the quarantine, with its reason beside it."""
+    import os
+
+    from landing.contract import QUARANTINE_DIR
+
+    folder = settings.root / QUARANTINE_DIR / ds.name
+    folder.mkdir(parents=True, exist_ok=True)
+    dest = folder / Path(path).name
+    os.replace(path, dest)
+    dest.with_name(dest.name + ".reason.txt").write_text(
+        f"dataset: {ds.name}\nfile: {path}\nreason: not loaded: {reason}\n"
+        "fix the file and drop it again, or change the source's contract and run `landing replay` on this file\n")
+    return str(dest)
+
+
+def load(con, settings: Settings, ds: Dataset, flow_run_id: str | None = None) -> Loaded:
+    """Append the rows of every accepted file of `ds` not loaded yet, a chunk of files per transaction, each file's
+    history row in the same transaction as its rows (a build killed mid-load leaves both or neither). A file that
+    cannot be loaded is set aside to the quarantine, named in `rejected`, and the others load."""
+    started = time.perf_counter()
+    con.execute(f"create schema if not exists {SCHEMA}")
+    con.execute(_history_ddl())
+    done = Loaded(ds.name)
+    con.execute("begin")
+    try:
+        done.reloaded = _ensure_raw(con, ds)
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    new = pending(con, ds)
+    chunks = [new[i : i + CHUNK] for i in range(0, len(new), CHUNK)]
+    while chunks:
+        chunk = chunks.pop(0)
+        try:
+            counts = _load_chunk(con, settings, ds, chunk, flow_run_id)
+        except RejectedFile as exc:
+            if len(chunk) > 1:  # find the bad file: one at a time
+                chunks[:0] = [[p] for p in chunk]
+                continue
+            done.rejected[chunk[0]] = str(exc)
+            try:
+                _set_aside(settings, ds, chunk[0], str(exc))
+            except OSError as move:
+                log.error("could not set %s aside: %s", chunk[0], move)
+            log.warning("%s: %s not loaded: %s", ds.name, chunk[0], exc)
+            continue
+        done.files += chunk
+        done.rows += sum(counts.values())
+    if done.files:
+        done.first_load_id = con.execute(f"select min(load_id) from {HISTORY} where accepted_file in "
+                                         "(select unnest(?::varchar[]))", [done.files]).fetchone()[0]
+    done.seconds = time.perf_counter() - started
+    return done
+
+
+def load_all(settings: Settings, datasets: list[Dataset], flow_run_id: str | None = None) -> list[Loaded]:
+    """Load the new files of each dataset into the build's file (called with the writer's slot, before dbt)."""
+    import duckdb
+
+    settings.build_warehouse.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(settings.build_warehouse)) as con:
+        return [load(con, settings, ds, flow_run_id) for ds in datasets]
+
+
+def history(con, accepted_file: str) -> tuple | None:
+    """The load history row of one accepted file: (load_id, dataset, rows, flow_run_id, loaded_at), or None."""
+    try:
+        return con.execute(f"select load_id, dataset, rows, flow_run_id, loaded_at from {HISTORY} "
+                           "where accepted_file = ?", [accepted_file]).fetchone()
+    except Exception:  # no history table: nothing loaded yet
+        return None
