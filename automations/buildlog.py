@@ -38,6 +38,7 @@ class BuildRecord:
     tests_passed: int | None = None
     error: str | None = None
     newest_files: dict[str, str] = field(default_factory=dict)  # per dataset, the newest accepted file read (built, failed)
+    loaded: dict[str, int] = field(default_factory=dict)  # per dataset, the accepted files this build loaded (read) first
 
     def as_dict(self) -> dict:
         return {**asdict(self), "status": self.status.value}

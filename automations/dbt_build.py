@@ -8,6 +8,7 @@ import re
 import signal
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 from prefect import flow, get_run_logger
 from prefect.exceptions import TerminationSignal
@@ -285,8 +286,11 @@ def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str]
     )
     ended: dict[str, dict] = {}
     runner.on_run_end(lambda context: ended.update(context.run_results or {}))
-    files, newest = lineage.files_read(catalog, names, buildlog.read(settings.builds_log))
     loads = _load_new_files(settings, catalog, names)
+    # what this build reads first: the files it loaded (the artifact lists them), and each dataset's newest loaded file
+    files = {ld.dataset: [Path(p) for p in ld.files] for ld in loads}
+    newest = {ld.dataset: Path(ld.newest).name for ld in loads if ld.newest}
+    loaded = {ld.dataset: len(ld.files) for ld in loads}
     since = {ld.dataset: ld.first_load_id for ld in loads if ld.first_load_id is not None}
     if since:  # the sources' data tests check the rows loaded now; `unique` on staging still covers every row
         args = args + ["--vars", json.dumps({"landing_new_loads": since})]
@@ -309,6 +313,7 @@ def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str]
 
         nodes = failed_nodes(ended)
         record = record_build(settings, BuildStatus.FAILED, names, and_names, started=started, newest_files=newest,
+                              loaded=loaded,
                               failed_nodes=nodes, error=str(exc)[:2000])
         _publish(settings, catalog, record, files)
         logger.error("dbt build failed for %s; failing nodes: %s", ", ".join(names), ", ".join(nodes) or "see the log")
@@ -320,6 +325,7 @@ def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str]
     _publish_readers(settings)
     _emit_assets(runner, ended)
     record = record_build(settings, BuildStatus.BUILT, names, and_names, started=started, newest_files=newest,
+                          loaded=loaded,
                           **node_summary(ended))
     _publish(settings, catalog, record, files)
     return ended

@@ -7,7 +7,7 @@ import re
 import threading
 from pathlib import Path
 
-from automations.buildlog import BuildRecord, BuildStatus
+from automations.buildlog import BuildRecord
 from landing.catalog import Catalog, project_fingerprint
 from landing.events import dataset_asset_key
 from landing.ledger import Ledger, ledger_path
@@ -149,21 +149,6 @@ def parsed_project(settings: Settings, log_path: Path):
         return done.result
 
 
-def files_read(catalog: Catalog, names: list[str], records: list[BuildRecord]) -> tuple[dict[str, list[Path]], dict[str, str]]:
-    """Per dataset, its accepted files newer than the newest one its last successful build read (what this build
-    reads first), and the newest accepted file's name (accepted names sort by landing time)."""
-    new, newest = {}, {}
-    for name in names:
-        ds = catalog.get(name)
-        entries = ds.data_files()
-        last = next((r for r in reversed(records) if r.status == BuildStatus.BUILT and name in r.newest_files), None)
-        after = last.newest_files[name] if last else ""
-        new[name] = [Path(ds.accepted_path) / e.name for e in entries if e.name > after]
-        if entries:
-            newest[name] = entries[-1].name
-    return new, newest
-
-
 def artifact_key(names: list[str], and_names: list[str]) -> str:
     """One artifact key per kind of build (Prefect keeps each key's versions): lowercase, digits and dashes."""
     text = "-".join(and_names or names)
@@ -195,7 +180,7 @@ def build_markdown(settings: Settings, catalog: Catalog, record: BuildRecord, fi
     ledger = Ledger(ledger_path(settings.state_dir))
     try:
         lines = [f"# dbt-build {', '.join(record.datasets)}: {record.status.value}", "",
-                 "## Files new since the last build", "", "| dataset | accepted file | dropped as | event |",
+                 "## Files this build loaded", "", "| dataset | accepted file | dropped as | event |",
                  "|---|---|---|---|"]
         for name, paths in files.items():
             for path in paths[-LISTED_FILES:]:

@@ -42,6 +42,7 @@ class Loaded:
     seconds: float = 0.0
     reloaded: bool = False  # the raw table was rebuilt (its declared columns changed)
     rejected: dict[str, str] = field(default_factory=dict)  # accepted file → why it was not loaded (set aside)
+    newest: str | None = None  # the newest accepted file loaded so far (names sort by landing time)
 
 
 def _history_ddl() -> str:
@@ -209,6 +210,7 @@ def load(con, settings: Settings, ds: Dataset, flow_run_id: str | None = None) -
     if done.files:
         done.first_load_id = con.execute(f"select min(load_id) from {HISTORY} where accepted_file in "
                                          "(select unnest(?::varchar[]))", [done.files]).fetchone()[0]
+    done.newest = con.execute(f"select max(accepted_file) from {HISTORY} where dataset = ?", [ds.name]).fetchone()[0]
     done.seconds = time.perf_counter() - started
     return done
 

@@ -141,7 +141,7 @@ async def _explain(target: str, settings: Settings, catalog: Catalog, root: Path
         if path is None:
             out(f"event {event_uuid}: not in the ledger {ledger.path}; looking it up on the server")
     if path:
-        found = _explain_file(path, catalog, root, ledger, out)
+        found = _explain_file(path, catalog, root, ledger, out, settings)
         if isinstance(found, int):
             return found
         event_uuid = found or event_uuid
@@ -158,7 +158,24 @@ async def _explain(target: str, settings: Settings, catalog: Catalog, root: Path
         await client.__aexit__(None, None, None)
 
 
-def _explain_file(path: str, catalog: Catalog, root: Path, ledger: Ledger, out) -> int | uuid.UUID | None:
+def _loaded_line(settings: Settings, accepted_path: str) -> str:
+    """Whether the accepted file is loaded into the warehouse, by which run and with how many rows (the load history
+    in the readers' warehouse)."""
+    import duckdb
+
+    from automations.load import history
+
+    if not settings.warehouse.exists():
+        return "loaded    not yet: nothing is built yet"
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        row = history(con, accepted_path)
+    if row is None:
+        return "loaded    not yet: the next build of its dataset loads it (or it was set aside: see the quarantine)"
+    load_id, _, rows, run_id, at = row
+    return f"loaded    {rows} row(s) at {at:%Y-%m-%d %H:%M:%S %Z} by flow run {run_id or '(outside Prefect)'} (load {load_id})"
+
+
+def _explain_file(path: str, catalog: Catalog, root: Path, ledger: Ledger, out, settings: Settings) -> int | uuid.UUID | None:
     """The local half: dataset, ledger decision, where the file went. An exit code when the chain stops here, else
     the file's event id (None if it has none)."""
     out(f"file      {path}")
@@ -181,6 +198,7 @@ def _explain_file(path: str, catalog: Catalog, root: Path, ledger: Ledger, out) 
     if record.accepted_path:
         out(f"accepted  {record.accepted_path} (dropped as {record.path})" if record.accepted_path != record.path
             else f"accepted  {record.accepted_path} (landed there by its producer)")
+        out(_loaded_line(settings, record.accepted_path))
     if record.status == "quarantined":
         moved = record.quarantined_to or str(root / QUARANTINE / dataset)
         out(f"quarantined {moved} (dropped as {record.path})")

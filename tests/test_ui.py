@@ -146,7 +146,7 @@ def test_a_build_runs_page_shows_the_file_that_caused_it_and_its_artifact(settin
     assert {("landing://dataset/dummyjson.users", "asset"), ("dbt", "asset-materialized-by"),
             (f"prefect.flow-run.{run.id}", "flow-run")} <= related, related
 
-    expected = ["Files new since the last build", accepted, dropped.name, "stage_dummyjson__users", "12"]
+    expected = ["Files this build loaded", accepted, dropped.name, "stage_dummyjson__users", "12"]
     # the run page's Artifacts tab, then the build's artifact on it (a card titled with the artifact's key)
     text = page_text_after_clicks(f"http://127.0.0.1:{ui_server.port}/runs/flow-run/{run.id}", tmp_path / "chrome",
                                   ["Artifacts", "landing-build-dummyjson-users"], expected)
