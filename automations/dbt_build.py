@@ -106,6 +106,8 @@ def _run_name() -> str:
     text = "+".join(n for n in names if isinstance(n, str))[:80] if isinstance(names, list) else "invalid"
     if params.get("and_models"):
         text += " (all sources)"
+    if params.get("rebuild"):
+        text += " (rebuild)"
     return f"dbt-build {text}"
 
 
@@ -154,10 +156,11 @@ def _newest_landed_within(ds, seconds: float) -> bool:
 
 
 @flow(name=BUILD_FLOW, flow_run_name=_run_name, log_prints=True)
-def dbt_build(datasets: list[str], and_models: list[str] | None = None, force: bool = False,
+def dbt_build(datasets: list[str], and_models: list[str] | None = None, force: bool = False, rebuild: bool = False,
               settings: Settings | None = None) -> dict:
     """Build `source:<dataset>+` for the given datasets with dbt, unless nothing landed and the dbt project did not
-    change since their last build; `force` builds anyway (the UI's Run button, with force on)."""
+    change since their last build; `force` builds anyway (the UI's Run button, with force on). `rebuild` loads every
+    accepted file of the datasets again and rebuilds their models from scratch (`landing rebuild`)."""
     settings = settings or Settings()
     catalog = load_catalog(settings)
     names, and_names = validate_request(datasets, and_models or [], catalog)
@@ -168,10 +171,11 @@ def dbt_build(datasets: list[str], and_models: list[str] | None = None, force: b
         try:
             with one_writer(settings):
                 current = {n: build_signature(catalog.get(n), settings.dbt_project_dir) for n in names}
-                skipped = _skip(settings, marks.read(), kind, current, force, and_names)
+                skipped = _skip(settings, marks.read(), kind, current, force or rebuild, and_names)
                 if skipped:
                     return skipped
-                _run_dbt(settings, catalog, names, and_names, last_try=attempt == settings.transient_retries)
+                _run_dbt(settings, catalog, names, and_names, last_try=attempt == settings.transient_retries,
+                         rebuild=rebuild, full_refresh=_project_changed(marks.read(), current))
                 built = marks.read()
                 built.update({kind + n: sig for n, sig in current.items()})
                 marks.write(built)
@@ -186,6 +190,16 @@ def dbt_build(datasets: list[str], and_models: list[str] | None = None, force: b
                 "+".join(names), str(exc).splitlines()[0][:300], delay, attempt + 1, settings.transient_retries)
             time.sleep(delay)
     return {"status": BuildStatus.BUILT.value, "datasets": names, "and_models": and_names}
+
+
+def _project_changed(built: dict, current: dict[str, str]) -> bool:
+    """Whether the dbt project changed since a dataset's last build: its incremental models are then built from
+    scratch, so a changed model means the same for old rows as for new ones."""
+    for name, signature in current.items():
+        previous = built.get(ONE + name) or built.get(ALL + name)
+        if previous and previous.rsplit("|project ", 1)[-1] != signature.rsplit("|project ", 1)[-1]:
+            return True
+    return False
 
 
 class TransientBuildError(RuntimeError):
@@ -222,10 +236,12 @@ def _skip(settings: Settings, built: dict, kind: str, current: dict[str, str], f
     return None
 
 
-def _load_new_files(settings: Settings, catalog, names: list[str]) -> list:
-    """Each dataset's accepted files not loaded yet, appended to its raw table before dbt reads it (automations.load)."""
+def _load_new_files(settings: Settings, catalog, names: list[str], rebuild: bool = False) -> list:
+    """Each dataset's accepted files not loaded yet, appended to its raw table before dbt reads it (automations.load);
+    with `rebuild`, every accepted file, the raw table emptied first."""
     logger = get_run_logger()
-    loads = load.load_all(settings, [catalog.get(n) for n in names], str(flow_run.id) if flow_run.id else None)
+    loads = load.load_all(settings, [catalog.get(n) for n in names], str(flow_run.id) if flow_run.id else None,
+                          progress=logger.info, reload=rebuild)
     for ld in loads:
         if ld.files or ld.reloaded:
             logger.info("%s: loaded %d new file(s), %d row(s), in %.2f s%s", ld.dataset, len(ld.files), ld.rows,
@@ -250,7 +266,8 @@ def _publish_readers(settings: Settings) -> None:
                     done.bytes / 1e6, done.how, done.seconds)
 
 
-def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str], last_try: bool = True) -> dict[str, dict]:
+def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str], last_try: bool = True,
+             rebuild: bool = False, full_refresh: bool = False) -> dict[str, dict]:
     """`dbt build` for the datasets in this process, on the build's own file, then published for readers; recorded in
     the build log; dbt's results by node. A failure is recorded, announced as landing.build.failed, and raised; a
     lock on the build's file (someone opened it by hand) is waited out, and one met by dbt is TransientBuildError
@@ -286,7 +303,11 @@ def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str]
     )
     ended: dict[str, dict] = {}
     runner.on_run_end(lambda context: ended.update(context.run_results or {}))
-    loads = _load_new_files(settings, catalog, names)
+    loads = _load_new_files(settings, catalog, names, rebuild)
+    if rebuild or full_refresh or any(ld.reloaded for ld in loads):
+        logger.info("building %s from scratch (--full-refresh): %s", ", ".join(names),
+                    "a rebuild" if rebuild else "the dbt project changed" if full_refresh else "a source's columns changed")
+        args = args + ["--full-refresh"]
     # what this build reads first: the files it loaded (the artifact lists them), and each dataset's newest loaded file
     files = {ld.dataset: [Path(p) for p in ld.files] for ld in loads}
     newest = {ld.dataset: Path(ld.newest).name for ld in loads if ld.newest}

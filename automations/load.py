@@ -22,6 +22,7 @@ log = logging.getLogger("landing.load")
 
 SCHEMA = "landing"
 HISTORY = f"{SCHEMA}.load_history"
+SEQUENCE = f"{SCHEMA}.load_ids"
 BATCH = "_landing_batch"  # the load id of the file a raw row came from
 CHUNK = 500  # files per read: one reader call over many files is fast; thousands at once cost memory
 
@@ -46,7 +47,8 @@ class Loaded:
 
 
 def _history_ddl() -> str:
-    return (f"create table if not exists {HISTORY} (load_id bigint, dataset varchar, accepted_file varchar, "
+    return (f"create sequence if not exists {SEQUENCE}; "
+            f"create table if not exists {HISTORY} (load_id bigint, dataset varchar, accepted_file varchar, "
             "dropped_as varchar, sha256 varchar, rows bigint, flow_run_id varchar, loaded_at timestamptz)")
 
 
@@ -127,8 +129,10 @@ def _load_chunk(con, settings: Settings, ds: Dataset, chunk: list[str], flow_run
     facts = _provenance(settings, chunk)
     con.execute("begin")
     try:
-        first = con.execute(f"select coalesce(max(load_id), 0) + 1 from {HISTORY}").fetchone()[0]
-        ids = {path: first + k for k, path in enumerate(chunk)}
+        # from a sequence, never reused: a model's watermark stays below every load after it, even past a rebuild
+        numbers = [r[0] for r in con.execute(f"select nextval('{SEQUENCE}') from range(?)", [len(chunk)]).fetchall()]
+        first = min(numbers)
+        ids = dict(zip(chunk, sorted(numbers)))
         con.execute("create or replace temp table landing_chunk as select unnest(?::varchar[]) as accepted_file, "
                     "unnest(?::bigint[]) as load_id", [chunk, [ids[p] for p in chunk]])
         try:
@@ -173,7 +177,7 @@ def _set_aside(settings: Settings, ds: Dataset, path: str, reason: str) -> str:
     return str(dest)
 
 
-def load(con, settings: Settings, ds: Dataset, flow_run_id: str | None = None) -> Loaded:
+def load(con, settings: Settings, ds: Dataset, flow_run_id: str | None = None, progress=None) -> Loaded:
     """Append the rows of every accepted file of `ds` not loaded yet, a chunk of files per transaction, each file's
     history row in the same transaction as its rows (a build killed mid-load leaves both or neither). A file that
     cannot be loaded is set aside to the quarantine, named in `rejected`, and the others load."""
@@ -207,6 +211,8 @@ def load(con, settings: Settings, ds: Dataset, flow_run_id: str | None = None) -
             continue
         done.files += chunk
         done.rows += sum(counts.values())
+        if progress and len(new) > CHUNK:
+            progress(f"{ds.name}: loaded {len(done.files)} of {len(new)} new files")
     if done.files:
         done.first_load_id = con.execute(f"select min(load_id) from {HISTORY} where accepted_file in "
                                          "(select unnest(?::varchar[]))", [done.files]).fetchone()[0]
@@ -215,13 +221,32 @@ def load(con, settings: Settings, ds: Dataset, flow_run_id: str | None = None) -
     return done
 
 
-def load_all(settings: Settings, datasets: list[Dataset], flow_run_id: str | None = None) -> list[Loaded]:
-    """Load the new files of each dataset into the build's file (called with the writer's slot, before dbt)."""
+def forget(con, ds: Dataset) -> None:
+    """Empty the dataset's raw table and its load history, in one transaction: every accepted file loads again."""
+    con.execute(f"create schema if not exists {SCHEMA}")
+    con.execute(_history_ddl())
+    con.execute("begin")
+    try:
+        con.execute(f"drop table if exists {raw_table(ds)}")
+        con.execute(f"delete from {HISTORY} where dataset = ?", [ds.name])
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+
+
+def load_all(settings: Settings, datasets: list[Dataset], flow_run_id: str | None = None, progress=None,
+             reload: bool = False) -> list[Loaded]:
+    """Load the new files of each dataset into the build's file (called with the writer's slot, before dbt);
+    `progress` is told after each chunk of a large load; `reload` loads every accepted file again."""
     import duckdb
 
     settings.build_warehouse.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(settings.build_warehouse)) as con:
-        return [load(con, settings, ds, flow_run_id) for ds in datasets]
+        if reload:
+            for ds in datasets:
+                forget(con, ds)
+        return [load(con, settings, ds, flow_run_id, progress) for ds in datasets]
 
 
 def history(con, accepted_file: str) -> tuple | None:

@@ -19,6 +19,12 @@ def main(argv: list[str] | None = None) -> int:
                          "a query as arguments, a script on standard input, or an interactive shell")
     sql.add_argument("query", nargs="*", help="SQL to run, for example: select count(*) from stage_dummyjson__products")
     sql.add_argument("--csv", action="store_true", help="print results as CSV (with a header) instead of a table")
+    rebuild = sub.add_parser("rebuild", help="load a dataset again from its accepted files and build its models from "
+                             "scratch (after a model or contract change), as a dbt-build run; reports the rows per file")
+    rebuild.add_argument("dataset", help="a dataset, <source>.<table> (`landing status` lists them)")
+    replay = sub.add_parser("replay", help="re-admit a quarantined file after its source's contract changed: the sensor "
+                            "validates it again, and it is accepted or quarantined again with the new reason")
+    replay.add_argument("path", help="the quarantined file (below <LANDING_ROOT>/_quarantine/)")
     demo = sub.add_parser("demo", help="with the stack up: drop the sample files, wait for the builds, print row counts and run links")
     demo.add_argument("--timeout", type=float, default=180, help="seconds to wait for the builds")
     args = parser.parse_args(argv)
@@ -51,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         from ops.sql import sql
 
         return sql(" ".join(args.query), csv=args.csv)
+    if args.command in ("rebuild", "replay"):
+        from ops import maintain
+
+        return maintain.rebuild(args.dataset) if args.command == "rebuild" else maintain.replay(args.path)
     if args.command == "demo":
         from ops.demo import demo
 

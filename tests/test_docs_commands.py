@@ -18,7 +18,7 @@ MAKE_TARGETS = sorted(set(re.findall(r"\bmake ([a-z][a-z-]*)\b", TEXT)))
 PY_COMMANDS = sorted(set(
     m.strip() for m in re.findall(r"python ((?:-m [a-z_.]+(?: (?:up|status|explain|demo))?)|(?:automations/apply\.py))", TEXT)
 ))
-LANDING_COMMANDS = sorted(set(re.findall(r"\blanding (up-scale|up|demo|status|explain|sql)\b", TEXT)))
+LANDING_COMMANDS = sorted(set(re.findall(r"\blanding (up-scale|up|demo|status|explain|sql|rebuild|replay)\b", TEXT)))
 LANDING = Path(sys.executable).with_name("landing")  # the console script (`[project.scripts]`) uv sync installs
 
 

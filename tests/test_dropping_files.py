@@ -244,3 +244,39 @@ def test_csv_and_parquet_are_dropped_built_and_their_bad_files_quarantined(stack
                                    "from stage_finance__exchange_rates")[0] == 8
     assert float(warehouse_row(settings, "select rate_to_usd from stage_finance__exchange_rates where rate_id = 'EUR-2026-11-25'")[0]) == 1.5
     assert warehouse_row(settings, "select count(*), count(distinct movement_id) from stage_inventory__stock_movements") == (40, 40)
+
+
+def landing(settings: Settings, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, **settings.to_env()}  # PREFECT_API_URL: the session's server (using_server set it)
+    return subprocess.run([sys.executable, "-m", "ops", *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_replay_judges_a_fixed_quarantined_file_again_and_rebuild_reloads_a_dataset(stack, tmp_path):
+    settings, tag = stack, tmp_path.name
+    products = folder(settings, "dummyjson.products")
+    (products / "untitled.jsonl").write_text(json.dumps({"id": 71001, "price": 3}) + "\n")
+    bad = wait_for(lambda: next((Path(r.quarantined_to) for r in ledger_rows(settings)
+                                 if Path(r.path).name == "untitled.jsonl" and r.status == "quarantined"), None), 60,
+                   "the file without a title quarantined")
+    again = landing(settings, "replay", str(bad))  # the contract has not changed: quarantined again, same reason
+    assert again.returncode == 1 and "quarantined again" in again.stdout and "'title'" in again.stdout, again.stdout
+    bad = next(Path(r.quarantined_to) for r in ledger_rows(settings)
+               if Path(r.path).name == "untitled.jsonl" and r.status == "quarantined")
+    bad.write_text(json.dumps({"id": 71001, "title": f"{tag}-fixed", "price": 3}) + "\n")  # fixed where it lies
+    started = time.time()
+    fixed = landing(settings, "replay", str(bad))
+    assert fixed.returncode == 0 and "accepted" in fixed.stdout, fixed.stdout + fixed.stderr
+    wait_for(lambda: builds_settled(settings, "dummyjson.products", started) and warehouse_row(
+        settings, "select product_name from stage_dummyjson__products where product_id = 71001") == (f"{tag}-fixed",),
+        90, "the replayed file built")
+
+    accepted = len(load_catalog(settings).get("dummyjson.products").data_files())
+    rebuilt = landing(settings, "rebuild", "dummyjson.products")
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    assert f"loaded    {accepted} file(s)" in rebuilt.stdout and "(rebuild)" in rebuilt.stdout, rebuilt.stdout
+    assert warehouse_row(settings, "select count(*) from landing.load_history where dataset = 'dummyjson.products'") \
+        == (accepted,)
+    assert warehouse_row(settings, "select product_name from stage_dummyjson__products where product_id = 71001") \
+        == (f"{tag}-fixed",)
+    unknown = landing(settings, "rebuild", "dummyjson.orders")
+    assert unknown.returncode == 2 and "dummyjson.orders" in unknown.stdout

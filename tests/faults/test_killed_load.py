@@ -1,0 +1,48 @@
+"""kill -9 the build in the middle of loading a burst, then build again: every row once, one history row per file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import duckdb
+
+from automations.dbt_build import dbt_build
+from landing.catalog import load_catalog
+from ops.dummyjson_fake import product_rows
+from ops.local import builds, dbt_environment, wait_for
+
+BUILD = "from automations.dbt_build import dbt_build; dbt_build(['dummyjson.products'])"
+
+
+def test_kill_9_mid_load_then_a_build_loads_every_file_once(settings, prefect_server, tmp_path):
+    folder = load_catalog(settings).get("dummyjson.products").accepted_path
+    folder.mkdir(parents=True)
+    for i in range(1500):  # three chunks of 500: the kill lands after the first commit, before the last
+        (folder / f"20261201T000000{i:06d}Z-burst.jsonl").write_bytes(product_rows("killed", i))
+    env = {**os.environ, **settings.to_env(), "PREFECT_API_URL": prefect_server.api_url}
+    log = tmp_path / "build.log"
+    proc = subprocess.Popen([sys.executable, "-c", BUILD], env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: b"loaded 500 of 1500 new files" in log.read_bytes() or proc.poll() is not None, 120,
+                 "the first chunk loaded")
+        assert proc.poll() is None, log.read_text()[-3000:]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        proc.kill()
+    assert b"loaded 1500 of 1500" not in log.read_bytes(), "the kill came too late to interrupt the load"
+
+    with dbt_environment(settings):  # the next build, after the killed one's slot lease expired
+        assert dbt_build(["dummyjson.products"], settings=settings)["status"] == "built"
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        history = con.execute("select count(*), count(distinct accepted_file), sum(rows) from landing.load_history").fetchone()
+        raw = con.execute("select count(*), count(distinct id) from landing.dummyjson__products").fetchone()
+        staged = con.execute("select count(*), count(distinct product_id) from stage_dummyjson__products "
+                             "where product_name like 'killed-%'").fetchone()
+    assert history == (1500, 1500, 4500), "one history row per file, each file's rows counted once"
+    assert raw == (4500, 4500) and staged == (4500, 4500), "every good row in the warehouse exactly once"
+    again = builds(settings)[-1]["loaded"]["dummyjson.products"]
+    assert again in (500, 1000), f"the next build loaded {again} files: only those the killed one had not committed"

@@ -1,0 +1,74 @@
+"""Loading accepted files once: the set difference, one transaction per chunk, bad files set aside (real DuckDB)."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pytest
+
+from automations import load
+
+
+@pytest.fixture
+def con(settings):
+    settings.state_dir.mkdir(parents=True)
+    with duckdb.connect(str(settings.state_dir / "w.duckdb")) as con:
+        yield con
+
+
+def land(ds, name: str, rows: list[dict]) -> str:
+    ds.accepted_path.mkdir(parents=True, exist_ok=True)
+    path = ds.accepted_path / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_each_file_is_loaded_once_with_its_history_and_late_files_too(con, settings, catalog):
+    ds = catalog.get("shop.products")
+    a = land(ds, "20260102T000000000000Z-a.jsonl", [{"id": 1, "title": "a", "price": 1}, {"id": 2, "title": "b", "price": 2}])
+    first = load.load(con, settings, ds, flow_run_id="run-1")
+    assert (first.files, first.rows) == ([a], 2)
+    late = land(ds, "20260101T000000000000Z-late.jsonl", [{"id": 3, "title": "c", "price": 3}])  # an older name
+    again = load.load(con, settings, ds)
+    assert again.files == [late] and again.first_load_id > first.first_load_id
+    assert load.load(con, settings, ds).files == []  # nothing new: nothing read
+    assert con.execute(f"select accepted_file, rows, flow_run_id, sha256 is not null from {load.HISTORY} order by load_id"
+                       ).fetchall() == [(a, 2, "run-1", True), (late, 1, None, True)]
+    assert con.execute(f"select count(*), count(distinct _landing_batch) from {load.raw_table(ds)}").fetchone() == (3, 2)
+    assert load.history(con, late)[2] == 1
+
+
+def test_a_bad_file_is_set_aside_with_the_test_that_failed_and_the_others_load(con, settings, catalog):
+    ds = catalog.get("shop.products")
+    good = [land(ds, f"2026010{i}T000000000000Z-g.jsonl", [{"id": i, "title": "t", "price": 1}]) for i in range(1, 4)]
+    bad = land(ds, "20260105T000000000000Z-bad.jsonl", [{"id": 9, "price": 1}])  # title is required (not_null)
+    broken = land(ds, "20260106T000000000000Z-broken.jsonl", [])
+    (ds.accepted_path / "20260106T000000000000Z-broken.jsonl").write_text('{"id": 1, "title": ')
+    done = load.load(con, settings, ds)
+    assert sorted(done.files) == sorted(good) and done.rows == 3
+    assert "not_null test on title" in done.rejected[bad] and broken in done.rejected
+    reason = (settings.root / "_quarantine" / "shop.products" / "20260105T000000000000Z-bad.jsonl.reason.txt").read_text()
+    assert "not_null_shop_products_title" in reason and "landing replay" in reason
+    assert con.execute(f"select count(*) from {load.raw_table(ds)}").fetchone() == (3,)  # no row of a bad file
+
+
+def test_load_ids_are_never_reused_after_a_dataset_is_forgotten(con, settings, catalog):
+    ds = catalog.get("shop.products")
+    land(ds, "20260101T000000000000Z-a.jsonl", [{"id": 1, "title": "a", "price": 1}])
+    first = load.load(con, settings, ds).first_load_id
+    load.forget(con, ds)
+    assert con.execute(f"select count(*) from {load.HISTORY}").fetchone() == (0,)
+    assert load.load(con, settings, ds).first_load_id > first  # a model's watermark stays below every later load
+
+
+def test_a_changed_contract_empties_the_raw_table_and_loads_every_file_again(con, settings, catalog):
+    from dataclasses import replace
+
+    ds = catalog.get("shop.products")
+    land(ds, "20260101T000000000000Z-a.jsonl", [{"id": 1, "title": "a", "price": 1, "stock": 4}])
+    load.load(con, settings, ds)
+    wider = replace(ds, columns=ds.columns + ("stock",), column_types=ds.column_types + ("INTEGER",))
+    again = load.load(con, settings, wider)
+    assert again.reloaded and len(again.files) == 1
+    assert con.execute(f"select stock from {load.raw_table(ds)}").fetchall() == [(4,)]
