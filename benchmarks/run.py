@@ -35,7 +35,7 @@ def settings_in(base: Path, **kw) -> Settings:
 DELIVERIES = ("rename", "mv", "cp", "write")  # how people and tools put a file in a drop folder
 
 
-def b1_drop_to_build(base: Path, reps: int, deliveries: tuple[str, ...] = DELIVERIES) -> dict:
+def b1_drop_to_build(base: Path, reps: int, deliveries: tuple[str, ...] = DELIVERIES, landed: int = 0) -> dict:
     """Drop one file → its dbt build complete, for each way of dropping it, with the warm runner and with Prefect's
     runner (`--subprocess`, poll 1 s: the native pattern). Each arm has a fresh server of its own, and the arms take
     turns ABBA (warm, native, native, warm, ...), so neither gains from the time or the other's load."""
@@ -43,8 +43,10 @@ def b1_drop_to_build(base: Path, reps: int, deliveries: tuple[str, ...] = DELIVE
     samples: dict[str, dict[str, list[float]]] = {arm: {d: [] for d in deliveries} for arm in arms}
     try:
         for arm in arms.values():
+            arm.preload(landed)
             arm.start()
-            arm.drop("rename", -1)  # not counted: each arm's first build also parses the project and warms caches
+            # not counted: each arm's first build also parses the project, warms caches and loads what was landed
+            arm.drop("rename", -1, timeout=180 + landed / 100)
         for delivery in deliveries:
             for i in range(reps):
                 for name in (("warm", "native") if i % 2 == 0 else ("native", "warm")):
@@ -61,6 +63,7 @@ def b1_drop_to_build(base: Path, reps: int, deliveries: tuple[str, ...] = DELIVE
                         f"{delivery}_native_p50_s": round(statistics.median(native), 2), f"{delivery}_ratio": round(ratio, 1)})
         met = met and p50 <= 2.5 and p95 <= 5 and ratio >= 3
     return {"id": "B1", "what": f"drop one file → dbt build complete (staging), {reps} drops per delivery and arm, "
+            f"{landed} files already landed and loaded, "
             "ABBA, a fresh server per arm; baseline: Prefect's runner, poll 1 s",
             **figures, "target": "p50 ≤ 2.5 s, p95 ≤ 5 s, ≥ 3×, each delivery", "met": met,
             "samples": {arm: {d: [round(t, 2) for t in v] for d, v in by.items()} for arm, by in samples.items()}}
@@ -82,6 +85,13 @@ class _Arm:
         self.folder = self.settings.root / "dummyjson" / "products"
         self.outside = base / "outside"  # on the same disk, outside the watched tree: where `mv` and `cp` start
         self.rows = json.loads((REPO_ROOT / "tests/fixtures/dummyjson/products.json").read_text())[:50]
+
+    def preload(self, files: int) -> None:
+        """`files` product files already in the accepted area (as if landed long ago), three products each."""
+        folder = self.settings.accepted / "dummyjson" / "products"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(files):
+            (folder / f"20250101T000000{i:06d}Z-landed.jsonl").write_bytes(product_rows("landed", 1000 + i))
 
     def start(self) -> None:
         from automations.apply import apply
@@ -109,7 +119,7 @@ class _Arm:
     def _built(self) -> list[dict]:
         return [b for b in builds(self.settings) if b["status"] == "built"]
 
-    def drop(self, delivery: str, i: int) -> float:
+    def drop(self, delivery: str, i: int, timeout: float = 180) -> float:
         """Seconds from the file being complete in the drop folder to the end of its dbt build."""
         done = len(self._built())
         data = "".join(json.dumps(dict(r, bench=f"{self.base.name}-{delivery}-{i}")) + "\n" for r in self.rows).encode()
@@ -132,7 +142,7 @@ class _Arm:
         else:
             raise ValueError(f"unknown delivery {delivery!r}; one of {', '.join(DELIVERIES)}")
         t0 = time.time()
-        wait_for(lambda: len(self._built()) > done, 180,
+        wait_for(lambda: len(self._built()) > done, timeout,
                  f"the build of {target} (see {self.base}/serve.log and sensor.log)", interval=0.05)
         took = self._built()[-1]["at"] - t0
         # quiet before the next drop, in this arm and the other: the trailing run (schedule_after the window) records
@@ -475,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=10, help="B1 drops per delivery and arm")
     parser.add_argument("--deliveries", nargs="*", default=list(DELIVERIES), choices=DELIVERIES,
                         help="B1: how files are dropped (default: all)")
+    parser.add_argument("--landed", type=int, default=0, help="B1: product files already landed (and loaded) before the drops")
     parser.add_argument("--files", type=int, default=10000, help="B3's largest file count (it also measures 10 and 10,000 files)")
     parser.add_argument("--catch-up", type=lambda text: [int(n) for n in text.split(",")], default=[1000, 10000, 100000],
                         help="B4 file counts, comma-separated (default 1000,10000,100000)")
@@ -498,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with using_server(server.api_url):
             plan = {
-                "B1": lambda: b1_drop_to_build(base, args.reps, tuple(args.deliveries)),  # servers of its own
+                "B1": lambda: b1_drop_to_build(base, args.reps, tuple(args.deliveries), args.landed),  # servers of its own
                 "B2": lambda: b2_burst(base, server, bursts),
                 "B2-scale": lambda: b2_scale_out(base, max(1, min(args.reps, 5)), bursts),
                 "B3": lambda: b3_growth(base, sorted({10, min(10_000, args.files), args.files})),
