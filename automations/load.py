@@ -92,15 +92,44 @@ def _read(ds: Dataset, paths: list[str]) -> str:
             f"union all by name select * from {call}))")
 
 
+_LOADED: dict[tuple[str, str], tuple[tuple, set[str]]] = {}  # (warehouse, dataset) → (history's mark, names)
+
+
+def _loaded_names(con, ds: Dataset) -> set[str]:
+    """The accepted files of `ds` in the load history. Read once per process and kept while the history's highest
+    load id and count for the dataset say nobody else loaded (another runner, a rebuild); `load` adds what it loads."""
+    mark = tuple(con.execute(f"select max(load_id), count(*) from {HISTORY} where dataset = ?", [ds.name]).fetchone())
+    key = (_database(con), ds.name)
+    cached = _LOADED.get(key)
+    if cached and cached[0] == mark:
+        return cached[1]
+    names = {r[0] for r in con.execute(f"select accepted_file from {HISTORY} where dataset = ?", [ds.name]).fetchall()}
+    _LOADED[key] = (mark, names)
+    return names
+
+
+def _database(con) -> str:
+    return con.execute("select path from duckdb_databases() where database_name = current_database()").fetchone()[0] or ""
+
+
+def _remember(con, ds: Dataset, paths: list[str]) -> None:
+    key = (_database(con), ds.name)
+    cached = _LOADED.get(key)
+    if cached:
+        cached[1].update(paths)
+        mark = tuple(con.execute(f"select max(load_id), count(*) from {HISTORY} where dataset = ?", [ds.name]).fetchone())
+        _LOADED[key] = (mark, cached[1])
+
+
 def pending(con, ds: Dataset) -> list[str]:
-    """The dataset's accepted files not in the load history, in name (landing) order."""
-    listed = [str(ds.accepted_path / e.name) for e in ds.data_files()]
+    """The dataset's accepted files not in the load history, in name (landing) order: a set difference (a file that
+    lands late, with an older name, is new too). Costs one directory listing, shared with the build's signature."""
+    folder = str(ds.accepted_path)
+    listed = ds.data_names()
     if not listed:
         return []
-    con.execute("create or replace temp table landing_listed as select unnest(?::varchar[]) as accepted_file", [listed])
-    return [r[0] for r in con.execute(
-        f"select accepted_file from landing_listed except select accepted_file from {HISTORY} where dataset = ? "
-        "order by accepted_file", [ds.name]).fetchall()]
+    loaded = _loaded_names(con, ds)
+    return [p for p in (f"{folder}/{n}" for n in listed) if p not in loaded]
 
 
 def _provenance(settings: Settings, paths: list[str]) -> dict[str, tuple[str | None, str]]:
@@ -211,6 +240,7 @@ def load(con, settings: Settings, ds: Dataset, flow_run_id: str | None = None, p
             continue
         done.files += chunk
         done.rows += sum(counts.values())
+        _remember(con, ds, chunk)
         if progress and len(new) > CHUNK:
             progress(f"{ds.name}: loaded {len(done.files)} of {len(new)} new files")
     if done.files:
