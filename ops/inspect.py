@@ -77,8 +77,8 @@ def status(settings: Settings | None = None, out=print) -> int:
     now = time.time()
     out(f"{'dataset':<22} {'last file':<54} {'last build':<24} {'pending':>7} {'quarantined':>11}  stale")
     for name, ds in sorted(catalog.datasets.items()):
-        files = [(e.name, e.stat().st_mtime) for e in ds.data_files()]
-        newest = max(files, key=lambda e: e[1], default=None)
+        names = ds.data_names()  # the newest is the last name (accepted names start with their landing time)
+        newest = (names[-1], (ds.accepted_path / names[-1]).stat().st_mtime) if names else None
         built = [b for b in builds if name in b.datasets and b.status == BuildStatus.BUILT]
         qdir = Path(settings.root) / QUARANTINE / name
         quarantined = len([p for p in qdir.glob("*") if not p.name.endswith(".reason.txt")]) if qdir.exists() else 0
@@ -183,6 +183,14 @@ def _explain_file(path: str, catalog: Catalog, root: Path, ledger: Ledger, out, 
     record = ledger.file(path) or ledger.by_accepted(path) or ledger.by_quarantined(path)
     ds = None if Path(path).is_relative_to(root / QUARANTINE) else (
         catalog.dataset_for_path(Path(path)) or catalog.dataset_for_accepted(Path(path)))
+    reason_file = Path(path + ".reason.txt")
+    if record is None and Path(path).is_relative_to(root / QUARANTINE) and reason_file.exists():
+        # set aside by a build's load step (an accepted file no sensor had checked): its reason is beside it
+        facts = dict(line.split(": ", 1) for line in reason_file.read_text().splitlines() if ": " in line)
+        out(f"dataset   {facts.get('dataset', '?')}")
+        out(f"quarantined {path} (was {facts.get('file', '?')})")
+        out(f"why       {facts.get('reason', '?')}; fix it where it lies and run `landing replay {path}`")
+        return 0
     if ds is None and record is None:
         out("dataset   unknown: no dbt source has this folder and file pattern "
             f"(known: {', '.join(f'{d.name} → {d.path}/{d.glob}' for d in catalog.datasets.values())})")

@@ -52,6 +52,14 @@ def test_a_bad_file_is_set_aside_with_the_test_that_failed_and_the_others_load(c
     assert "not_null_shop_products_title" in reason and "landing replay" in reason
     assert con.execute(f"select count(*) from {load.raw_table(ds)}").fetchone() == (3,)  # no row of a bad file
 
+    from ops.inspect import explain
+
+    said = []
+    explain(str(settings.root / "_quarantine" / "shop.products" / "20260105T000000000000Z-bad.jsonl"), settings,
+            out=said.append, catalog=catalog)
+    text = "\n".join(said)
+    assert "dataset   shop.products" in text and "not_null_shop_products_title" in text and "landing replay" in text
+
 
 def test_load_ids_are_never_reused_after_a_dataset_is_forgotten(con, settings, catalog):
     ds = catalog.get("shop.products")
