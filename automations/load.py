@@ -171,9 +171,9 @@ def _load_chunk(con, settings: Settings, ds: Dataset, chunk: list[str], flow_run
             raise RejectedFile(" ".join(str(exc).split())[:500]) from None
         if ds.required:
             nulls = " or ".join(f"{quote_ident(c)} is null" for c in ds.required)
-            bad = con.execute(f"select filename, list(distinct col) from (select filename, unnest([" +
-                              ", ".join(f"case when {quote_ident(c)} is null then {quote_literal(c)} end" for c in ds.required) +
-                              f"]) as col from {raw_table(ds)} where {BATCH} >= ? and ({nulls})) where col is not null "
+            which = ", ".join(f"case when {quote_ident(c)} is null then {quote_literal(c)} end" for c in ds.required)
+            bad = con.execute(f"select filename, list(distinct col) from (select filename, unnest([{which}]) as col "
+                              f"from {raw_table(ds)} where {BATCH} >= ? and ({nulls})) where col is not null "
                               "group by filename", [first]).fetchall()
             if bad:
                 path, cols = bad[0]

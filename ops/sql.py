@@ -91,11 +91,8 @@ def _run_script(con, script: str, as_csv: bool, settings: Settings, out) -> int:
 
 
 def _shell(con, settings: Settings, as_csv: bool, out, stdin) -> int:
-    import duckdb
-
     out(f"{settings.warehouse}, read-only: the build published at "
         f"{_published(settings)}; {HELP}")
-    pending = ""
     try:
         return _loop(con, settings, as_csv, out, stdin)
     finally:

@@ -6,12 +6,10 @@ One stack for the module, as `make up` runs it: the served dbt deployment, the a
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,33 +20,20 @@ from pathlib import Path
 
 import pytest
 
-from automations.apply import apply
 from landing.catalog import load_catalog
 from landing.events import FILE_CREATED, FILE_REJECTED
 from landing.ledger import Ledger, ledger_path
 from landing.settings import REPO_ROOT, Settings
 from ops.local import read_events
 from ops.dummyjson_fake import product_rows
-from ops.local import Served, builds, delete_managed_automations, runs_of, wait_for, warehouse_row
+from ops.local import builds, runs_of, wait_for, warehouse_row
+from tests.support.stack import served_stack
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, prefect_server):
-    base = tmp_path_factory.mktemp("drops")
-    settings = Settings(root=base / "landing", state_dir=base / "state", dbt_project_dir=REPO_ROOT / "dbt",
-                        burst_window_seconds=3, reconcile_seconds=0, settle_seconds=1.0)
-    env = {**os.environ, **settings.to_env(), "PREFECT_API_URL": prefect_server.api_url, "LANDING_SETTLE_SECONDS": "1"}
-    log = base / "sensor.log"
-    with Served(settings, prefect_server.api_url, base / "serve.log"):
-        asyncio.run(apply(settings, out=lambda *_: None))
-        sensor = subprocess.Popen([sys.executable, "-m", "sensors"], env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
-        try:
-            wait_for(lambda: b"watching" in log.read_bytes(), 60, "the sensor to start")
-            yield settings
-        finally:
-            sensor.send_signal(signal.SIGTERM)
-            sensor.wait(30)
-            asyncio.run(delete_managed_automations())
+    with served_stack(tmp_path_factory.mktemp("drops"), prefect_server.api_url, burst_window_seconds=3) as (settings, _):
+        yield settings
     failed = [b for b in builds(settings) if b["status"] == "failed"]
     assert not failed, f"a build failed: {failed}"
 

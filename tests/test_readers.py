@@ -6,10 +6,8 @@ Readers are other processes, as a dashboard, a notebook or the DuckDB CLI would 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,14 +16,14 @@ from pathlib import Path
 import pytest
 
 from automations import readers
-from automations.apply import apply
 from automations.dbt_build import dbt_build
 from landing.catalog import load_catalog
 from landing.ledger import Ledger, ledger_path
-from landing.settings import REPO_ROOT, Settings
+from landing.settings import Settings
 from ops.dummyjson_fake import product_rows
-from ops.local import Served, builds, dbt_environment, delete_managed_automations, runs_of, wait_for, warehouse_row
+from ops.local import builds, dbt_environment, runs_of, wait_for, warehouse_row
 from tests.support.sensing import accepted_without_event
+from tests.support.stack import served_stack
 
 # a dashboard: a new read-only connection every 0.2 s, one JSON line per read
 DASHBOARD = """
@@ -63,21 +61,8 @@ HOLD_RW = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('hol
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, prefect_server):
-    base = tmp_path_factory.mktemp("readers")
-    settings = Settings(root=base / "landing", state_dir=base / "state", dbt_project_dir=REPO_ROOT / "dbt",
-                        burst_window_seconds=2, reconcile_seconds=0, settle_seconds=1.0)
-    env = {**os.environ, **settings.to_env(), "PREFECT_API_URL": prefect_server.api_url, "LANDING_SETTLE_SECONDS": "1"}
-    log = base / "sensor.log"
-    with Served(settings, prefect_server.api_url, base / "serve.log"):
-        asyncio.run(apply(settings, out=lambda *_: None))
-        sensor = subprocess.Popen([sys.executable, "-m", "sensors"], env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
-        try:
-            wait_for(lambda: b"watching" in log.read_bytes(), 60, "the sensor to start")
-            yield settings, env
-        finally:
-            sensor.send_signal(signal.SIGTERM)
-            sensor.wait(30)
-            asyncio.run(delete_managed_automations())
+    with served_stack(tmp_path_factory.mktemp("readers"), prefect_server.api_url, burst_window_seconds=2) as running:
+        yield running
 
 
 def products_folder(settings: Settings) -> Path:
