@@ -11,7 +11,16 @@ def test_clients_made_after_sharing_load_the_ca_bundle_once(monkeypatch):
 
     from automations.warm import share_tls_contexts
 
-    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # never called: clients are only made
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    # never called: clients are only made. Set in Prefect's settings context, not only the environment: the context is
+    # read at import, and without a URL there `get_client` starts an ephemeral server (30 s on a fresh machine)
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+        _check_sharing(monkeypatch, orchestration, get_client, share_tls_contexts)
+
+
+def _check_sharing(monkeypatch, orchestration, get_client, share_tls_contexts):
     monkeypatch.setattr(orchestration, "ssl", orchestration.ssl)  # undone after the test
     loads = []
     made = ssl.create_default_context
