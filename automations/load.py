@@ -152,8 +152,8 @@ class RejectedFile(ValueError):
     """An accepted file that cannot be loaded: unreadable, or a required column null."""
 
 
-def _load_chunk(con, settings: Settings, ds: Dataset, chunk: list[str], flow_run_id: str | None) -> dict[str, int]:
-    """One transaction: the chunk's rows and history rows; rows per file. RejectedFile (and nothing written) when a
+def _load_chunk(con, settings: Settings, ds: Dataset, chunk: list[str], flow_run_id: str | None) -> tuple[int, dict[str, int]]:
+    """One transaction: the chunk's rows and history rows; its first load id and the rows per file. RejectedFile (and nothing written) when a
     file of it cannot be read or leaves a required column null."""
     facts = _provenance(settings, chunk)
     con.execute("begin")
@@ -187,7 +187,7 @@ def _load_chunk(con, settings: Settings, ds: Dataset, chunk: list[str], flow_run
     except Exception:
         con.execute("rollback")
         raise
-    return counts
+    return first, counts
 
 
 def _set_aside(settings: Settings, ds: Dataset, path: str, reason: str) -> str:
@@ -226,7 +226,7 @@ def load(con, settings: Settings, ds: Dataset, flow_run_id: str | None = None, p
     while chunks:
         chunk = chunks.pop(0)
         try:
-            counts = _load_chunk(con, settings, ds, chunk, flow_run_id)
+            first, counts = _load_chunk(con, settings, ds, chunk, flow_run_id)
         except RejectedFile as exc:
             if len(chunk) > 1:  # find the bad file: one at a time
                 chunks[:0] = [[p] for p in chunk]
@@ -240,12 +240,10 @@ def load(con, settings: Settings, ds: Dataset, flow_run_id: str | None = None, p
             continue
         done.files += chunk
         done.rows += sum(counts.values())
+        done.first_load_id = first if done.first_load_id is None else min(done.first_load_id, first)
         _remember(con, ds, chunk)
         if progress and len(new) > CHUNK:
             progress(f"{ds.name}: loaded {len(done.files)} of {len(new)} new files")
-    if done.files:
-        done.first_load_id = con.execute(f"select min(load_id) from {HISTORY} where accepted_file in "
-                                         "(select unnest(?::varchar[]))", [done.files]).fetchone()[0]
     done.newest = con.execute(f"select max(accepted_file) from {HISTORY} where dataset = ?", [ds.name]).fetchone()[0]
     done.seconds = time.perf_counter() - started
     return done
