@@ -15,13 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from landing.catalog import Dataset
-from landing.reader import has_filename, quote_ident, quote_literal, reader_call
+from landing.reader import has_filename, quote_ident, quote_literal, reader_call, undeclared_columns
 from landing.settings import Settings
 
 log = logging.getLogger("landing.load")
 
 SCHEMA = "landing"
 HISTORY = f"{SCHEMA}.load_history"
+DRIFT = f"{SCHEMA}.schema_drift"  # per dataset and undeclared column: how many files carried it, first and last
+RESCUED = "_rescued"  # a rescue dataset's undeclared fields of each row, as a JSON object (NULL when none)
 SEQUENCE = f"{SCHEMA}.load_ids"
 BATCH = "_landing_batch"  # the load id of the file a raw row came from
 CHUNK = 500  # files per read: one reader call over many files is fast; thousands at once cost memory
@@ -49,11 +51,16 @@ class Loaded:
 def _history_ddl() -> str:
     return (f"create sequence if not exists {SEQUENCE}; "
             f"create table if not exists {HISTORY} (load_id bigint, dataset varchar, accepted_file varchar, "
-            "dropped_as varchar, sha256 varchar, rows bigint, flow_run_id varchar, loaded_at timestamptz)")
+            "dropped_as varchar, sha256 varchar, rows bigint, flow_run_id varchar, loaded_at timestamptz, "
+            "undeclared_columns varchar[]); "
+            f"alter table {HISTORY} add column if not exists undeclared_columns varchar[]; "
+            f"create table if not exists {DRIFT} (dataset varchar, column_name varchar, files bigint, "
+            "first_file varchar, first_loaded_at timestamptz, last_file varchar, last_loaded_at timestamptz)")
 
 
 def _raw_columns(ds: Dataset) -> list[tuple[str, str]]:
-    return [*ds.schema.items(), ("filename", "varchar"), (BATCH, "bigint")]
+    rescued = [(RESCUED, "json")] if ds.rescue else []
+    return [*ds.schema.items(), *rescued, ("filename", "varchar"), (BATCH, "bigint")]
 
 
 def _ensure_raw(con, ds: Dataset) -> bool:
@@ -72,6 +79,7 @@ def _ensure_raw(con, ds: Dataset) -> bool:
     con.execute(f"drop table {raw_table(ds)}")
     con.execute(f"create table {raw_table(ds)} ({declared})")
     con.execute(f"delete from {HISTORY} where dataset = ?", [ds.name])
+    con.execute(f"delete from {DRIFT} where dataset = ?", [ds.name])
     return True
 
 
@@ -81,12 +89,19 @@ def _same_types(con, found, wanted) -> bool:
     return [t for _, t in found] == [s.lower() for s in spelled]
 
 
-def _read(ds: Dataset, paths: list[str]) -> str:
-    """The declared columns of `paths`, cast, with each row's accepted file."""
-    call = reader_call(ds, paths)
+def _read(ds: Dataset, paths: list[str], undeclared: set[str] = frozenset()) -> str:
+    """The declared columns of `paths`, cast, with each row's accepted file; for a rescue dataset, the row's
+    `undeclared` fields too, as one JSON object (its JSON values as they were, absent and null fields left out)."""
+    rescued = sorted(undeclared) if ds.rescue else []
+    loose = {**ds.schema, **{c: "JSON" for c in rescued}} if rescued else None  # read_json reads only what it is given
+    call = reader_call(ds, paths, types=loose)
     if not has_filename(ds.location) and call.endswith(")"):
         call = call[:-1] + ", filename=true)"
     casts = ", ".join(f"cast({quote_ident(c)} as {t}) as {quote_ident(c)}" for c, t in ds.schema.items())
+    if ds.rescue:
+        pairs = ", ".join(f"{quote_literal(c)}, {quote_ident(c)}" for c in rescued)
+        casts += (f", nullif(json_merge_patch('{{}}', json_object({pairs})), '{{}}')::json as {RESCUED}" if rescued
+                  else f", cast(null as json) as {RESCUED}")
     nulls = ", ".join(f"cast(null as {t}) as {quote_ident(c)}" for c, t in ds.schema.items())
     return (f"(select {casts}, filename from (select {nulls}, cast(null as varchar) as filename where false "
             f"union all by name select * from {call}))")
@@ -156,6 +171,7 @@ def _load_chunk(con, settings: Settings, ds: Dataset, chunk: list[str], flow_run
     """One transaction: the chunk's rows and history rows; its first load id and the rows per file. RejectedFile (and nothing written) when a
     file of it cannot be read or leaves a required column null."""
     facts = _provenance(settings, chunk)
+    undeclared = undeclared_columns(con, ds, chunk)
     con.execute("begin")
     try:
         # from a sequence, never reused: a model's watermark stays below every load after it, even past a rebuild
@@ -165,7 +181,8 @@ def _load_chunk(con, settings: Settings, ds: Dataset, chunk: list[str], flow_run
         con.execute("create or replace temp table landing_chunk as select unnest(?::varchar[]) as accepted_file, "
                     "unnest(?::bigint[]) as load_id", [chunk, [ids[p] for p in chunk]])
         try:
-            con.execute(f"insert into {raw_table(ds)} select r.*, c.load_id from {_read(ds, chunk)} r "
+            extra = {c for cols in undeclared.values() for c in cols}
+            con.execute(f"insert into {raw_table(ds)} select r.*, c.load_id from {_read(ds, chunk, extra)} r "
                         "join landing_chunk c on r.filename = c.accepted_file")
         except Exception as exc:
             raise RejectedFile(" ".join(str(exc).split())[:500]) from None
@@ -181,13 +198,40 @@ def _load_chunk(con, settings: Settings, ds: Dataset, chunk: list[str], flow_run
                                    f"(not_null_{ds.source}_{ds.table}_{sorted(cols)[0]})")
         counts = dict(con.execute(f"select filename, count(*) from {raw_table(ds)} where {BATCH} >= ? "
                                   "group by filename", [first]).fetchall())
-        con.executemany(f"insert into {HISTORY} values (?, ?, ?, ?, ?, ?, ?, now())",
-                        [(ids[p], ds.name, p, facts[p][0], facts[p][1], counts.get(p, 0), flow_run_id) for p in chunk])
+        con.executemany(f"insert into {HISTORY} (load_id, dataset, accepted_file, dropped_as, sha256, rows, "
+                        "flow_run_id, loaded_at, undeclared_columns) values (?, ?, ?, ?, ?, ?, ?, now(), ?)",
+                        [(ids[p], ds.name, p, facts[p][0], facts[p][1], counts.get(p, 0), flow_run_id,
+                          list(undeclared.get(p, ()))) for p in chunk])
+        if undeclared:
+            _record_drift(con, ds, undeclared)
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
     return first, counts
+
+
+def _record_drift(con, ds: Dataset, undeclared: dict[str, tuple[str, ...]]) -> None:
+    """Fold one chunk's undeclared columns into the drift table (a row per dataset and column: it stays small)."""
+    seen = [(c, p) for p, cols in undeclared.items() for c in cols]
+    con.execute("create or replace temp table landing_drift as select c as column_name, count(*) as files, "
+                "min(p) as first_file, max(p) as last_file from (select unnest(?::varchar[]) as c, "
+                "unnest(?::varchar[]) as p) group by c", [[c for c, _ in seen], [p for _, p in seen]])
+    con.execute(f"update {DRIFT} d set files = d.files + n.files, last_file = greatest(d.last_file, n.last_file), "
+                "last_loaded_at = now() from landing_drift n where d.dataset = ? and d.column_name = n.column_name",
+                [ds.name])
+    con.execute(f"insert into {DRIFT} select ?, n.column_name, n.files, n.first_file, now(), n.last_file, now() "
+                f"from landing_drift n where n.column_name not in (select column_name from {DRIFT} where dataset = ?)",
+                [ds.name, ds.name])
+
+
+def drift(con) -> list[tuple[str, list[str], int, object]]:
+    """Per dataset whose loaded files carried undeclared columns: (dataset, the columns, files, last seen)."""
+    try:
+        return con.execute(f"select dataset, list(column_name order by column_name), max(files), max(last_loaded_at) "
+                           f"from {DRIFT} group by dataset order by dataset").fetchall()
+    except Exception:  # nothing loaded yet
+        return []
 
 
 def _set_aside(settings: Settings, ds: Dataset, path: str, reason: str) -> str:
@@ -257,6 +301,7 @@ def forget(con, ds: Dataset) -> None:
     try:
         con.execute(f"drop table if exists {raw_table(ds)}")
         con.execute(f"delete from {HISTORY} where dataset = ?", [ds.name])
+        con.execute(f"delete from {DRIFT} where dataset = ?", [ds.name])
         con.execute("commit")
     except Exception:
         con.execute("rollback")
@@ -278,9 +323,11 @@ def load_all(settings: Settings, datasets: list[Dataset], flow_run_id: str | Non
 
 
 def history(con, accepted_file: str) -> tuple | None:
-    """The load history row of one accepted file: (load_id, dataset, rows, flow_run_id, loaded_at), or None."""
+    """The load history row of one accepted file: (load_id, dataset, rows, flow_run_id, loaded_at,
+    undeclared_columns), or None."""
     try:
-        return con.execute(f"select load_id, dataset, rows, flow_run_id, loaded_at from {HISTORY} "
+        return con.execute(f"select load_id, dataset, rows, flow_run_id, loaded_at, "
+                           f"coalesce(undeclared_columns, []) from {HISTORY} "
                            "where accepted_file = ?", [accepted_file]).fetchone()
     except Exception:  # no history table: nothing loaded yet
         return None

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from landing.settings import Settings
 
-CACHE_VERSION = 4
+CACHE_VERSION = 5
 _IGNORED_DIRS = {"target", "logs", "dbt_packages", ".user.yml"}
 _FIRST_QUOTED = re.compile(r"""['"]([^'"]+)['"]""")
 _WILDCARD = re.compile(r"[*?\[]")
@@ -99,6 +99,7 @@ class Dataset:
     freshness_warn_seconds: int | None = None
     freshness_error_seconds: int | None = None
     stale_after_override: int | None = None  # meta.landing.stale_after_seconds
+    rescue: bool = False  # meta.landing.rescue: keep undeclared columns in the raw table's `_rescued` JSON column
 
     @property
     def stale_after_seconds(self) -> int | None:
@@ -304,6 +305,7 @@ def catalog_from_manifest(manifest: dict) -> Catalog:
             freshness_warn_seconds=_period_seconds(freshness.get("warn_after")),
             freshness_error_seconds=_period_seconds(freshness.get("error_after")),
             stale_after_override=landing_meta.get("stale_after_seconds"),
+            rescue=bool(landing_meta.get("rescue", False)),
         )
     by_uid = {d.unique_id: d.name for d in catalog.datasets.values()}
     nodes = manifest.get("nodes", {})

@@ -93,7 +93,7 @@ def land_bytes(
     `emit_patience_seconds`, the sensor sends the event from the ledger's outbox: nothing is lost.
     """
     from landing.ledger import Ledger, ledger_path
-    from landing.reader import InvalidFile, thread_connection, validate_file
+    from landing.reader import InvalidFile, thread_connection, undeclared_columns, validate_file
 
     settings = settings or Settings()
     catalog = catalog or load_catalog(settings)
@@ -112,6 +112,7 @@ def land_bytes(
             dataset=ds.name, path=str(final), relative_path=final.relative_to(settings.accepted).as_posix(),
             bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), rows=rows,
             landed_at=_stamp_of(final.name), producer=producer,
+            undeclared_columns=list(undeclared_columns(thread_connection(), ds, [str(tmp)]).get(str(tmp), ())),
         )
         made["event"] = event = landed.to_event()
         ledger.record(str(final), dataset, landed.sha256, st.st_size, st.st_mtime_ns, "pending",

@@ -57,6 +57,7 @@ class LandedFile:
     landed_at: str
     producer: str
     dropped_as: str | None = None  # relative to LANDING_ROOT: the name it was dropped under (the sensor's files)
+    undeclared_columns: list[str] | None = None  # top-level columns the file carries that its source does not declare
 
     @property
     def event_id(self) -> uuid.UUID:

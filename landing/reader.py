@@ -235,6 +235,43 @@ def validate_many(con, ds: Dataset, paths: list[str]) -> dict[str, int | Invalid
     return out
 
 
+_OBJECT_OPTIONS = {"format", "compression", "maximum_object_size", "ignore_errors"}
+
+
+def undeclared_columns(con, ds: Dataset, paths: list[str]) -> dict[str, tuple[str, ...]]:
+    """Per file of `paths` that carries any: the top-level columns the source does not declare, sorted (schema drift).
+    JSON: its objects' keys, in one read of all `paths`; CSV and Parquet: each file's own header. Names compare
+    case-insensitively, as DuckDB binds them; a file that cannot be read here counts as having none."""
+    if not paths:
+        return {}
+    declared = {c.lower() for c in ds.columns}
+    location = ds.location.strip()
+    fn = function_name(location)
+    out: dict[str, tuple[str, ...]] = {}
+    if fn.startswith(("read_json", "read_ndjson")):
+        options = {m.group(1).lower(): m.group(0).split("=", 1)[1].strip() for m in _OPTION.finditer(location)}
+        args = "".join(f", {k}={v}" for k, v in options.items() if k in _OBJECT_OPTIONS)
+        objects = "read_ndjson_objects" if fn.startswith("read_ndjson") else "read_json_objects"
+        listed = "[" + ", ".join(quote_literal(p) for p in paths) + "]"
+        try:
+            found = con.execute(
+                f"select filename, list(distinct k order by k) from (select filename, unnest(json_keys(json)) as k "
+                f"from {objects}({listed}{args}, filename=true) where json_type(json) = 'OBJECT') "
+                "where lower(k) not in (select unnest(?::varchar[])) group by filename", [sorted(declared)]).fetchall()
+        except Exception:
+            return {}
+        return {f: tuple(keys) for f, keys in found if keys}
+    for p in paths:
+        try:
+            names = [r[0] for r in con.execute(f"describe select * from {reader_call(ds, [p])}").fetchall()]
+        except Exception:
+            continue
+        extra = tuple(sorted(n for n in names if n.lower() not in declared and n != "filename"))
+        if extra:
+            out[p] = extra
+    return out
+
+
 def _diagnose(con, ds: Dataset, path: str, exc: Exception) -> str:
     """A reason naming the row, column and declared type where the read failed on a value, else DuckDB's own words."""
     message = _first_message(exc)

@@ -95,8 +95,29 @@ def status(settings: Settings | None = None, out=print) -> int:
             f"{counts.get(name, 0) if error is None else '?':>7} {quarantined:>11}  {stale}")
     if error:
         out(f"(runs pending unknown: {error})")
+    _drift_status(settings, catalog, out)
     _warehouse_status(settings, out)
     return 0
+
+
+def _drift_status(settings: Settings, catalog: Catalog, out) -> None:
+    """A line per dataset whose loaded files carried columns its source does not declare (from the drift table, one
+    row per dataset and column: reading it costs the same after a million files)."""
+    import duckdb
+
+    from automations.load import drift
+
+    if not settings.warehouse.exists():
+        return
+    try:
+        with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+            found = drift(con)
+    except duckdb.Error:
+        return
+    for dataset, columns, files, last in found:
+        ds = catalog.datasets.get(dataset)
+        out(f"schema drift {dataset}: up to {files} file(s), the last at {last:%Y-%m-%d %H:%M:%S %Z}, carried "
+            + _drift_words(dataset, columns, bool(ds and ds.rescue)))
 
 
 def _warehouse_status(settings: Settings, out) -> None:
@@ -171,8 +192,27 @@ def _loaded_line(settings: Settings, accepted_path: str) -> str:
         row = history(con, accepted_path)
     if row is None:
         return "loaded    not yet: the next build of its dataset loads it (or it was set aside: see the quarantine)"
-    load_id, _, rows, run_id, at = row
-    return f"loaded    {rows} row(s) at {at:%Y-%m-%d %H:%M:%S %Z} by flow run {run_id or '(outside Prefect)'} (load {load_id})"
+    load_id, dataset, rows, run_id, at, undeclared = row
+    line = f"loaded    {rows} row(s) at {at:%Y-%m-%d %H:%M:%S %Z} by flow run {run_id or '(outside Prefect)'} (load {load_id})"
+    if undeclared:
+        line += "\n" + _drift_words(dataset, undeclared, _rescues(settings, dataset))
+    return line
+
+
+def _rescues(settings: Settings, dataset: str) -> bool:
+    try:
+        return load_catalog(settings).get(dataset).rescue
+    except Exception:
+        return False
+
+
+def _drift_words(dataset: str, columns, rescued: bool) -> str:
+    """What a file's (or a dataset's) undeclared columns mean for its rows, and what to do."""
+    names = ", ".join(columns[:12]) + (f" and {len(columns) - 12} more" if len(columns) > 12 else "")
+    if rescued:
+        return f"undeclared {names}: kept in the raw table's _rescued column (meta.landing.rescue)"
+    return (f"undeclared {names}: not loaded; declare them in {dataset}'s source yml to load them, "
+            "or set meta: {landing: {rescue: true}} to keep them in _rescued")
 
 
 def _explain_file(path: str, catalog: Catalog, root: Path, ledger: Ledger, out, settings: Settings) -> int | uuid.UUID | None:

@@ -26,7 +26,7 @@ from landing.contract import accepted_name, landing_stamp
 from landing.events import LandedFile, event_id, file_rejected
 from landing.transport import EmitError, send_events
 from landing.ledger import FileRecord, Ledger, ledger_path
-from landing.reader import InvalidFile, connect, validate_many
+from landing.reader import InvalidFile, connect, undeclared_columns, validate_many
 from landing.settings import Settings
 
 log = logging.getLogger("landing.sensor")
@@ -414,22 +414,25 @@ class Sensor:
                 batch.event_ids.add(c.event_id)
         return batch
 
-    def _validate(self, todo: dict[str, list[_Candidate]]) -> dict[str, int | InvalidFile]:
-        """Real path → rows or the reason it cannot be built; one DuckDB read per dataset where all are valid.
-        Each concurrent call gets a validation DuckDB of its own from a pool."""
-        verdicts: dict[str, int | InvalidFile] = {}
+    def _validate(self, todo: dict[str, list[_Candidate]]) -> dict[str, tuple[int, tuple[str, ...]] | InvalidFile]:
+        """Real path → (rows, undeclared columns) or the reason it cannot be built; one DuckDB read per dataset where
+        all are valid. Each concurrent call gets a validation DuckDB of its own from a pool."""
+        verdicts: dict[str, tuple[int, tuple[str, ...]] | InvalidFile] = {}
         try:
             con = self._cons.get_nowait()
         except queue.Empty:
             con = connect()  # one thread each: measured fastest for batches of small files
         try:
             for items in todo.values():
-                verdicts.update(validate_many(con, items[0].dataset, [c.real for c in items]))
+                found = validate_many(con, items[0].dataset, [c.real for c in items])
+                valid = [p for p, v in found.items() if not isinstance(v, InvalidFile)]
+                extra = undeclared_columns(con, items[0].dataset, valid)
+                verdicts.update({p: v if isinstance(v, InvalidFile) else (v, extra.get(p, ())) for p, v in found.items()})
         finally:
             self._cons.put(con)
         return verdicts
 
-    def _finish(self, batch: "_Batch", verdicts: dict[str, int | InvalidFile]) -> dict[str, str]:
+    def _finish(self, batch: "_Batch", verdicts: dict[str, tuple[int, tuple[str, ...]] | InvalidFile]) -> dict[str, str]:
         """Quarantine the invalid files, accept the valid ones; every decision of the batch."""
         decisions = dict(batch.decisions)
         good = []
@@ -499,11 +502,11 @@ class Sensor:
         log.info("%s %s: duplicate of %s, left in place and not announced", c.dataset.name, Path(c.path).name, Path(owner).name)
         return "duplicate"
 
-    def _accept(self, good: list[tuple["_Candidate", int]]) -> dict[str, str]:
+    def _accept(self, good: list[tuple["_Candidate", tuple[int, tuple[str, ...]]]]) -> dict[str, str]:
         """Record the files and their events (one transaction), then move each into the accepted area under the
         contract's name. A crash between the two is finished on the next start (see _screen)."""
         records, moves = [], []
-        for c, rows in good:
+        for c, (rows, undeclared) in good:
             ds = c.dataset
             stamp = landing_stamp()
             name = os.path.basename(c.path)
@@ -511,25 +514,29 @@ class Sensor:
             landed = LandedFile(
                 dataset=ds.name, path=accepted, relative_path=_below(accepted, self._accepted_prefix),
                 bytes=c.stat.st_size, sha256=c.sha256, rows=rows, landed_at=stamp.isoformat(), producer="sensor",
-                dropped_as=_below(os.path.abspath(c.path), self._root_prefix),
+                dropped_as=_below(os.path.abspath(c.path), self._root_prefix), undeclared_columns=list(undeclared),
             )
             records.append(dict(path=c.path, dataset=ds.name, sha256=c.sha256, size=c.stat.st_size,
                                 mtime_ns=c.stat.st_mtime_ns, status="pending", event_id=c.event_id,
                                 event=landed.to_event(), accepted_path=accepted))
-            moves.append((c, accepted, rows))
+            moves.append((c, accepted, rows, undeclared))
         if records:
             self.ledger.record_many(records)
-        for c, accepted, rows in moves:
+        for c, accepted, rows, undeclared in moves:
             self._publish(c.real, accepted)
             if len(moves) <= 20:
                 log.info("%s %s: accepted as %s (%d rows)", c.dataset.name, os.path.basename(c.path),
                          os.path.basename(accepted), rows)
+            if undeclared and len(moves) <= 20:
+                log.warning("%s %s: undeclared column(s) %s %s", c.dataset.name, os.path.basename(c.path),
+                            ", ".join(undeclared[:12]), "kept in _rescued" if c.dataset.rescue
+                            else "not loaded (declare them in the source yml, or set meta.landing.rescue)")
         if len(moves) > 20:  # a backlog: a line per batch; the ledger has each file (`explain` reads it)
             counts: dict[str, int] = {}
-            for c, _, _ in moves:
+            for c, *_ in moves:
                 counts[c.dataset.name] = counts.get(c.dataset.name, 0) + 1
             log.info("accepted %s", ", ".join(f"{n} file(s) of {d}" for d, n in sorted(counts.items())))
-        return {c.path: "accepted" for c, _, _ in moves}
+        return {c.path: "accepted" for c, *_ in moves}
 
     @staticmethod
     def _publish(src: "str | Path", dest: "str | Path") -> None:

@@ -265,3 +265,34 @@ def test_replay_judges_a_fixed_quarantined_file_again_and_rebuild_reloads_a_data
         == (f"{tag}-fixed",)
     unknown = landing(settings, "rebuild", "dummyjson.orders")
     assert unknown.returncode == 2 and "dummyjson.orders" in unknown.stdout
+
+
+def test_undeclared_columns_are_shown_and_a_rescue_source_keeps_them(stack, tmp_path):
+    settings, tag = stack, tmp_path.name
+    since = datetime.now(timezone.utc) - timedelta(seconds=2)
+    started = time.time()
+    (folder(settings, "dummyjson.products") / f"{tag}-wider.jsonl").write_text(
+        json.dumps({"id": 72001, "title": f"{tag}-wider", "price": 3, "colour": "red", "weight": 2}) + "\n")
+    (folder(settings, "dummyjson.users") / f"{tag}-users.jsonl").write_text(
+        json.dumps({"id": 72002, "email": f"{tag}@example.com", "age": 41, "hair": {"color": "brown"}}) + "\n")
+    created = read_events(FILE_CREATED, since, resource_prefix="landing.dataset.dummyjson.", expect=2)
+    by_name = {Path(e.payload["dropped_as"]).name: e.payload for e in created if e.payload.get("dropped_as")}
+    assert by_name[f"{tag}-wider.jsonl"]["undeclared_columns"] == ["colour", "weight"]
+    assert by_name[f"{tag}-users.jsonl"]["undeclared_columns"] == ["age", "hair"]
+    wait_for(lambda: builds_settled(settings, "dummyjson.users", started) and builds_settled(
+        settings, "dummyjson.products", started) and warehouse_row(
+        settings, "select _rescued->>'$.hair.color' from landing.dummyjson__users where id = 72002"), 90, "both built")
+    assert warehouse_row(settings, "select (_rescued->>'$.age')::int, _rescued->>'$.hair.color' "
+                                   "from landing.dummyjson__users where id = 72002") == (41, "brown")
+    wider = by_name[f"{tag}-wider.jsonl"]["path"]
+    assert warehouse_row(settings, "select undeclared_columns from landing.load_history where accepted_file = ?",
+                         [wider]) == (["colour", "weight"],)
+
+    status = landing(settings, "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    lines = {line.split(":")[0]: line for line in status.stdout.splitlines() if line.startswith("schema drift")}
+    # other tests' product files carry DummyJSON's other fields: the line names the first twelve, sorted
+    assert "colour" in lines["schema drift dummyjson.products"] and "not loaded" in lines["schema drift dummyjson.products"]
+    assert "age" in lines["schema drift dummyjson.users"] and "kept in the raw table's _rescued" in lines["schema drift dummyjson.users"]
+    told = landing(settings, "explain", wider)
+    assert "undeclared colour, weight: not loaded; declare them in dummyjson.products" in told.stdout, told.stdout

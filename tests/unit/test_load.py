@@ -80,3 +80,41 @@ def test_a_changed_contract_empties_the_raw_table_and_loads_every_file_again(con
     again = load.load(con, settings, wider)
     assert again.reloaded and len(again.files) == 1
     assert con.execute(f"select stock from {load.raw_table(ds)}").fetchall() == [(4,)]
+
+
+def test_undeclared_columns_go_into_the_history_and_the_drift_table_and_rescue_keeps_them(con, settings, catalog):
+    from dataclasses import replace
+
+    ds = catalog.get("shop.products")
+    a = land(ds, "20260101T000000000000Z-a.jsonl", [{"id": 1, "title": "a", "price": 1, "colour": "red"},
+                                                    {"id": 2, "title": "b", "price": 2, "size": {"w": 3}}])
+    b = land(ds, "20260102T000000000000Z-b.jsonl", [{"id": 3, "title": "c", "price": 3}])
+    load.load(con, settings, ds)
+    assert load.history(con, a)[5] == ["colour", "size"] and load.history(con, b)[5] == []
+    assert [(d, cols, n) for d, cols, n, _ in load.drift(con)] == [("shop.products", ["colour", "size"], 1)]
+    assert "_rescued" not in [r[0] for r in con.execute(f"describe {load.raw_table(ds)}").fetchall()]
+
+    c = land(ds, "20260103T000000000000Z-c.jsonl", [{"id": 4, "title": "d", "price": 4, "colour": "blue"}])
+    load.load(con, settings, ds)
+    assert [(d, cols, n) for d, cols, n, _ in load.drift(con)] == [("shop.products", ["colour", "size"], 2)]
+
+    rescued = replace(ds, rescue=True)  # opting in changes the raw table: every accepted file loads again
+    again = load.load(con, settings, rescued)
+    assert again.reloaded and sorted(again.files) == sorted([a, b, c])
+    got = con.execute(f"select id, title, _rescued::varchar from {load.raw_table(ds)} order by id").fetchall()
+    assert got == [(1, "a", '{"colour":"red"}'), (2, "b", '{"size":{"w":3}}'), (3, "c", None), (4, "d", '{"colour":"blue"}')]
+    assert [(d, cols, n) for d, cols, n, _ in load.drift(con)] == [("shop.products", ["colour", "size"], 2)]
+
+
+def test_undeclared_columns_of_a_csv_file_come_from_its_header(con, settings, catalog):
+    from dataclasses import replace
+
+    from landing.reader import connect, undeclared_columns
+
+    ds = catalog.get("fx.rates")
+    ds.accepted_path.mkdir(parents=True)
+    path = ds.accepted_path / "20260101T000000000000Z-a.csv"
+    path.write_text("day,currency,rate,source\n2026-01-01,EUR,1.1,ecb\n")
+    assert undeclared_columns(connect(), ds, [str(path)]) == {str(path): ("source",)}
+    load.load(con, settings, replace(ds, rescue=True))
+    assert con.execute(f"select currency, _rescued::varchar from {load.raw_table(ds)}").fetchall() == [("EUR", '{"source":"ecb"}')]
