@@ -22,10 +22,11 @@ ONE = "one:"  # watermark of a build of the dataset's own models
 ALL = "all:"  # watermark of a build that also ran the models needing all their sources
 
 
-def dataset_signature(ds: Dataset) -> str:
-    """A digest of the names of the dataset's accepted files: it changes when a file lands. Names only (no stat per
-    file): an accepted file is loaded once under its name (automations/load.py), so a name is what a build reads."""
-    names = ds.data_names()
+def dataset_signature(ds: Dataset, parts: list[str] = ()) -> str:
+    """A digest of the names of the dataset's accepted files and compacted parts: it changes when a file lands. Names
+    only (no stat per file): an accepted file is loaded once under its name (automations/load.py), so a name is what a
+    build reads."""
+    names = [*ds.data_names(), *parts]
     return hashlib.sha256("\n".join(names).encode()).hexdigest() if names else EMPTY_SIGNATURE
 
 
@@ -229,8 +230,10 @@ def warehouse_lock(settings: Settings, timeout: float = 3600):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def build_signature(ds: Dataset, project: Path) -> str:
-    """What a build of the dataset's models reads: its accepted files, and the dbt project's code. A new file, a
-    changed model or source, or a new model downstream changes it."""
-    files = dataset_signature(ds)
-    return files if files == EMPTY_SIGNATURE else f"{files}|project {project_fingerprint(project)[:16]}"
+def build_signature(ds: Dataset, settings: Settings) -> str:
+    """What a build of the dataset's models reads: its accepted files (and compacted parts), and the dbt project's
+    code. A new file, a changed model or source, or a new model downstream changes it."""
+    from automations.compact import part_names
+
+    files = dataset_signature(ds, part_names(settings, ds))
+    return files if files == EMPTY_SIGNATURE else f"{files}|project {project_fingerprint(settings.dbt_project_dir)[:16]}"

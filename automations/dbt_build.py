@@ -170,7 +170,7 @@ def dbt_build(datasets: list[str], and_models: list[str] | None = None, force: b
     for attempt in range(settings.transient_retries + 1):
         try:
             with one_writer(settings):
-                current = {n: build_signature(catalog.get(n), settings.dbt_project_dir) for n in names}
+                current = {n: build_signature(catalog.get(n), settings) for n in names}
                 skipped = _skip(settings, marks.read(), kind, current, force or rebuild, and_names)
                 if skipped:
                     return skipped
@@ -385,7 +385,7 @@ def landing_reconcile(settings: Settings | None = None) -> dict:
     marks = Watermarks(settings.state_dir / "watermarks.json").read()
     behind, fresh = [], []
     for name in sorted(catalog.datasets):
-        signature = build_signature(catalog.datasets[name], settings.dbt_project_dir)
+        signature = build_signature(catalog.datasets[name], settings)
         built = marks.get(ONE + name) or ""
         if signature != EMPTY_SIGNATURE and built != signature:
             # new files that landed within the grace are the automations' to build: leave them, look again next time;

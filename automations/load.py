@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from automations import compact
 from landing.catalog import Dataset
 from landing.reader import has_filename, quote_ident, quote_literal, reader_call, undeclared_columns
 from landing.settings import Settings
@@ -52,8 +53,10 @@ def _history_ddl() -> str:
     return (f"create sequence if not exists {SEQUENCE}; "
             f"create table if not exists {HISTORY} (load_id bigint, dataset varchar, accepted_file varchar, "
             "dropped_as varchar, sha256 varchar, rows bigint, flow_run_id varchar, loaded_at timestamptz, "
-            "undeclared_columns varchar[]); "
+            "undeclared_columns varchar[], compacted_into varchar); "
             f"alter table {HISTORY} add column if not exists undeclared_columns varchar[]; "
+            f"alter table {HISTORY} add column if not exists compacted_into varchar; "
+            f"{compact.parts_ddl()}; "
             f"create table if not exists {DRIFT} (dataset varchar, column_name varchar, files bigint, "
             "first_file varchar, first_loaded_at timestamptz, last_file varchar, last_loaded_at timestamptz)")
 
@@ -80,6 +83,7 @@ def _ensure_raw(con, ds: Dataset) -> bool:
     con.execute(f"create table {raw_table(ds)} ({declared})")
     con.execute(f"delete from {HISTORY} where dataset = ?", [ds.name])
     con.execute(f"delete from {DRIFT} where dataset = ?", [ds.name])
+    con.execute(f"delete from {compact.PARTS} where dataset = ?", [ds.name])
     return True
 
 
@@ -89,12 +93,15 @@ def _same_types(con, found, wanted) -> bool:
     return [t for _, t in found] == [s.lower() for s in spelled]
 
 
-def _read(ds: Dataset, paths: list[str], undeclared: set[str] = frozenset()) -> str:
+def _read(ds: Dataset, paths: list[str], undeclared: set[str] = frozenset(), part: bool = False) -> str:
     """The declared columns of `paths`, cast, with each row's accepted file; for a rescue dataset, the row's
-    `undeclared` fields too, as one JSON object (its JSON values as they were, absent and null fields left out)."""
+    `undeclared` fields too, as one JSON object (its JSON values as they were, absent and null fields left out).
+    A compacted `part` gives each row's accepted file in its own field."""
     rescued = sorted(undeclared) if ds.rescue else []
-    loose = {**ds.schema, **{c: "JSON" for c in rescued}} if rescued else None  # read_json reads only what it is given
-    call = reader_call(ds, paths, types=loose)
+    loose = {**ds.schema, **{c: "JSON" for c in rescued}}  # read_json reads only the columns it is given
+    if part:
+        loose[compact.FILE_KEY] = "VARCHAR"
+    call = reader_call(ds, paths, types=loose if (rescued or part) else None)
     if not has_filename(ds.location) and call.endswith(")"):
         call = call[:-1] + ", filename=true)"
     casts = ", ".join(f"cast({quote_ident(c)} as {t}) as {quote_ident(c)}" for c, t in ds.schema.items())
@@ -103,7 +110,8 @@ def _read(ds: Dataset, paths: list[str], undeclared: set[str] = frozenset()) -> 
         casts += (f", nullif(json_merge_patch('{{}}', json_object({pairs})), '{{}}')::json as {RESCUED}" if rescued
                   else f", cast(null as json) as {RESCUED}")
     nulls = ", ".join(f"cast(null as {t}) as {quote_ident(c)}" for c, t in ds.schema.items())
-    return (f"(select {casts}, filename from (select {nulls}, cast(null as varchar) as filename where false "
+    source = f"{compact.FILE_KEY} as filename" if part else "filename"
+    return (f"(select {casts}, {source} from (select {nulls}, cast(null as varchar) as filename where false "
             f"union all by name select * from {call}))")
 
 
@@ -156,8 +164,13 @@ def _provenance(settings: Settings, paths: list[str]) -> dict[str, tuple[str | N
     try:
         for path in paths:
             record = ledger.by_accepted(path)
-            out[path] = (record.path, record.sha256) if record else \
-                (None, hashlib.sha256(Path(path).read_bytes()).hexdigest())
+            if record:
+                out[path] = (record.path, record.sha256)
+            else:
+                try:
+                    out[path] = (None, hashlib.sha256(Path(path).read_bytes()).hexdigest())
+                except FileNotFoundError:  # compacted: its rows are in a part
+                    out[path] = (None, None)
     finally:
         ledger.close()
     return out
@@ -209,6 +222,58 @@ def _load_chunk(con, settings: Settings, ds: Dataset, chunk: list[str], flow_run
         con.execute("rollback")
         raise
     return first, counts
+
+
+def _pending_parts(con, settings: Settings, ds: Dataset) -> list[str]:
+    """The dataset's compacted parts whose rows are not in the raw table (after a reload): a small folder and table."""
+    names = compact.part_names(settings, ds)
+    if not names:
+        return []
+    loaded = {r[0] for r in con.execute(f"select part from {compact.PARTS} where dataset = ?", [ds.name]).fetchall()}
+    folder = compact.parts_folder(settings, ds)
+    return [str(folder / n) for n in names if str(folder / n) not in loaded]
+
+
+def _part_undeclared(con, ds: Dataset, part: str) -> dict[str, tuple[str, ...]]:
+    """Per accepted file in a part: its undeclared columns (the part's own `_landing_file` aside)."""
+    declared = sorted({c.lower() for c in ds.columns} | {compact.FILE_KEY.lower()})
+    found = con.execute(
+        f"select f, list(distinct k order by k) from (select json->>'$.{compact.FILE_KEY}' as f, unnest(json_keys(json)) "
+        f"as k from {compact._objects(ds, [part])}) where lower(k) not in (select unnest(?::varchar[])) group by f",
+        [declared]).fetchall()
+    return {f: tuple(keys) for f, keys in found if keys}
+
+
+def _load_part(con, settings: Settings, ds: Dataset, part: str, flow_run_id: str | None) -> tuple[int, dict[str, int]]:
+    """One transaction: a compacted part's rows, a history row per accepted file in it, and the part marked loaded."""
+    undeclared = _part_undeclared(con, ds, part)
+    extra = {c for cols in undeclared.values() for c in cols}
+    con.execute("begin")
+    try:
+        con.execute(f"create or replace temp table landing_part as select * from {_read(ds, [part], extra, part=True)}")
+        files = [r[0] for r in con.execute("select distinct filename from landing_part order by filename").fetchall()]
+        numbers = sorted(r[0] for r in con.execute(f"select nextval('{SEQUENCE}') from range(?)", [len(files)]).fetchall())
+        ids = dict(zip(files, numbers))
+        con.execute("create or replace temp table landing_chunk as select unnest(?::varchar[]) as accepted_file, "
+                    "unnest(?::bigint[]) as load_id", [files, numbers])
+        con.execute(f"insert into {raw_table(ds)} select r.*, c.load_id from landing_part r "
+                    "join landing_chunk c on r.filename = c.accepted_file")
+        counts = dict(con.execute("select filename, count(*) from landing_part group by filename").fetchall())
+        facts = _provenance(settings, files)
+        con.executemany(f"insert into {HISTORY} (load_id, dataset, accepted_file, dropped_as, sha256, rows, "
+                        "flow_run_id, loaded_at, undeclared_columns, compacted_into) "
+                        "values (?, ?, ?, ?, ?, ?, ?, now(), ?, ?)",
+                        [(ids[p], ds.name, p, facts[p][0], facts[p][1], counts.get(p, 0), flow_run_id,
+                          list(undeclared.get(p, ())), part) for p in files])
+        if undeclared:
+            _record_drift(con, ds, undeclared)
+        con.execute(f"insert into {compact.PARTS} values (?, ?, ?, ?, now())", [ds.name, part, len(files), sum(counts.values())])
+        con.execute("drop table landing_part")
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    return (min(numbers) if numbers else None), counts
 
 
 def _record_drift(con, ds: Dataset, undeclared: dict[str, tuple[str, ...]]) -> None:
@@ -265,6 +330,14 @@ def load(con, settings: Settings, ds: Dataset, flow_run_id: str | None = None, p
     except Exception:
         con.execute("rollback")
         raise
+    for part in _pending_parts(con, settings, ds):  # after a reload: one read per compacted day
+        first, counts = _load_part(con, settings, ds, part, flow_run_id)
+        done.files += list(counts)
+        done.rows += sum(counts.values())
+        if first is not None:
+            done.first_load_id = first if done.first_load_id is None else min(done.first_load_id, first)
+        if progress:
+            progress(f"{ds.name}: loaded the compacted part {Path(part).name}: {len(counts)} file(s), {sum(counts.values())} row(s)")
     new = pending(con, ds)
     chunks = [new[i : i + CHUNK] for i in range(0, len(new), CHUNK)]
     while chunks:
@@ -302,6 +375,7 @@ def forget(con, ds: Dataset) -> None:
         con.execute(f"drop table if exists {raw_table(ds)}")
         con.execute(f"delete from {HISTORY} where dataset = ?", [ds.name])
         con.execute(f"delete from {DRIFT} where dataset = ?", [ds.name])
+        con.execute(f"delete from {compact.PARTS} where dataset = ?", [ds.name])
         con.execute("commit")
     except Exception:
         con.execute("rollback")
@@ -319,15 +393,18 @@ def load_all(settings: Settings, datasets: list[Dataset], flow_run_id: str | Non
         if reload:
             for ds in datasets:
                 forget(con, ds)
-        return [load(con, settings, ds, flow_run_id, progress) for ds in datasets]
+        loads = [load(con, settings, ds, flow_run_id, progress) for ds in datasets]
+        for ds in datasets:
+            compact.compact(con, settings, ds)
+        return loads
 
 
 def history(con, accepted_file: str) -> tuple | None:
     """The load history row of one accepted file: (load_id, dataset, rows, flow_run_id, loaded_at,
-    undeclared_columns), or None."""
+    undeclared_columns, compacted_into), or None."""
     try:
         return con.execute(f"select load_id, dataset, rows, flow_run_id, loaded_at, "
-                           f"coalesce(undeclared_columns, []) from {HISTORY} "
+                           f"coalesce(undeclared_columns, []), compacted_into from {HISTORY} "
                            "where accepted_file = ?", [accepted_file]).fetchone()
     except Exception:  # no history table: nothing loaded yet
         return None

@@ -1,4 +1,4 @@
-"""Run the benchmarks (B1 to B7) on the real stack on loopback; print each figure against its target."""
+"""Run the benchmarks (B1 to B8) on the real stack on loopback; print each figure against its target."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import sensors as sensor_command
+from landing.catalog import load_catalog
 from landing.settings import REPO_ROOT, Settings
 from ops.dummyjson_fake import DummyJSONServer
 from ops.local import PrefectServer
@@ -80,7 +81,7 @@ class _Arm:
     def __init__(self, base: Path, serve_args: tuple[str, ...]):
         self.base = base
         # a short window: the trailing run of one drop is over before the next drop
-        self.settings = settings_in(base, burst_window_seconds=2)
+        self.settings = settings_in(base, burst_window_seconds=2, accepted_retention_days=0)  # the 100,000 files stay loose
         self.serve_args = serve_args
         self.folder = self.settings.root / "dummyjson" / "products"
         self.outside = base / "outside"  # on the same disk, outside the watched tree: where `mv` and `cp` start
@@ -281,7 +282,7 @@ def b3_growth(base: Path, sizes: list[int], reps: int = 3) -> dict:
     each build read (loaded)."""
     from automations.dbt_build import dbt_build
 
-    settings = settings_in(base / "b3")
+    settings = settings_in(base / "b3", accepted_retention_days=0)  # every file stays as it landed: the harder case
     folder = settings.accepted / "dummyjson" / "products"  # as if accepted: this measures the build alone
     folder.mkdir(parents=True)
     tag, landed = f"b3-{time.time()}", 0
@@ -478,9 +479,44 @@ def b7_publish(base: Path, sizes_mb: list[int]) -> dict:
             "target": "publish ≤ 0.2 s at 100 MB", "met": met}
 
 
+def b8_rebuild(base: Path, files: int, days: int = 10) -> dict:
+    """The load step of `landing rebuild` (every accepted file of a dataset loaded again) from `files` small files as
+    they landed, and from their compacted form (one part per landing day, LANDING_ACCEPTED_RETENTION_DAYS)."""
+    from datetime import datetime, timezone
+
+    import duckdb
+
+    from automations import compact, load
+
+    settings = settings_in(base / "b8", accepted_retention_days=0)  # first every file as it landed
+    ds = load_catalog(settings).get("dummyjson.products")
+    ds.accepted_path.mkdir(parents=True)
+    for i in range(files):
+        day = 1 + i * days // files
+        (ds.accepted_path / f"202601{day:02d}T000000{i:06d}Z-b8.jsonl").write_bytes(product_rows("b8", i))
+
+    def reload() -> tuple[float, int]:
+        t0 = time.time()
+        done = load.load_all(settings, [ds], reload=True)[0]
+        return round(time.time() - t0, 2), done.rows
+
+    load.load_all(settings, [ds])
+    loose_s, loose_rows = reload()
+    with duckdb.connect(str(settings.build_warehouse)) as con:
+        t0 = time.time()
+        done = compact.compact(con, settings.model_copy(update={"accepted_retention_days": 7}), ds,
+                               now=datetime(2026, 2, 1, tzinfo=timezone.utc))
+        compact_s = round(time.time() - t0, 2)
+    parts_s, parts_rows = reload()
+    return {"id": "B8", "what": f"load step of a rebuild of {files} small files ({loose_rows} rows) landed over {days} days: "
+            f"from the files as they landed, then from {len(done.parts)} compacted parts (compacting took {compact_s} s)",
+            "loose_s": loose_s, "compacted_s": parts_s, "same_rows": loose_rows == parts_rows,
+            "left_in_folder": len(ds.data_names()), "target": "compacted ≤ loose", "met": parts_s <= loose_s and loose_rows == parts_rows}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
-    parser.add_argument("--only", nargs="*", default=["B1", "B2", "B2-scale", "B3", "B4", "B5", "B6", "B7"],
+    parser.add_argument("--only", nargs="*", default=["B1", "B2", "B2-scale", "B3", "B4", "B5", "B6", "B7", "B8"],
                         help="which benchmarks to run (B2-scale: B2 on the scale-out stack; needs PostgreSQL and Redis)")
     parser.add_argument("--reps", type=int, default=10, help="B1 drops per delivery and arm")
     parser.add_argument("--deliveries", nargs="*", default=list(DELIVERIES), choices=DELIVERIES,
@@ -493,6 +529,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="B2 bursts on each stack: FILES/SECONDS, comma-separated (default 1000/10,10000/60)")
     parser.add_argument("--publish-mb", type=lambda text: [int(n) for n in text.split(",")], default=[1, 100, 1000],
                         help="B7 warehouse sizes in MB, comma-separated (default 1,100,1000)")
+    parser.add_argument("--rebuild-files", type=int, default=100_000, help="B8: small files landed before the rebuild")
     parser.add_argument("--datasets", type=int, default=50, help="B5 dataset count")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder for the JSON results")
     parser.add_argument("--deadline", type=float, default=None,
@@ -517,6 +554,7 @@ def main(argv: list[str] | None = None) -> int:
                 "B5": lambda: b5_apply(base, server, args.datasets),
                 "B4": lambda: b4_sensor_catch_up(base, args.catch_up),  # servers of its own
                 "B7": lambda: b7_publish(base, args.publish_mb),
+                "B8": lambda: b8_rebuild(base, args.rebuild_files),
             }
             for bid, run in plan.items():
                 if bid not in args.only:

@@ -67,6 +67,14 @@ class Settings(BaseSettings):
         "Prefect server unreachable) is tried again at once, with backoff (0.5, 1, 2, 4 s ...). A data failure (a test, "
         "a cast) is never retried.",
     )
+    accepted_retention_days: float = Field(
+        default=7.0, ge=0,
+        description="How long an accepted JSON file stays as it landed once it is loaded into the warehouse. After "
+        "that, a build folds each day's loaded files of a dataset into one compressed part under "
+        "<accepted root>/_compacted/<dataset>/ (every field of every row, with the file each came from) and deletes "
+        "them, so a folder does not grow with everything that ever landed and `landing rebuild` reads one part per "
+        "day instead of thousands of small files. 0 keeps every file as it landed. CSV and Parquet files always stay.",
+    )
     dbt_project_dir: Path = Field(
         default=REPO_ROOT / "dbt",
         description="The dbt project (with its profiles.yml) whose sources define the datasets.",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from landing.catalog import Catalog, load_catalog
 from automations import buildlog
+from automations.compact import part_names
 from automations.buildlog import BuildStatus
 from automations.names import BUILD, BUILD_DEPLOYMENT, BUILD_FLOW, MANAGED_TAG
 from landing.contract import QUARANTINE_DIR as QUARANTINE
@@ -86,7 +87,8 @@ def status(settings: Settings | None = None, out=print) -> int:
         if not stale_after:
             stale = "-"
         elif newest is None:
-            stale = "yes (nothing landed)"
+            stale = "yes (nothing landed)" if not part_names(settings, ds) else \
+                f"yes (nothing landed since its files were compacted, after {settings.accepted_retention_days:g} days)"
         else:
             age = now - newest[1]
             stale = f"yes ({int(age - stale_after)}s late)" if age > stale_after else "no"
@@ -192,8 +194,10 @@ def _loaded_line(settings: Settings, accepted_path: str) -> str:
         row = history(con, accepted_path)
     if row is None:
         return "loaded    not yet: the next build of its dataset loads it (or it was set aside: see the quarantine)"
-    load_id, dataset, rows, run_id, at, undeclared = row
+    load_id, dataset, rows, run_id, at, undeclared, part = row
     line = f"loaded    {rows} row(s) at {at:%Y-%m-%d %H:%M:%S %Z} by flow run {run_id or '(outside Prefect)'} (load {load_id})"
+    if part:
+        line += f"\ncompacted into {part} (LANDING_ACCEPTED_RETENTION_DAYS): its rows, with every field, are there"
     if undeclared:
         line += "\n" + _drift_words(dataset, undeclared, _rescues(settings, dataset))
     return line

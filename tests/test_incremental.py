@@ -12,7 +12,7 @@ import random
 import duckdb
 import pytest
 
-from automations import load
+from automations import compact, load
 from automations.dbt_build import dbt_build
 from landing.catalog import load_catalog
 from landing.settings import Settings
@@ -28,6 +28,7 @@ class Files:
 
     def __init__(self, settings: Settings, rng: random.Random):
         self.catalog, self.rng, self.n = load_catalog(settings), rng, 0
+        self.content: dict[str, bytes] = {}  # a file's bytes: its own file may have been compacted since
 
     def name(self, late: bool, oldest: bool = False) -> str:
         self.n += 1
@@ -51,6 +52,7 @@ class Files:
         else:
             path = ds.accepted_path / f"{self.name(late, oldest)}.jsonl"
             path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        self.content[str(path)] = path.read_bytes()
         return str(path)
 
 
@@ -93,7 +95,7 @@ def test_incremental_builds_equal_a_full_rebuild_after_a_random_sequence_of_file
         if rng.random() < 0.3 and snapshots:  # the same content again under a newer name (an export run twice)
             dataset, path = rng.choice(snapshots)
             dup = files.catalog.get(dataset).accepted_path / f"{files.name(False)}{path[path.index('.', path.rindex('/')):]}"
-            dup.write_bytes(open(path, "rb").read())
+            dup.write_bytes(files.content[path])
             batch.append((dataset, str(dup)))
         landed += batch
         touched = sorted({d for d, _ in batch})
@@ -114,6 +116,8 @@ def test_incremental_builds_equal_a_full_rebuild_after_a_random_sequence_of_file
     assert sorted(h[0] for h in history) == sorted(p for _, p in landed)
     assert all(h[1] == 1 and h[2] > 0 for h in history)
 
+    # the files' names put them weeks in the past: the builds compacted the JSON ones, and the full build reads parts
+    assert all(compact.part_names(settings, files.catalog.get(d)) for d in ALL if d.startswith("dummyjson."))
     full = settings.model_copy(update={"state_dir": tmp_path / "full", "warehouse_path": None})
     build(full, ALL, ["cart_lines_enriched"])  # from nothing: one load of every file, every model built whole
     with duckdb.connect() as con:

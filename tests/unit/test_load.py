@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -118,3 +119,60 @@ def test_undeclared_columns_of_a_csv_file_come_from_its_header(con, settings, ca
     assert undeclared_columns(connect(), ds, [str(path)]) == {str(path): ("source",)}
     load.load(con, settings, replace(ds, rescue=True))
     assert con.execute(f"select currency, _rescued::varchar from {load.raw_table(ds)}").fetchall() == [("EUR", '{"source":"ecb"}')]
+
+
+def test_old_loaded_files_are_compacted_per_day_and_a_reload_from_the_parts_gives_the_same_rows(con, settings, catalog):
+    from datetime import datetime, timezone
+
+    from automations import compact
+
+    ds = catalog.get("shop.products")
+    rows = {}
+    for day in (1, 2):
+        for i in range(3):
+            name = f"2026010{day}T00000{i}000000Z-{day}{i}.jsonl"
+            rows[name] = [{"id": day * 10 + i, "title": f"t{day}{i}", "price": 1.5, "colour": "red"},
+                          {"id": day * 10 + i + 100, "title": "second row of the file", "price": 2}]
+            land(ds, name, rows[name])
+    young = land(ds, "20260110T000000000000Z-young.jsonl", [{"id": 99, "title": "young", "price": 1}])
+    unloaded = land(ds, "20260101T120000000000Z-later.jsonl", [{"id": 98, "title": "not loaded yet", "price": 1}])
+    Path(unloaded).rename(unloaded + ".hold")  # not there at load time
+    load.load(con, settings, ds)
+    Path(unloaded + ".hold").rename(unloaded)
+    before = con.execute(f"select * exclude (_landing_batch) from {load.raw_table(ds)} order by all").fetchall()
+
+    done = compact.compact(con, settings, ds, now=datetime(2026, 1, 10, tzinfo=timezone.utc))  # retention 7 days
+    assert [Path(p).name for p in done.parts] == ["20260101-0.jsonl.gz", "20260102-0.jsonl.gz"] and done.files == 6
+    assert sorted(ds.accepted_path.iterdir()) == sorted([Path(young), Path(unloaded)])  # young and not-yet-loaded stay
+    first = ds.accepted_path / "20260101T000000000000Z-10.jsonl"
+    assert load.history(con, str(first))[6] == done.parts[0]
+
+    load.forget(con, ds)  # a rebuild: the parts and the loose files load again
+    again = load.load(con, settings, ds)
+    assert len(again.files) == 8 and again.rows == 14
+    after = con.execute(f"select * exclude (_landing_batch) from {load.raw_table(ds)} "
+                        "where filename <> ? order by all", [unloaded]).fetchall()
+    assert after == before
+    assert load.history(con, str(first))[5] == ["colour"]  # drift is kept through the part
+    assert compact.compact(con, settings, ds, now=datetime(2026, 1, 10, tzinfo=timezone.utc)).parts == \
+        [str(compact.parts_folder(settings, ds) / "20260101-1.jsonl.gz")]  # the late-loaded file of an old day
+    assert not Path(unloaded).exists()
+    load.forget(con, ds)
+    assert load.load(con, settings, ds).rows == 14 and con.execute(
+        f"select count(*) from {load.raw_table(ds)} where filename = ?", [unloaded]).fetchone() == (1,)
+
+
+def test_a_column_declared_after_compaction_is_read_from_the_parts(con, settings, catalog):
+    from dataclasses import replace
+    from datetime import datetime, timezone
+
+    from automations import compact
+
+    ds = catalog.get("shop.products")
+    land(ds, "20260101T000000000000Z-a.jsonl", [{"id": 1, "title": "a", "price": 1, "colour": "red"}])
+    load.load(con, settings, ds)
+    compact.compact(con, settings, ds, now=datetime(2026, 2, 1, tzinfo=timezone.utc))
+    assert not list(ds.accepted_path.iterdir())
+    wider = replace(ds, columns=ds.columns + ("colour",), column_types=ds.column_types + ("varchar",))
+    assert load.load(con, settings, wider).reloaded
+    assert con.execute(f"select id, colour from {load.raw_table(ds)}").fetchall() == [(1, "red")]
