@@ -12,6 +12,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from automations._upstream import interrupt_dbt, release_warehouse  # noqa: F401  (release_warehouse re-exported)
 from landing.catalog import Dataset, project_fingerprint
 from landing.settings import Settings
 
@@ -82,36 +83,6 @@ class CancelSwitch:
 
 
 CANCEL = CancelSwitch()
-
-
-def interrupt_dbt() -> None:
-    """Interrupt the open queries of the in-process dbt build (dbt-duckdb: the cursor's `interrupt()`)."""
-    try:
-        from dbt.adapters.factory import FACTORY
-    except ImportError:
-        return
-    for adapter in list(FACTORY.adapters.values()):
-        try:
-            adapter.cancel_open_connections()
-        except Exception:  # nothing open, or closed meanwhile
-            pass
-
-
-def release_warehouse() -> None:
-    """Close dbt-duckdb's in-process DuckDB handle, so the build's file is whole (checkpointed) to publish and free
-    between builds.
-
-    A build in a long-lived process (the warm runner) would otherwise keep the file's write lock.
-    dbt-duckdb keeps the handle in a class attribute and offers no public way to close it.
-    """
-    try:
-        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
-    except ImportError:
-        return
-    with DuckDBConnectionManager._LOCK:
-        env, DuckDBConnectionManager._ENV = DuckDBConnectionManager._ENV, None
-        if env is not None:
-            env.close()
 
 
 def writer_limit_name(settings: Settings) -> str:

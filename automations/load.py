@@ -162,8 +162,9 @@ def _provenance(settings: Settings, paths: list[str]) -> dict[str, tuple[str | N
     out = {}
     ledger = Ledger(ledger_path(settings.state_dir))
     try:
+        records = ledger.by_accepted_many(paths)
         for path in paths:
-            record = ledger.by_accepted(path)
+            record = records.get(path)
             if record:
                 out[path] = (record.path, record.sha256)
             else:
@@ -211,10 +212,7 @@ def _load_chunk(con, settings: Settings, ds: Dataset, chunk: list[str], flow_run
                                    f"(not_null_{ds.source}_{ds.table}_{sorted(cols)[0]})")
         counts = dict(con.execute(f"select filename, count(*) from {raw_table(ds)} where {BATCH} >= ? "
                                   "group by filename", [first]).fetchall())
-        con.executemany(f"insert into {HISTORY} (load_id, dataset, accepted_file, dropped_as, sha256, rows, "
-                        "flow_run_id, loaded_at, undeclared_columns) values (?, ?, ?, ?, ?, ?, ?, now(), ?)",
-                        [(ids[p], ds.name, p, facts[p][0], facts[p][1], counts.get(p, 0), flow_run_id,
-                          list(undeclared.get(p, ()))) for p in chunk])
+        _insert_history(con, ds, chunk, ids, facts, counts, flow_run_id, undeclared)
         if undeclared:
             _record_drift(con, ds, undeclared)
         con.execute("commit")
@@ -222,6 +220,17 @@ def _load_chunk(con, settings: Settings, ds: Dataset, chunk: list[str], flow_run
         con.execute("rollback")
         raise
     return first, counts
+
+
+def _insert_history(con, ds: Dataset, paths: list[str], ids: dict, facts: dict, counts: dict, flow_run_id: str | None,
+                    undeclared: dict, part: str | None = None) -> None:
+    """The history rows of `paths`, in one statement (DuckDB runs an executemany as one statement per row)."""
+    con.execute(
+        f"insert into {HISTORY} (load_id, dataset, accepted_file, dropped_as, sha256, rows, flow_run_id, loaded_at, "
+        "undeclared_columns, compacted_into) select unnest(?::bigint[]), ?, unnest(?::varchar[]), unnest(?::varchar[]), "
+        "unnest(?::varchar[]), unnest(?::bigint[]), ?, now(), unnest(?::varchar[][]), ?",
+        [[ids[p] for p in paths], ds.name, paths, [facts[p][0] for p in paths], [facts[p][1] for p in paths],
+         [counts.get(p, 0) for p in paths], flow_run_id, [list(undeclared.get(p, ())) for p in paths], part])
 
 
 def _pending_parts(con, settings: Settings, ds: Dataset) -> list[str]:
@@ -260,11 +269,7 @@ def _load_part(con, settings: Settings, ds: Dataset, part: str, flow_run_id: str
                     "join landing_chunk c on r.filename = c.accepted_file")
         counts = dict(con.execute("select filename, count(*) from landing_part group by filename").fetchall())
         facts = _provenance(settings, files)
-        con.executemany(f"insert into {HISTORY} (load_id, dataset, accepted_file, dropped_as, sha256, rows, "
-                        "flow_run_id, loaded_at, undeclared_columns, compacted_into) "
-                        "values (?, ?, ?, ?, ?, ?, ?, now(), ?, ?)",
-                        [(ids[p], ds.name, p, facts[p][0], facts[p][1], counts.get(p, 0), flow_run_id,
-                          list(undeclared.get(p, ())), part) for p in files])
+        _insert_history(con, ds, files, ids, facts, counts, flow_run_id, undeclared, part)
         if undeclared:
             _record_drift(con, ds, undeclared)
         con.execute(f"insert into {compact.PARTS} values (?, ?, ?, ?, now())", [ds.name, part, len(files), sum(counts.values())])

@@ -7,6 +7,7 @@ import logging
 import signal
 import threading
 import time
+from datetime import datetime, timezone
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
@@ -18,8 +19,8 @@ from prefect.client.schemas.sorting import FlowRunSort
 from prefect.exceptions import TerminationSignal
 from prefect.flow_engine import run_flow
 from prefect.states import Pending
-from prefect.types._datetime import now
 
+from automations._upstream import clear_cancel_intent, set_cancel_intent, share_tls_contexts
 from automations.build_state import CANCEL, STOP_GRACE_SECONDS
 
 log = logging.getLogger("landing.warm")
@@ -93,26 +94,22 @@ class RunControl:
             self.run_id, self.cancelling = run_id, False
 
     def end(self) -> None:
-        from prefect._internal import control_listener
-
         # a cancel's SIGTERM that arrived as the run ended has been handled by now: handlers run on this thread
         with self._lock:
             self.run_id, self.cancelling, self._terminated = None, False, False
-            control_listener.clear_intent()
+            clear_cancel_intent()
             CANCEL.reset()
         # after a cancel Prefect leaves its SIGTERM bridge installed (it expects the process to end): take it back
         if self.on_signal is not None and signal.getsignal(signal.SIGTERM) is not self.on_signal:
             signal.signal(signal.SIGTERM, self.on_signal)
 
     def cancel(self, why: str) -> None:
-        from prefect._internal import control_listener
-
         with self._lock:
             if self.run_id is None or self.cancelling:
                 return
             log.info("warm runner: cancelling flow run %s (%s)", self.run_id, why)
             self.cancelling, self._cancelled_at = True, time.monotonic()
-            control_listener._set_intent("cancel")  # private: the state the runner's control channel would commit
+            set_cancel_intent()
             if not CANCEL.request():
                 self._terminate()
 
@@ -146,26 +143,6 @@ class RunControl:
                     self.cancel("a cancel was requested")
 
 
-def share_tls_contexts() -> None:
-    """One SSL context per CA bundle for every Prefect client this process makes.
-
-    Each Prefect client loads the CA bundle into a new SSL context (about 40 ms with OpenSSL 3, even for an http://
-    API), and a build makes a dozen clients: the flow engine's, and prefect-dbt's, one per dbt log line outside a
-    node. Sharing a context is what httpx does within one client; Prefect has no setting for it yet (PrefectHQ/prefect
-    pull request 19106, "allow using custom SSL contexts")."""
-    import functools
-    import ssl
-    import types
-
-    import prefect.client.orchestration as orchestration
-
-    if isinstance(orchestration.ssl, types.SimpleNamespace):
-        return
-    shared = types.SimpleNamespace(**{k: getattr(ssl, k) for k in dir(ssl) if not k.startswith("__")})
-    shared.create_default_context = functools.lru_cache(maxsize=4)(ssl.create_default_context)
-    orchestration.ssl = shared
-
-
 def run_warm(deployments: list, flows_by_name: dict, poll_seconds: float = 2.0, stop: threading.Event | None = None,
              control: RunControl | None = None) -> None:
     """Register `deployments`, then run their due flow runs one at a time, in-process, with the flows given.
@@ -195,7 +172,7 @@ def run_warm(deployments: list, flows_by_name: dict, poll_seconds: float = 2.0, 
                 # Prefect's runners' own poll (which marks the deployments ready: served, in the UI and in `explain`)
                 # every few seconds; the fast poll in between is a plain read, which writes nothing to the database
                 if time.monotonic() - marked >= MARK_READY_SECONDS:
-                    client.get_scheduled_flow_runs_for_deployments(list(flows), scheduled_before=now("UTC"), limit=1)
+                    client.get_scheduled_flow_runs_for_deployments(list(flows), scheduled_before=datetime.now(timezone.utc), limit=1)
                     marked = time.monotonic()
                 run, due_in = _claim_next(client, list(flows))
             except Exception as exc:  # the server is down or restarting: keep the warm process, retry
@@ -234,7 +211,7 @@ def _claim_next(client, deployment_ids: list):
     )
     if not runs:
         return None, float("inf")
-    due_in = (runs[0].expected_start_time - now("UTC")).total_seconds() if runs[0].expected_start_time else 0.0
+    due_in = (runs[0].expected_start_time - datetime.now(timezone.utc)).total_seconds() if runs[0].expected_start_time else 0.0
     if due_in > 0:
         return None, due_in
     claimed = client.set_flow_run_state(runs[0].id, Pending())

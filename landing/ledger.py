@@ -244,6 +244,17 @@ class Ledger:
             row = self._db.execute(f"select {_FIELDS} from files where quarantined_to = ?", (quarantined_to,)).fetchone()
         return FileRecord(*row) if row else None
 
+    def by_accepted_many(self, accepted_paths: list[str]) -> dict[str, FileRecord]:
+        """The records of the files accepted as `accepted_paths` (a lookup per batch, not per file)."""
+        found: dict[str, FileRecord] = {}
+        index = _FIELDS.split(", ").index("accepted_path")
+        with self._lock:
+            for i in range(0, len(accepted_paths), 500):
+                chunk = accepted_paths[i : i + 500]
+                rows = self._db.execute(f"select {_FIELDS} from files where accepted_path in ({','.join('?' * len(chunk))})", chunk)
+                found.update((row[index], FileRecord(*row)) for row in rows)
+        return found
+
     def by_accepted(self, accepted_path: str) -> FileRecord | None:
         """The record of the file accepted as `accepted_path`."""
         with self._lock:

@@ -93,6 +93,7 @@ async def send_events_async(events: list) -> None:
 
 
 async def _send_with_prefect_client(events: list) -> None:
+    from landing._upstream import force_checkpoint
     from prefect.events import Event
     from prefect.events.clients import get_events_client
 
@@ -101,7 +102,7 @@ async def _send_with_prefect_client(events: list) -> None:
             if isinstance(event, str):
                 event = Event.model_validate_json(event)
             await client.emit(event if isinstance(event, Event) else Event.model_validate(event))
-        await client._force_checkpoint()  # a ping answered after the sends: the server read every event before it
+        await force_checkpoint(client)  # a ping answered after the sends: the server read every event before it
 
 
 def send_events(events: list) -> None:

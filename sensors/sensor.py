@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
 from landing.catalog import Catalog, Dataset, load_catalog
@@ -28,6 +27,7 @@ from landing.transport import EmitError, send_events
 from landing.ledger import FileRecord, Ledger, ledger_path
 from landing.reader import InvalidFile, connect, undeclared_columns, validate_many
 from landing.settings import Settings
+from sensors._upstream import inotify_observer
 
 log = logging.getLogger("landing.sensor")
 
@@ -111,31 +111,6 @@ class _Handler(FileSystemEventHandler):
             self.sensor.submit(os.fsdecode(event.src_path), complete=False)
 
 
-def _inotify_observer():
-    """An inotify observer for drop folders, asking the kernel only for the events that can announce a file: created,
-    closed after writing, and moved in (IN_MOVED_TO alone). Without IN_MOVED_FROM, watchdog holds nothing back for
-    0.5 s to pair it, so a rename, within the folder or from anywhere else on the disk, is reported at once (as a
-    move from ""). watchdog's platform default where there is no inotify."""
-    try:
-        from watchdog.observers.api import DEFAULT_OBSERVER_TIMEOUT, BaseObserver
-        from watchdog.observers.inotify import InotifyFullEmitter, InotifyObserver
-        from watchdog.observers.inotify_c import InotifyConstants as IN, InotifyFD
-    except ImportError:
-        return Observer()
-
-    class DropFolderEmitter(InotifyFullEmitter):
-        def get_event_mask_from_filter(self):
-            return IN.IN_CREATE | IN.IN_CLOSE_WRITE | IN.IN_MOVED_TO | IN.IN_DELETE_SELF
-
-    class DropFolderObserver(InotifyObserver):
-        def __init__(self) -> None:  # InotifyObserver.__init__ (watchdog 7), with the emitter above
-            self._inotify_fd = InotifyFD()
-            self._inotify_fd.start()
-            BaseObserver.__init__(self, DropFolderEmitter, timeout=DEFAULT_OBSERVER_TIMEOUT, inotify_fd=self._inotify_fd)
-
-    return DropFolderObserver()
-
-
 class Sensor:
     """Watches `settings.root`; each complete data file becomes one `landing.file.created` event."""
 
@@ -177,7 +152,7 @@ class Sensor:
             ds.path.mkdir(parents=True, exist_ok=True)
             ds.accepted_path.mkdir(parents=True, exist_ok=True)
         if watch:
-            self._observer = PollingObserver(timeout=self.poll_interval) if self.polling else _inotify_observer()
+            self._observer = PollingObserver(timeout=self.poll_interval) if self.polling else inotify_observer()
             handler = _Handler(self)
             # one watch per drop folder, not the whole root: the accepted area and the quarantine (which grow with
             # every file) are never watched or polled, and the sensor's own moves out of a drop folder cost one event each

@@ -180,7 +180,7 @@ def test_newest_means_landing_order_not_the_name(stack, tmp_path):
     started = time.time()
     for name, version in (("zz-final.jsonl", "first"), ("v2.jsonl", "second"), ("aa-old.jsonl", "third")):
         (products / name).write_text(json.dumps({"id": 80001, "title": f"{tag}-{version}", "price": 1}) + "\n")
-        wait_for(lambda: not (products / name).exists(), 30, f"{name} accepted")
+        wait_for(lambda name=name: not (products / name).exists(), 30, f"{name} accepted")
     wait_for(lambda: builds_settled(settings, "dummyjson.products", started) and warehouse_row(
         settings, "select product_name from stage_dummyjson__products where product_id = 80001") == (f"{tag}-third",),
         90, "the last-landed version in staging")

@@ -100,7 +100,7 @@ def test_cancel_from_the_api_ends_the_build_cancelled_and_the_next_one_builds(sl
         in_slow_model(log, run.id)
         asked = time.monotonic()
         request_cancel(run.id)
-        final = wait_for(lambda: (s := state_of(run.id)).is_final() and s, 30, "the cancelled run to end")
+        final = wait_for(lambda run=run: (s := state_of(run.id)).is_final() and s, 30, "the cancelled run to end")
         took = time.monotonic() - asked
         assert final.is_cancelled(), final
         assert took < 20, f"the cancel took {took:.1f} s: dbt's query was not interrupted"
@@ -133,7 +133,7 @@ def test_an_idle_runner_starts_a_run_as_it_is_created_not_at_its_next_poll(slow,
         delays = []
         for i in range(3):
             run = start_build(f"woken {i}")
-            final = wait_for(lambda: (s := state_of(run.id)).is_final() and s, 120, "the build")
+            final = wait_for(lambda run=run: (s := state_of(run.id)).is_final() and s, 120, "the build")
             assert final.is_completed(), final
             delays.append(claim_delay(run))
         assert min(delays) < 0.5, delays  # 0.06 to 0.11 s measured; the best of three absorbs a loaded moment

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -56,7 +55,8 @@ def stack(dummyjson_api):
             yield running
     finally:
         running.stop()
-        if not os.environ.get("KEEP"): shutil.rmtree(base, ignore_errors=True)
+        if not os.environ.get("KEEP"):
+            shutil.rmtree(base, ignore_errors=True)
 
 
 def _built(settings: Settings, dataset: str, after: float = 0.0) -> list[dict]:

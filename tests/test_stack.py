@@ -165,7 +165,7 @@ def _crash_the_sensor_until_up_gives_up(state, proc, log) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        wait_for(lambda: proc.poll() is not None or _components(state).get("sensor") != pid, 30, "a restart", interval=0.2)
+        wait_for(lambda pid=pid: proc.poll() is not None or _components(state).get("sensor") != pid, 30, "a restart", interval=0.2)
     assert proc.wait(60) == 1, log.read_text()[-3000:]
     text = log.read_text()
     assert re.search(r"sensor exited with -9 and has crashed \d times within 60 s; stopping everything", text), text[-3000:]
@@ -185,7 +185,7 @@ def _up_again_on_changed_projects(env: dict, project, api: str, tmp_path, times:
                                 stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
         try:
             try:
-                wait_for(lambda: b"Ctrl-C stops everything" in log.read_bytes() or proc.poll() is not None, 240,
+                wait_for(lambda log=log, proc=proc: b"Ctrl-C stops everything" in log.read_bytes() or proc.poll() is not None, 240,
                          f"start {i} on a changed project")
             except AssertionError as exc:
                 raise AssertionError(f"{exc}: {log.read_text()[-4000:]}") from None

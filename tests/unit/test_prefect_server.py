@@ -7,7 +7,7 @@ import sqlite3
 
 import sqlalchemy as sa
 
-from ops.prefect_server import begin_sqlite_transactions_immediately
+from ops._upstream import begin_sqlite_transactions_immediately
 
 
 def test_a_transaction_begun_by_the_server_holds_the_write_lock_from_its_start(tmp_path):
@@ -46,7 +46,7 @@ def test_the_servers_own_api_clients_reuse_its_app_without_serializing_the_setti
     from prefect.server.api.clients import OrchestrationClient
     from prefect.settings import Settings
 
-    from ops.prefect_server import reuse_the_api_app
+    from ops._upstream import reuse_the_api_app
 
     monkeypatch.setattr(server, "create_app", server.create_app)  # the patch is undone after the test
     assert reuse_the_api_app()  # False would mean Prefect's code moved: the fix is gone

@@ -9,7 +9,7 @@ def test_clients_made_after_sharing_load_the_ca_bundle_once(monkeypatch):
     import prefect.client.orchestration as orchestration
     from prefect.client.orchestration import get_client
 
-    from automations.warm import share_tls_contexts
+    from automations._upstream import share_tls_contexts
 
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
