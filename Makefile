@@ -2,14 +2,18 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: install test up up-scale demo status bench bench-smoke
+.PHONY: install test lint canary up up-scale demo status bench bench-smoke
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --frozen --compile-bytecode  # without .pyc files every Prefect process spends about 2.5 s more on imports
 
-test: install
+test: install lint
 	$(UV) run --frozen pytest -q -n 2 --dist loadfile --no-loadscope-reorder
+
+lint: install
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
 
 up: install
 	$(UV) run --frozen landing up

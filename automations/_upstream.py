@@ -10,6 +10,7 @@ import functools
 
 from landing.events import dataset_asset_key
 
+
 def dbt_runner(manifest=None, node_tasks: bool = True, **kwargs):
     """prefect-dbt's runner, with each dbt source's asset named as the dataset (`landing://dataset/<source>.<table>`),
     and dbt given `manifest`, the parsed project, when there is one (see `parsed_project`).
@@ -27,8 +28,10 @@ def dbt_runner(manifest=None, node_tasks: bool = True, **kwargs):
         def _create_asset_from_node(self, manifest_node, adapter_type):  # prefect-dbt's hook, private
             if isinstance(manifest_node, SourceDefinition):
                 name = f"{manifest_node.source_name}.{manifest_node.name}"
-                return Asset(key=dataset_asset_key(name),
-                             properties=AssetProperties(name=name, description=manifest_node.description or None))
+                return Asset(
+                    key=dataset_asset_key(name),
+                    properties=AssetProperties(name=name, description=manifest_node.description or None),
+                )
             return super()._create_asset_from_node(manifest_node, adapter_type)
 
         def _create_unified_callback(self, task_state, log_level, context, **kw):  # prefect-dbt's, private
@@ -83,21 +86,35 @@ def dbt_runner(manifest=None, node_tasks: bool = True, **kwargs):
             for uid, result in run_results.items():
                 status = {"success": "succeeded", "error": "failed"}.get(str(result.get("status")))
                 node = self.manifest.nodes.get(uid)
-                if (status is None or node is None or node.resource_type not in MATERIALIZATION_NODE_TYPES
-                        or not node.relation_name or self.disable_assets
-                        or not self._get_node_prefect_config(node).get("enable_assets", True)):
+                if (
+                    status is None
+                    or node is None
+                    or node.resource_type not in MATERIALIZATION_NODE_TYPES
+                    or not node.relation_name
+                    or self.disable_assets
+                    or not self._get_node_prefect_config(node).get("enable_assets", True)
+                ):
                     continue
-                upstream = [self._create_asset_from_node(up, adapter_type)
-                            for up, config in self._get_upstream_manifest_nodes_and_configs(node)
-                            if up.resource_type in REFERENCE_NODE_TYPES
-                            or (up.resource_type in MATERIALIZATION_NODE_TYPES and config.get("enable_assets", True))]
+                upstream = [
+                    self._create_asset_from_node(up, adapter_type)
+                    for up, config in self._get_upstream_manifest_nodes_and_configs(node)
+                    if up.resource_type in REFERENCE_NODE_TYPES
+                    or (up.resource_type in MATERIALIZATION_NODE_TYPES and config.get("enable_assets", True))
+                ]
                 for asset in upstream:
-                    emit_event(event="prefect.asset.referenced", resource=AssetContext.asset_as_resource(asset), related=[])
+                    emit_event(
+                        event="prefect.asset.referenced", resource=AssetContext.asset_as_resource(asset), related=[]
+                    )
                 emit_event(
                     event=f"prefect.asset.materialization.{status}",
                     resource=AssetContext.asset_as_resource(self._create_asset_from_node(node, adapter_type)),
-                    related=[*(AssetContext.asset_as_related(a) for a in upstream), AssetContext.related_materialized_by("dbt")],
-                    payload={k: result[k] for k in ("status", "message", "execution_time") if result.get(k) is not None},
+                    related=[
+                        *(AssetContext.asset_as_related(a) for a in upstream),
+                        AssetContext.related_materialized_by("dbt"),
+                    ],
+                    payload={
+                        k: result[k] for k in ("status", "message", "execution_time") if result.get(k) is not None
+                    },
                 )
                 sent += 1
             return sent
@@ -113,10 +130,14 @@ def _flow_run_logger(flow_run: dict | None, flow=None):
     """The logger of dbt's lines when its nodes run without a task each: the flow run's."""
     from prefect.logging.loggers import PrefectLogAdapter, get_logger
 
-    return PrefectLogAdapter(get_logger("prefect.flow_runs"), extra={
-        "flow_run_id": str(flow_run.get("id")) if flow_run else "<unknown>",
-        "flow_run_name": flow_run.get("name") if flow_run else "<unknown>",
-        "flow_name": flow.name if flow else "<unknown>"})
+    return PrefectLogAdapter(
+        get_logger("prefect.flow_runs"),
+        extra={
+            "flow_run_id": str(flow_run.get("id")) if flow_run else "<unknown>",
+            "flow_run_name": flow_run.get("name") if flow_run else "<unknown>",
+            "flow_name": flow.name if flow else "<unknown>",
+        },
+    )
 
 
 def interrupt_dbt() -> None:

@@ -68,7 +68,9 @@ async def apply(settings: Settings | None = None, dry_run: bool = False, out=pri
         raise ApplyError(str(exc)) from exc
     url = PREFECT_API_URL.value()
     if not url:
-        raise ApplyError("PREFECT_API_URL is not set: start the stack with `make up`, or set it to your Prefect server's API URL.")
+        raise ApplyError(
+            "PREFECT_API_URL is not set: start the stack with `make up`, or set it to your Prefect server's API URL."
+        )
     async with get_client() as client:
         failure = await client.api_healthcheck()
         if failure is not None:
@@ -126,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         description="Create, update and delete the Prefect automations derived from the dbt project's sources. "
         "Only automations tagged " + MANAGED_TAG + " are ever changed.",
     )
-    parser.add_argument("--dry-run", action="store_true", help="print the plan (create/update/delete/unchanged) and change nothing")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the plan (create/update/delete/unchanged) and change nothing"
+    )
     args = parser.parse_args(argv)
     try:
         asyncio.run(apply(dry_run=args.dry_run))

@@ -139,12 +139,15 @@ def _writer_slot(name: str, timeout: float):
             _ensure_writer_limit(name)
             try:
                 granted = client.increment_concurrency_slots_with_lease(
-                    names=[name], slots=1, mode="concurrency", lease_duration=WRITER_LEASE_SECONDS).json()
+                    names=[name], slots=1, mode="concurrency", lease_duration=WRITER_LEASE_SECONDS
+                ).json()
             except httpx.HTTPStatusError as exc:
                 if exc.response.status_code != 423:  # 423 Locked: another build holds the warehouse
                     raise
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"another dbt build has held the warehouse's concurrency limit {name} for {timeout:.0f} s")
+                    raise TimeoutError(
+                        f"another dbt build has held the warehouse's concurrency limit {name} for {timeout:.0f} s"
+                    )
                 time.sleep(min(float(exc.response.headers.get("Retry-After", 1)), 2.0))
                 continue
             if granted["limits"]:
@@ -161,8 +164,12 @@ def _writer_slot(name: str, timeout: float):
             try:
                 client.release_concurrency_slots_with_lease(lease_id)
             except Exception as exc:  # the server is away: the lease expires by itself
-                log.warning("could not release the warehouse's slot of %s (%s); it frees itself within %.0f s",
-                            name, exc, WRITER_LEASE_SECONDS)
+                log.warning(
+                    "could not release the warehouse's slot of %s (%s); it frees itself within %.0f s",
+                    name,
+                    exc,
+                    WRITER_LEASE_SECONDS,
+                )
 
 
 def _renew_lease(lease_id: str, done: threading.Event) -> None:
@@ -207,4 +214,6 @@ def build_signature(ds: Dataset, settings: Settings) -> str:
     from automations.compact import part_names
 
     files = dataset_signature(ds, part_names(settings, ds))
-    return files if files == EMPTY_SIGNATURE else f"{files}|project {project_fingerprint(settings.dbt_project_dir)[:16]}"
+    return (
+        files if files == EMPTY_SIGNATURE else f"{files}|project {project_fingerprint(settings.dbt_project_dir)[:16]}"
+    )

@@ -37,8 +37,12 @@ class BuildRecord:
     tests_run: int | None = None  # dbt's data tests in this build, and how many passed (built)
     tests_passed: int | None = None
     error: str | None = None
-    newest_files: dict[str, str] = field(default_factory=dict)  # per dataset, the newest accepted file read (built, failed)
-    loaded: dict[str, int] = field(default_factory=dict)  # per dataset, the accepted files this build loaded (read) first
+    newest_files: dict[str, str] = field(
+        default_factory=dict
+    )  # per dataset, the newest accepted file read (built, failed)
+    loaded: dict[str, int] = field(
+        default_factory=dict
+    )  # per dataset, the accepted files this build loaded (read) first
 
     def as_dict(self) -> dict:
         return {**asdict(self), "status": self.status.value}
@@ -66,6 +70,7 @@ def read(path: Path) -> list[BuildRecord]:
     for line in lines:
         if line.strip():
             data = json.loads(line)
-            records.append(BuildRecord(**{k: v for k, v in data.items() if k in _FIELDS}
-                                       | {"status": BuildStatus(data["status"])}))
+            records.append(
+                BuildRecord(**{k: v for k, v in data.items() if k in _FIELDS} | {"status": BuildStatus(data["status"])})
+            )
     return records

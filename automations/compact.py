@@ -53,7 +53,9 @@ def parts_folder(settings: Settings, ds: Dataset) -> Path:
 def part_names(settings: Settings, ds: Dataset) -> list[str]:
     """The dataset's parts, sorted (by day): one small directory read."""
     try:
-        return sorted(n for n in os.listdir(parts_folder(settings, ds)) if n.endswith(PART_SUFFIX) and not n.startswith("."))
+        return sorted(
+            n for n in os.listdir(parts_folder(settings, ds)) if n.endswith(PART_SUFFIX) and not n.startswith(".")
+        )
     except FileNotFoundError:
         return []
 
@@ -80,7 +82,9 @@ def compact(con, settings: Settings, ds: Dataset, now: datetime | None = None) -
     done = Compacted(ds.name)
     if settings.accepted_retention_days <= 0 or not compactable(ds):
         return done
-    cutoff = ((now or datetime.now(timezone.utc)) - timedelta(days=settings.accepted_retention_days)).strftime("%Y%m%dT%H%M%S%fZ")
+    cutoff = ((now or datetime.now(timezone.utc)) - timedelta(days=settings.accepted_retention_days)).strftime(
+        "%Y%m%dT%H%M%S%fZ"
+    )
     names = ds.data_names()
     old = names[: bisect.bisect_left(names, cutoff)]  # accepted names sort by landing time
     if not old:
@@ -88,8 +92,13 @@ def compact(con, settings: Settings, ds: Dataset, now: datetime | None = None) -
     folder = str(ds.accepted_path)
     paths = [f"{folder}/{n}" for n in old]
     con.execute(parts_ddl())
-    facts = dict(con.execute(f"select accepted_file, compacted_into from {HISTORY} where dataset = ? and accepted_file in "
-                             "(select unnest(?::varchar[]))", [ds.name, paths]).fetchall())
+    facts = dict(
+        con.execute(
+            f"select accepted_file, compacted_into from {HISTORY} where dataset = ? and accepted_file in "
+            "(select unnest(?::varchar[]))",
+            [ds.name, paths],
+        ).fetchall()
+    )
     # in a part already (a build stopped between the part and the deletes): deleted now; not loaded yet: kept
     gone = [p for p in paths if facts.get(p) and os.path.exists(facts[p])]
     todo = [p for p in paths if p in facts and p not in gone]
@@ -108,8 +117,10 @@ def compact(con, settings: Settings, ds: Dataset, now: datetime | None = None) -
         with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=6) as fh:
             for i in range(0, len(files), CHUNK):
                 # every field as it landed, in the file's own order, with the file it came from
-                for (line,) in con.execute(f"select json_merge_patch(json, json_object('{FILE_KEY}', filename))::varchar "
-                                           f"from {_objects(ds, files[i : i + CHUNK])}").fetchall():
+                for (line,) in con.execute(
+                    f"select json_merge_patch(json, json_object('{FILE_KEY}', filename))::varchar "
+                    f"from {_objects(ds, files[i : i + CHUNK])}"
+                ).fetchall():
                     fh.write(line)
                     fh.write("\n")
                     rows += 1
@@ -117,8 +128,11 @@ def compact(con, settings: Settings, ds: Dataset, now: datetime | None = None) -
             os.fsync(fh.fileno())
         con.execute("begin")
         try:
-            con.execute(f"update {HISTORY} set compacted_into = ? where dataset = ? and accepted_file in "
-                        "(select unnest(?::varchar[]))", [str(part), ds.name, files])
+            con.execute(
+                f"update {HISTORY} set compacted_into = ? where dataset = ? and accepted_file in "
+                "(select unnest(?::varchar[]))",
+                [str(part), ds.name, files],
+            )
             con.execute(f"delete from {PARTS} where dataset = ? and part = ?", [ds.name, str(part)])
             con.execute(f"insert into {PARTS} values (?, ?, ?, ?, now())", [ds.name, str(part), len(files), rows])
             con.execute("commit")
@@ -140,8 +154,14 @@ def compact(con, settings: Settings, ds: Dataset, now: datetime | None = None) -
     _fsync_dir(ds.accepted_path)
     done.seconds = time.perf_counter() - started
     if done.parts:
-        log.info("%s: compacted %d loaded file(s) older than %g day(s) into %d part(s) in %.2f s", ds.name, done.files,
-                 settings.accepted_retention_days, len(done.parts), done.seconds)
+        log.info(
+            "%s: compacted %d loaded file(s) older than %g day(s) into %d part(s) in %.2f s",
+            ds.name,
+            done.files,
+            settings.accepted_retention_days,
+            len(done.parts),
+            done.seconds,
+        )
     return done
 
 

@@ -16,13 +16,21 @@ from prefect.runtime import flow_run
 
 from automations import buildlog, lineage, load, readers
 from automations.build_state import (
-    ALL, EMPTY_SIGNATURE, ONE, Watermarks, build_signature, CANCEL, release_warehouse, one_writer,
+    ALL,
+    EMPTY_SIGNATURE,
+    ONE,
+    Watermarks,
+    build_signature,
+    CANCEL,
+    release_warehouse,
+    one_writer,
 )
 from automations.buildlog import BuildRecord, BuildStatus
 from automations.names import BUILD_FLOW, RECONCILE_FLOW, STALE_FLOW
 from landing.catalog import Catalog, load_catalog
 from landing.events import build_failed, dataset_stale
 from landing.settings import Settings
+
 DATASET_NAME = re.compile(r"^[A-Za-z0-9_]+\.[A-Za-z0-9_]+$")
 
 
@@ -65,11 +73,17 @@ def dbt_args(datasets: list[str], and_models: list[str], catalog: Catalog) -> li
     return args
 
 
-def record_build(settings: Settings, status: BuildStatus, datasets: list[str], and_models: list[str],
-                 **details) -> BuildRecord:
+def record_build(
+    settings: Settings, status: BuildStatus, datasets: list[str], and_models: list[str], **details
+) -> BuildRecord:
     """Add this run's decision to the build log (what ran, for whom, and how it ended)."""
-    record = BuildRecord(status=status, datasets=datasets, and_models=and_models,
-                         flow_run_id=str(flow_run.id) if flow_run.id else None, **details)
+    record = BuildRecord(
+        status=status,
+        datasets=datasets,
+        and_models=and_models,
+        flow_run_id=str(flow_run.id) if flow_run.id else None,
+        **details,
+    )
     buildlog.append(settings.builds_log, record)
     return record
 
@@ -96,8 +110,11 @@ def dbt_log_level():
     from prefect.settings import get_current_settings
 
     level = str(get_current_settings().logging.level).lower()
-    return {"warning": EventLevel.WARN, "critical": EventLevel.ERROR}.get(level) or EventLevel(level) \
-        if level in {"debug", "info", "warn", "warning", "error", "critical"} else EventLevel.INFO
+    return (
+        {"warning": EventLevel.WARN, "critical": EventLevel.ERROR}.get(level) or EventLevel(level)
+        if level in {"debug", "info", "warn", "warning", "error", "critical"}
+        else EventLevel.INFO
+    )
 
 
 def _run_name() -> str:
@@ -116,8 +133,11 @@ FAILED_STATUSES = ("error", "fail", "runtime error")
 
 def failed_nodes(run_results: dict[str, dict] | None) -> list[str]:
     """Names of the dbt nodes that errored or failed, from the results prefect-dbt's run_end hook hands over."""
-    return sorted(uid.split(".", 2)[-1] for uid, result in (run_results or {}).items()
-                  if str(result.get("status")) in FAILED_STATUSES)
+    return sorted(
+        uid.split(".", 2)[-1]
+        for uid, result in (run_results or {}).items()
+        if str(result.get("status")) in FAILED_STATUSES
+    )
 
 
 def node_summary(run_results: dict[str, dict] | None) -> dict:
@@ -149,15 +169,22 @@ def _newest_landed_within(ds, seconds: float) -> bool:
         return False
     newest = files[-1]
     try:
-        landed = datetime.strptime(newest.name.split("-", 1)[0], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=timezone.utc).timestamp()
+        landed = (
+            datetime.strptime(newest.name.split("-", 1)[0], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=timezone.utc).timestamp()
+        )
     except ValueError:
         landed = newest.stat().st_mtime
     return time.time() - landed < seconds
 
 
 @flow(name=BUILD_FLOW, flow_run_name=_run_name, log_prints=True)
-def dbt_build(datasets: list[str], and_models: list[str] | None = None, force: bool = False, rebuild: bool = False,
-              settings: Settings | None = None) -> dict:
+def dbt_build(
+    datasets: list[str],
+    and_models: list[str] | None = None,
+    force: bool = False,
+    rebuild: bool = False,
+    settings: Settings | None = None,
+) -> dict:
     """Build `source:<dataset>+` for the given datasets with dbt, unless nothing landed and the dbt project did not
     change since their last build; `force` builds anyway (the UI's Run button, with force on). `rebuild` loads every
     accepted file of the datasets again and rebuilds their models from scratch (`landing rebuild`)."""
@@ -174,8 +201,15 @@ def dbt_build(datasets: list[str], and_models: list[str] | None = None, force: b
                 skipped = _skip(settings, marks.read(), kind, current, force or rebuild, and_names)
                 if skipped:
                     return skipped
-                _run_dbt(settings, catalog, names, and_names, last_try=attempt == settings.transient_retries,
-                         rebuild=rebuild, full_refresh=_project_changed(marks.read(), current))
+                _run_dbt(
+                    settings,
+                    catalog,
+                    names,
+                    and_names,
+                    last_try=attempt == settings.transient_retries,
+                    rebuild=rebuild,
+                    full_refresh=_project_changed(marks.read(), current),
+                )
                 built = marks.read()
                 built.update({kind + n: sig for n, sig in current.items()})
                 marks.write(built)
@@ -183,11 +217,16 @@ def dbt_build(datasets: list[str], and_models: list[str] | None = None, force: b
         except Exception as exc:
             if attempt == settings.transient_retries or not is_transient(exc):
                 raise
-            delay = 0.5 * 2 ** attempt
+            delay = 0.5 * 2**attempt
             record_build(settings, BuildStatus.RETRYING, names, and_names, error=str(exc)[:2000])
             get_run_logger().warning(
                 "dbt-build %s stopped for a reason that is not its data (%s); trying again in %.1f s (retry %d of %d)",
-                "+".join(names), str(exc).splitlines()[0][:300], delay, attempt + 1, settings.transient_retries)
+                "+".join(names),
+                str(exc).splitlines()[0][:300],
+                delay,
+                attempt + 1,
+                settings.transient_retries,
+            )
             time.sleep(delay)
     return {"status": BuildStatus.BUILT.value, "datasets": names, "and_models": and_names}
 
@@ -218,14 +257,18 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, (httpx.TransportError, ConnectionError)) or readers.is_lock_error(exc)
 
 
-def _skip(settings: Settings, built: dict, kind: str, current: dict[str, str], force: bool,
-          and_names: list[str]) -> dict | None:
+def _skip(
+    settings: Settings, built: dict, kind: str, current: dict[str, str], force: bool, and_names: list[str]
+) -> dict | None:
     """The result of a run that need not start dbt (up to date, or a dataset without files), recorded; else None."""
     logger = get_run_logger()
     names = list(current)
     if not force and all(built.get(kind + n) == sig for n, sig in current.items()):
-        logger.info("up to date: nothing landed for %s and the dbt project is unchanged since the last build "
-                    "(run with force to build anyway)", ", ".join(names))
+        logger.info(
+            "up to date: nothing landed for %s and the dbt project is unchanged since the last build "
+            "(run with force to build anyway)",
+            ", ".join(names),
+        )
         record_build(settings, BuildStatus.UP_TO_DATE, names, and_names)
         return {"status": BuildStatus.UP_TO_DATE.value, "datasets": names}
     empty = [n for n, sig in current.items() if sig == EMPTY_SIGNATURE]
@@ -240,12 +283,23 @@ def _load_new_files(settings: Settings, catalog, names: list[str], rebuild: bool
     """Each dataset's accepted files not loaded yet, appended to its raw table before dbt reads it (automations.load);
     with `rebuild`, every accepted file, the raw table emptied first."""
     logger = get_run_logger()
-    loads = load.load_all(settings, [catalog.get(n) for n in names], str(flow_run.id) if flow_run.id else None,
-                          progress=logger.info, reload=rebuild)
+    loads = load.load_all(
+        settings,
+        [catalog.get(n) for n in names],
+        str(flow_run.id) if flow_run.id else None,
+        progress=logger.info,
+        reload=rebuild,
+    )
     for ld in loads:
         if ld.files or ld.reloaded:
-            logger.info("%s: loaded %d new file(s), %d row(s), in %.2f s%s", ld.dataset, len(ld.files), ld.rows,
-                        ld.seconds, " (its declared columns changed: every file loaded again)" if ld.reloaded else "")
+            logger.info(
+                "%s: loaded %d new file(s), %d row(s), in %.2f s%s",
+                ld.dataset,
+                len(ld.files),
+                ld.rows,
+                ld.seconds,
+                " (its declared columns changed: every file loaded again)" if ld.reloaded else "",
+            )
         for path, why in ld.rejected.items():
             logger.warning("%s: %s was not loaded and is set aside in the quarantine: %s", ld.dataset, path, why)
     return loads
@@ -257,17 +311,33 @@ def _publish_readers(settings: Settings) -> None:
     try:
         done = readers.publish(settings)
     except OSError as exc:
-        logger.error("could not publish the readers' warehouse %s from %s: %s. Readers keep the previous build's "
-                     "rows until a build publishes; free space or fix permissions there.",
-                     settings.warehouse, settings.build_warehouse, exc)
+        logger.error(
+            "could not publish the readers' warehouse %s from %s: %s. Readers keep the previous build's "
+            "rows until a build publishes; free space or fix permissions there.",
+            settings.warehouse,
+            settings.build_warehouse,
+            exc,
+        )
         return
     if done:
-        logger.info("published the readers' warehouse %s (%.1f MB, %s) in %.3f s", settings.warehouse,
-                    done.bytes / 1e6, done.how, done.seconds)
+        logger.info(
+            "published the readers' warehouse %s (%.1f MB, %s) in %.3f s",
+            settings.warehouse,
+            done.bytes / 1e6,
+            done.how,
+            done.seconds,
+        )
 
 
-def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str], last_try: bool = True,
-             rebuild: bool = False, full_refresh: bool = False) -> dict[str, dict]:
+def _run_dbt(
+    settings: Settings,
+    catalog,
+    names: list[str],
+    and_names: list[str],
+    last_try: bool = True,
+    rebuild: bool = False,
+    full_refresh: bool = False,
+) -> dict[str, dict]:
     """`dbt build` for the datasets in this process, on the build's own file, then published for readers; recorded in
     the build log; dbt's results by node. A failure is recorded, announced as landing.build.failed, and raised; a
     lock on the build's file (someone opened it by hand) is waited out, and one met by dbt is TransientBuildError
@@ -305,8 +375,11 @@ def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str]
     runner.on_run_end(lambda context: ended.update(context.run_results or {}))
     loads = _load_new_files(settings, catalog, names, rebuild)
     if rebuild or full_refresh or any(ld.reloaded for ld in loads):
-        logger.info("building %s from scratch (--full-refresh): %s", ", ".join(names),
-                    "a rebuild" if rebuild else "the dbt project changed" if full_refresh else "a source's columns changed")
+        logger.info(
+            "building %s from scratch (--full-refresh): %s",
+            ", ".join(names),
+            "a rebuild" if rebuild else "the dbt project changed" if full_refresh else "a source's columns changed",
+        )
         args = args + ["--full-refresh"]
     # what this build reads first: the files it loaded (the artifact lists them), and each dataset's newest loaded file
     files = {ld.dataset: [Path(p) for p in ld.files] for ld in loads}
@@ -333,9 +406,17 @@ def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str]
             raise TerminationSignal(signal.SIGTERM) from None
 
         nodes = failed_nodes(ended)
-        record = record_build(settings, BuildStatus.FAILED, names, and_names, started=started, newest_files=newest,
-                              loaded=loaded,
-                              failed_nodes=nodes, error=str(exc)[:2000])
+        record = record_build(
+            settings,
+            BuildStatus.FAILED,
+            names,
+            and_names,
+            started=started,
+            newest_files=newest,
+            loaded=loaded,
+            failed_nodes=nodes,
+            error=str(exc)[:2000],
+        )
         _publish(settings, catalog, record, files)
         logger.error("dbt build failed for %s; failing nodes: %s", ", ".join(names), ", ".join(nodes) or "see the log")
         _emit_failure(names, nodes, str(exc))
@@ -345,9 +426,16 @@ def _run_dbt(settings: Settings, catalog, names: list[str], and_names: list[str]
     release_warehouse()
     _publish_readers(settings)
     _emit_assets(runner, ended)
-    record = record_build(settings, BuildStatus.BUILT, names, and_names, started=started, newest_files=newest,
-                          loaded=loaded,
-                          **node_summary(ended))
+    record = record_build(
+        settings,
+        BuildStatus.BUILT,
+        names,
+        and_names,
+        started=started,
+        newest_files=newest,
+        loaded=loaded,
+        **node_summary(ended),
+    )
     _publish(settings, catalog, record, files)
     return ended
 
@@ -365,8 +453,12 @@ def landing_stale(dataset: str, expected_every_seconds: int, settings: Settings 
     newest = max((e.stat().st_mtime for e in ds.data_files()), default=None)
     now = datetime.now(timezone.utc).timestamp()
     late_by = None if newest is None else max(0, int(now - newest - expected_every_seconds))
-    event = dataset_stale(dataset, expected_every_seconds, late_by,
-                          None if newest is None else datetime.fromtimestamp(newest, timezone.utc).isoformat())
+    event = dataset_stale(
+        dataset,
+        expected_every_seconds,
+        late_by,
+        None if newest is None else datetime.fromtimestamp(newest, timezone.utc).isoformat(),
+    )
     send_events([event])
     get_run_logger().warning("%s is stale: no file within %ss (late by %ss)", dataset, expected_every_seconds, late_by)
     return event["payload"]
@@ -394,8 +486,11 @@ def landing_reconcile(settings: Settings | None = None) -> dict:
             wait = files_changed and _newest_landed_within(catalog.datasets[name], settings.reconcile_grace_seconds)
             (fresh if wait else behind).append(name)
     if fresh:
-        logger.info("files landed within the last %.0f s for %s: their automations build them",
-                    settings.reconcile_grace_seconds, ", ".join(fresh))
+        logger.info(
+            "files landed within the last %.0f s for %s: their automations build them",
+            settings.reconcile_grace_seconds,
+            ", ".join(fresh),
+        )
     if not behind:
         if not fresh:
             logger.info("every dataset is built: nothing landed since its last build")

@@ -25,13 +25,31 @@ def parsed_project(settings: Settings, log_path: Path):
     from dbt.cli.main import dbtRunner
 
     project = settings.dbt_project_dir
-    key = "|".join([project_fingerprint(project), str(project), str(settings.dbt_target_dir),
-                    *(f"{k}={v}" for k, v in sorted(settings.dbt_env().items()))])
+    key = "|".join(
+        [
+            project_fingerprint(project),
+            str(project),
+            str(settings.dbt_target_dir),
+            *(f"{k}={v}" for k, v in sorted(settings.dbt_env().items())),
+        ]
+    )
     with _parse_lock:
         if key in _parsed:
             return _parsed[key]
-        done = dbtRunner().invoke(["parse", "--project-dir", str(project), "--profiles-dir", str(project),
-                                   "--target-path", str(settings.dbt_target_dir), "--log-path", str(log_path), "--quiet"])
+        done = dbtRunner().invoke(
+            [
+                "parse",
+                "--project-dir",
+                str(project),
+                "--profiles-dir",
+                str(project),
+                "--target-path",
+                str(settings.dbt_target_dir),
+                "--log-path",
+                str(log_path),
+                "--quiet",
+            ]
+        )
         if not done.success or done.result is None:
             return None
         _parsed.clear()
@@ -69,9 +87,14 @@ def build_markdown(settings: Settings, catalog: Catalog, record: BuildRecord, fi
     the rows per model; the tests."""
     ledger = Ledger(ledger_path(settings.state_dir))
     try:
-        lines = [f"# dbt-build {', '.join(record.datasets)}: {record.status.value}", "",
-                 "## Files this build loaded", "", "| dataset | accepted file | dropped as | event |",
-                 "|---|---|---|---|"]
+        lines = [
+            f"# dbt-build {', '.join(record.datasets)}: {record.status.value}",
+            "",
+            "## Files this build loaded",
+            "",
+            "| dataset | accepted file | dropped as | event |",
+            "|---|---|---|---|",
+        ]
         for name, paths in files.items():
             for path in paths[-LISTED_FILES:]:
                 entry = ledger.by_accepted(str(path))
@@ -86,7 +109,9 @@ def build_markdown(settings: Settings, catalog: Catalog, record: BuildRecord, fi
         ledger.close()
     if record.built_nodes:
         lines += ["", "## Models", "", "| model | rows |", "|---|---|"]
-        lines += [f"| {m} | {'?' if n is None else n} |" for m, n in rows_per_model(settings, record.built_nodes).items()]
+        lines += [
+            f"| {m} | {'?' if n is None else n} |" for m, n in rows_per_model(settings, record.built_nodes).items()
+        ]
     if record.failed_nodes:
         lines += ["", "## Failed", ""] + [f"- {n}" for n in record.failed_nodes]
     if record.tests_run is not None:

@@ -50,15 +50,17 @@ class Loaded:
 
 
 def _history_ddl() -> str:
-    return (f"create sequence if not exists {SEQUENCE}; "
-            f"create table if not exists {HISTORY} (load_id bigint, dataset varchar, accepted_file varchar, "
-            "dropped_as varchar, sha256 varchar, rows bigint, flow_run_id varchar, loaded_at timestamptz, "
-            "undeclared_columns varchar[], compacted_into varchar); "
-            f"alter table {HISTORY} add column if not exists undeclared_columns varchar[]; "
-            f"alter table {HISTORY} add column if not exists compacted_into varchar; "
-            f"{compact.parts_ddl()}; "
-            f"create table if not exists {DRIFT} (dataset varchar, column_name varchar, files bigint, "
-            "first_file varchar, first_loaded_at timestamptz, last_file varchar, last_loaded_at timestamptz)")
+    return (
+        f"create sequence if not exists {SEQUENCE}; "
+        f"create table if not exists {HISTORY} (load_id bigint, dataset varchar, accepted_file varchar, "
+        "dropped_as varchar, sha256 varchar, rows bigint, flow_run_id varchar, loaded_at timestamptz, "
+        "undeclared_columns varchar[], compacted_into varchar); "
+        f"alter table {HISTORY} add column if not exists undeclared_columns varchar[]; "
+        f"alter table {HISTORY} add column if not exists compacted_into varchar; "
+        f"{compact.parts_ddl()}; "
+        f"create table if not exists {DRIFT} (dataset varchar, column_name varchar, files bigint, "
+        "first_file varchar, first_loaded_at timestamptz, last_file varchar, last_loaded_at timestamptz)"
+    )
 
 
 def _raw_columns(ds: Dataset) -> list[tuple[str, str]]:
@@ -70,9 +72,11 @@ def _ensure_raw(con, ds: Dataset) -> bool:
     """The raw table with the declared columns; True when it had other columns and was emptied (a contract change:
     every accepted file loads again)."""
     wanted = [(c, t.lower()) for c, t in _raw_columns(ds)]
-    found = con.execute("select column_name, lower(data_type) from information_schema.columns "
-                        "where table_schema = ? and table_name = ? order by ordinal_position",
-                        [SCHEMA, f"{ds.source}__{ds.table}"]).fetchall()
+    found = con.execute(
+        "select column_name, lower(data_type) from information_schema.columns "
+        "where table_schema = ? and table_name = ? order by ordinal_position",
+        [SCHEMA, f"{ds.source}__{ds.table}"],
+    ).fetchall()
     declared = ", ".join(f"{quote_ident(c)} {t}" for c, t in _raw_columns(ds))
     if not found:
         con.execute(f"create table {raw_table(ds)} ({declared})")
@@ -107,12 +111,17 @@ def _read(ds: Dataset, paths: list[str], undeclared: set[str] = frozenset(), par
     casts = ", ".join(f"cast({quote_ident(c)} as {t}) as {quote_ident(c)}" for c, t in ds.schema.items())
     if ds.rescue:
         pairs = ", ".join(f"{quote_literal(c)}, {quote_ident(c)}" for c in rescued)
-        casts += (f", nullif(json_merge_patch('{{}}', json_object({pairs})), '{{}}')::json as {RESCUED}" if rescued
-                  else f", cast(null as json) as {RESCUED}")
+        casts += (
+            f", nullif(json_merge_patch('{{}}', json_object({pairs})), '{{}}')::json as {RESCUED}"
+            if rescued
+            else f", cast(null as json) as {RESCUED}"
+        )
     nulls = ", ".join(f"cast(null as {t}) as {quote_ident(c)}" for c, t in ds.schema.items())
     source = f"{compact.FILE_KEY} as filename" if part else "filename"
-    return (f"(select {casts}, {source} from (select {nulls}, cast(null as varchar) as filename where false "
-            f"union all by name select * from {call}))")
+    return (
+        f"(select {casts}, {source} from (select {nulls}, cast(null as varchar) as filename where false "
+        f"union all by name select * from {call}))"
+    )
 
 
 _LOADED: dict[tuple[str, str], tuple[tuple, set[str]]] = {}  # (warehouse, dataset) → (history's mark, names)
@@ -132,7 +141,9 @@ def _loaded_names(con, ds: Dataset) -> set[str]:
 
 
 def _database(con) -> str:
-    return con.execute("select path from duckdb_databases() where database_name = current_database()").fetchone()[0] or ""
+    return (
+        con.execute("select path from duckdb_databases() where database_name = current_database()").fetchone()[0] or ""
+    )
 
 
 def _remember(con, ds: Dataset, paths: list[str]) -> None:
@@ -140,7 +151,9 @@ def _remember(con, ds: Dataset, paths: list[str]) -> None:
     cached = _LOADED.get(key)
     if cached:
         cached[1].update(paths)
-        mark = tuple(con.execute(f"select max(load_id), count(*) from {HISTORY} where dataset = ?", [ds.name]).fetchone())
+        mark = tuple(
+            con.execute(f"select max(load_id), count(*) from {HISTORY} where dataset = ?", [ds.name]).fetchone()
+        )
         _LOADED[key] = (mark, cached[1])
 
 
@@ -181,7 +194,9 @@ class RejectedFile(ValueError):
     """An accepted file that cannot be loaded: unreadable, or a required column null."""
 
 
-def _load_chunk(con, settings: Settings, ds: Dataset, chunk: list[str], flow_run_id: str | None) -> tuple[int, dict[str, int]]:
+def _load_chunk(
+    con, settings: Settings, ds: Dataset, chunk: list[str], flow_run_id: str | None
+) -> tuple[int, dict[str, int]]:
     """One transaction: the chunk's rows and history rows; its first load id and the rows per file. RejectedFile (and nothing written) when a
     file of it cannot be read or leaves a required column null."""
     facts = _provenance(settings, chunk)
@@ -192,26 +207,39 @@ def _load_chunk(con, settings: Settings, ds: Dataset, chunk: list[str], flow_run
         numbers = [r[0] for r in con.execute(f"select nextval('{SEQUENCE}') from range(?)", [len(chunk)]).fetchall()]
         first = min(numbers)
         ids = dict(zip(chunk, sorted(numbers)))
-        con.execute("create or replace temp table landing_chunk as select unnest(?::varchar[]) as accepted_file, "
-                    "unnest(?::bigint[]) as load_id", [chunk, [ids[p] for p in chunk]])
+        con.execute(
+            "create or replace temp table landing_chunk as select unnest(?::varchar[]) as accepted_file, "
+            "unnest(?::bigint[]) as load_id",
+            [chunk, [ids[p] for p in chunk]],
+        )
         try:
             extra = {c for cols in undeclared.values() for c in cols}
-            con.execute(f"insert into {raw_table(ds)} select r.*, c.load_id from {_read(ds, chunk, extra)} r "
-                        "join landing_chunk c on r.filename = c.accepted_file")
+            con.execute(
+                f"insert into {raw_table(ds)} select r.*, c.load_id from {_read(ds, chunk, extra)} r "
+                "join landing_chunk c on r.filename = c.accepted_file"
+            )
         except Exception as exc:
             raise RejectedFile(" ".join(str(exc).split())[:500]) from None
         if ds.required:
             nulls = " or ".join(f"{quote_ident(c)} is null" for c in ds.required)
             which = ", ".join(f"case when {quote_ident(c)} is null then {quote_literal(c)} end" for c in ds.required)
-            bad = con.execute(f"select filename, list(distinct col) from (select filename, unnest([{which}]) as col "
-                              f"from {raw_table(ds)} where {BATCH} >= ? and ({nulls})) where col is not null "
-                              "group by filename", [first]).fetchall()
+            bad = con.execute(
+                f"select filename, list(distinct col) from (select filename, unnest([{which}]) as col "
+                f"from {raw_table(ds)} where {BATCH} >= ? and ({nulls})) where col is not null "
+                "group by filename",
+                [first],
+            ).fetchall()
             if bad:
                 path, cols = bad[0]
-                raise RejectedFile(f"{Path(path).name}: the source's not_null test on {', '.join(sorted(cols))} fails "
-                                   f"(not_null_{ds.source}_{ds.table}_{sorted(cols)[0]})")
-        counts = dict(con.execute(f"select filename, count(*) from {raw_table(ds)} where {BATCH} >= ? "
-                                  "group by filename", [first]).fetchall())
+                raise RejectedFile(
+                    f"{Path(path).name}: the source's not_null test on {', '.join(sorted(cols))} fails "
+                    f"(not_null_{ds.source}_{ds.table}_{sorted(cols)[0]})"
+                )
+        counts = dict(
+            con.execute(
+                f"select filename, count(*) from {raw_table(ds)} where {BATCH} >= ? group by filename", [first]
+            ).fetchall()
+        )
         _insert_history(con, ds, chunk, ids, facts, counts, flow_run_id, undeclared)
         if undeclared:
             _record_drift(con, ds, undeclared)
@@ -222,15 +250,34 @@ def _load_chunk(con, settings: Settings, ds: Dataset, chunk: list[str], flow_run
     return first, counts
 
 
-def _insert_history(con, ds: Dataset, paths: list[str], ids: dict, facts: dict, counts: dict, flow_run_id: str | None,
-                    undeclared: dict, part: str | None = None) -> None:
+def _insert_history(
+    con,
+    ds: Dataset,
+    paths: list[str],
+    ids: dict,
+    facts: dict,
+    counts: dict,
+    flow_run_id: str | None,
+    undeclared: dict,
+    part: str | None = None,
+) -> None:
     """The history rows of `paths`, in one statement (DuckDB runs an executemany as one statement per row)."""
     con.execute(
         f"insert into {HISTORY} (load_id, dataset, accepted_file, dropped_as, sha256, rows, flow_run_id, loaded_at, "
         "undeclared_columns, compacted_into) select unnest(?::bigint[]), ?, unnest(?::varchar[]), unnest(?::varchar[]), "
         "unnest(?::varchar[]), unnest(?::bigint[]), ?, now(), unnest(?::varchar[][]), ?",
-        [[ids[p] for p in paths], ds.name, paths, [facts[p][0] for p in paths], [facts[p][1] for p in paths],
-         [counts.get(p, 0) for p in paths], flow_run_id, [list(undeclared.get(p, ())) for p in paths], part])
+        [
+            [ids[p] for p in paths],
+            ds.name,
+            paths,
+            [facts[p][0] for p in paths],
+            [facts[p][1] for p in paths],
+            [counts.get(p, 0) for p in paths],
+            flow_run_id,
+            [list(undeclared.get(p, ())) for p in paths],
+            part,
+        ],
+    )
 
 
 def _pending_parts(con, settings: Settings, ds: Dataset) -> list[str]:
@@ -249,7 +296,8 @@ def _part_undeclared(con, ds: Dataset, part: str) -> dict[str, tuple[str, ...]]:
     found = con.execute(
         f"select f, list(distinct k order by k) from (select json->>'$.{compact.FILE_KEY}' as f, unnest(json_keys(json)) "
         f"as k from {compact._objects(ds, [part])}) where lower(k) not in (select unnest(?::varchar[])) group by f",
-        [declared]).fetchall()
+        [declared],
+    ).fetchall()
     return {f: tuple(keys) for f, keys in found if keys}
 
 
@@ -261,18 +309,27 @@ def _load_part(con, settings: Settings, ds: Dataset, part: str, flow_run_id: str
     try:
         con.execute(f"create or replace temp table landing_part as select * from {_read(ds, [part], extra, part=True)}")
         files = [r[0] for r in con.execute("select distinct filename from landing_part order by filename").fetchall()]
-        numbers = sorted(r[0] for r in con.execute(f"select nextval('{SEQUENCE}') from range(?)", [len(files)]).fetchall())
+        numbers = sorted(
+            r[0] for r in con.execute(f"select nextval('{SEQUENCE}') from range(?)", [len(files)]).fetchall()
+        )
         ids = dict(zip(files, numbers))
-        con.execute("create or replace temp table landing_chunk as select unnest(?::varchar[]) as accepted_file, "
-                    "unnest(?::bigint[]) as load_id", [files, numbers])
-        con.execute(f"insert into {raw_table(ds)} select r.*, c.load_id from landing_part r "
-                    "join landing_chunk c on r.filename = c.accepted_file")
+        con.execute(
+            "create or replace temp table landing_chunk as select unnest(?::varchar[]) as accepted_file, "
+            "unnest(?::bigint[]) as load_id",
+            [files, numbers],
+        )
+        con.execute(
+            f"insert into {raw_table(ds)} select r.*, c.load_id from landing_part r "
+            "join landing_chunk c on r.filename = c.accepted_file"
+        )
         counts = dict(con.execute("select filename, count(*) from landing_part group by filename").fetchall())
         facts = _provenance(settings, files)
         _insert_history(con, ds, files, ids, facts, counts, flow_run_id, undeclared, part)
         if undeclared:
             _record_drift(con, ds, undeclared)
-        con.execute(f"insert into {compact.PARTS} values (?, ?, ?, ?, now())", [ds.name, part, len(files), sum(counts.values())])
+        con.execute(
+            f"insert into {compact.PARTS} values (?, ?, ?, ?, now())", [ds.name, part, len(files), sum(counts.values())]
+        )
         con.execute("drop table landing_part")
         con.execute("commit")
     except Exception:
@@ -284,22 +341,31 @@ def _load_part(con, settings: Settings, ds: Dataset, part: str, flow_run_id: str
 def _record_drift(con, ds: Dataset, undeclared: dict[str, tuple[str, ...]]) -> None:
     """Fold one chunk's undeclared columns into the drift table (a row per dataset and column: it stays small)."""
     seen = [(c, p) for p, cols in undeclared.items() for c in cols]
-    con.execute("create or replace temp table landing_drift as select c as column_name, count(*) as files, "
-                "min(p) as first_file, max(p) as last_file from (select unnest(?::varchar[]) as c, "
-                "unnest(?::varchar[]) as p) group by c", [[c for c, _ in seen], [p for _, p in seen]])
-    con.execute(f"update {DRIFT} d set files = d.files + n.files, last_file = greatest(d.last_file, n.last_file), "
-                "last_loaded_at = now() from landing_drift n where d.dataset = ? and d.column_name = n.column_name",
-                [ds.name])
-    con.execute(f"insert into {DRIFT} select ?, n.column_name, n.files, n.first_file, now(), n.last_file, now() "
-                f"from landing_drift n where n.column_name not in (select column_name from {DRIFT} where dataset = ?)",
-                [ds.name, ds.name])
+    con.execute(
+        "create or replace temp table landing_drift as select c as column_name, count(*) as files, "
+        "min(p) as first_file, max(p) as last_file from (select unnest(?::varchar[]) as c, "
+        "unnest(?::varchar[]) as p) group by c",
+        [[c for c, _ in seen], [p for _, p in seen]],
+    )
+    con.execute(
+        f"update {DRIFT} d set files = d.files + n.files, last_file = greatest(d.last_file, n.last_file), "
+        "last_loaded_at = now() from landing_drift n where d.dataset = ? and d.column_name = n.column_name",
+        [ds.name],
+    )
+    con.execute(
+        f"insert into {DRIFT} select ?, n.column_name, n.files, n.first_file, now(), n.last_file, now() "
+        f"from landing_drift n where n.column_name not in (select column_name from {DRIFT} where dataset = ?)",
+        [ds.name, ds.name],
+    )
 
 
 def drift(con) -> list[tuple[str, list[str], int, object]]:
     """Per dataset whose loaded files carried undeclared columns: (dataset, the columns, files, last seen)."""
     try:
-        return con.execute(f"select dataset, list(column_name order by column_name), max(files), max(last_loaded_at) "
-                           f"from {DRIFT} group by dataset order by dataset").fetchall()
+        return con.execute(
+            f"select dataset, list(column_name order by column_name), max(files), max(last_loaded_at) "
+            f"from {DRIFT} group by dataset order by dataset"
+        ).fetchall()
     except Exception:  # nothing loaded yet
         return []
 
@@ -316,7 +382,8 @@ def _set_aside(settings: Settings, ds: Dataset, path: str, reason: str) -> str:
     os.replace(path, dest)
     dest.with_name(dest.name + ".reason.txt").write_text(
         f"dataset: {ds.name}\nfile: {path}\nreason: not loaded: {reason}\n"
-        "fix the file and drop it again, or change the source's contract and run `landing replay` on this file\n")
+        "fix the file and drop it again, or change the source's contract and run `landing replay` on this file\n"
+    )
     return str(dest)
 
 
@@ -342,7 +409,9 @@ def load(con, settings: Settings, ds: Dataset, flow_run_id: str | None = None, p
         if first is not None:
             done.first_load_id = first if done.first_load_id is None else min(done.first_load_id, first)
         if progress:
-            progress(f"{ds.name}: loaded the compacted part {Path(part).name}: {len(counts)} file(s), {sum(counts.values())} row(s)")
+            progress(
+                f"{ds.name}: loaded the compacted part {Path(part).name}: {len(counts)} file(s), {sum(counts.values())} row(s)"
+            )
     new = pending(con, ds)
     chunks = [new[i : i + CHUNK] for i in range(0, len(new), CHUNK)]
     while chunks:
@@ -387,8 +456,9 @@ def forget(con, ds: Dataset) -> None:
         raise
 
 
-def load_all(settings: Settings, datasets: list[Dataset], flow_run_id: str | None = None, progress=None,
-             reload: bool = False) -> list[Loaded]:
+def load_all(
+    settings: Settings, datasets: list[Dataset], flow_run_id: str | None = None, progress=None, reload: bool = False
+) -> list[Loaded]:
     """Load the new files of each dataset into the build's file (called with the writer's slot, before dbt);
     `progress` is told after each chunk of a large load; `reload` loads every accepted file again."""
     import duckdb
@@ -408,8 +478,11 @@ def history(con, accepted_file: str) -> tuple | None:
     """The load history row of one accepted file: (load_id, dataset, rows, flow_run_id, loaded_at,
     undeclared_columns, compacted_into), or None."""
     try:
-        return con.execute(f"select load_id, dataset, rows, flow_run_id, loaded_at, "
-                           f"coalesce(undeclared_columns, []), compacted_into from {HISTORY} "
-                           "where accepted_file = ?", [accepted_file]).fetchone()
+        return con.execute(
+            f"select load_id, dataset, rows, flow_run_id, loaded_at, "
+            f"coalesce(undeclared_columns, []), compacted_into from {HISTORY} "
+            "where accepted_file = ?",
+            [accepted_file],
+        ).fetchone()
     except Exception:  # no history table: nothing loaded yet
         return None

@@ -24,8 +24,13 @@ def _on_landing(dataset: str, **kwargs) -> EventTrigger:
     )
 
 
-def desired_automations(catalog: Catalog, build_deployment: UUID, stale_deployment: UUID, settings: Settings,
-                        reconcile_deployment: UUID | None = None) -> list[AutomationCore]:
+def desired_automations(
+    catalog: Catalog,
+    build_deployment: UUID,
+    stale_deployment: UUID,
+    settings: Settings,
+    reconcile_deployment: UUID | None = None,
+) -> list[AutomationCore]:
     """Every automation the catalog implies, by name."""
     window = timedelta(seconds=settings.burst_window_seconds)
     out: list[AutomationCore] = []
@@ -45,7 +50,9 @@ def desired_automations(catalog: Catalog, build_deployment: UUID, stale_deployme
                 trigger=_on_landing(name, posture=Posture.Reactive, threshold=1, within=window),
                 actions=[
                     RunDeployment(source="selected", deployment_id=build_deployment, parameters=params),
-                    RunDeployment(source="selected", deployment_id=build_deployment, parameters=params, schedule_after=window),
+                    RunDeployment(
+                        source="selected", deployment_id=build_deployment, parameters=params, schedule_after=window
+                    ),
                 ],
             )
         )
@@ -57,7 +64,9 @@ def desired_automations(catalog: Catalog, build_deployment: UUID, stale_deployme
                     name=f"{PREFIX}stale {name}",
                     description=f"No file landed for {name} within {stale_after}s (its dbt freshness): emit landing.dataset.stale.",
                     tags=[MANAGED_TAG],
-                    trigger=_on_landing(name, posture=Posture.Proactive, threshold=1, within=timedelta(seconds=stale_after)),
+                    trigger=_on_landing(
+                        name, posture=Posture.Proactive, threshold=1, within=timedelta(seconds=stale_after)
+                    ),
                     actions=[
                         RunDeployment(
                             source="selected",
@@ -77,7 +86,10 @@ def desired_automations(catalog: Catalog, build_deployment: UUID, stale_deployme
                 trigger=CompoundTrigger(
                     require="all",
                     within=within,
-                    triggers=[_on_landing(d, posture=Posture.Reactive, threshold=1, within=timedelta(0)) for d in model.datasets],
+                    triggers=[
+                        _on_landing(d, posture=Posture.Reactive, threshold=1, within=timedelta(0))
+                        for d in model.datasets
+                    ],
                 ),
                 actions=[
                     RunDeployment(
@@ -95,8 +107,13 @@ def desired_automations(catalog: Catalog, build_deployment: UUID, stale_deployme
                 description="apply.py synced a changed dbt project: a landing-reconcile run builds every dataset whose "
                 "models changed, without waiting for a file.",
                 tags=[MANAGED_TAG],
-                trigger=EventTrigger(expect={PROJECT_CHANGED}, match={"prefect.resource.id": f"{PROJECT_PREFIX}*"},
-                                     posture=Posture.Reactive, threshold=1, within=timedelta(0)),
+                trigger=EventTrigger(
+                    expect={PROJECT_CHANGED},
+                    match={"prefect.resource.id": f"{PROJECT_PREFIX}*"},
+                    posture=Posture.Reactive,
+                    threshold=1,
+                    within=timedelta(0),
+                ),
                 actions=[RunDeployment(source="selected", deployment_id=reconcile_deployment, parameters={})],
             )
         )
@@ -114,6 +131,16 @@ def comparable(automation) -> dict:
         return value
 
     data = AutomationCore.model_validate(automation.model_dump()).model_dump(
-        mode="json", include={"name", "description", "enabled", "tags", "trigger", "actions", "actions_on_trigger", "actions_on_resolve"}
+        mode="json",
+        include={
+            "name",
+            "description",
+            "enabled",
+            "tags",
+            "trigger",
+            "actions",
+            "actions_on_trigger",
+            "actions_on_resolve",
+        },
     )
     return strip(data)

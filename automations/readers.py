@@ -159,9 +159,11 @@ def wait_until_free(settings: Settings, say=log.warning) -> float:
         while current is not None:
             if (current.pid, current.command) != seen:
                 seen = (current.pid, current.command)
-                say(f"the build's warehouse {current.describe()}; waiting up to {settings.lock_wait_seconds:.0f} s "
+                say(
+                    f"the build's warehouse {current.describe()}; waiting up to {settings.lock_wait_seconds:.0f} s "
                     "for it to close (readers belong on the readers' warehouse "
-                    f"{settings.warehouse}, opened read-only)")
+                    f"{settings.warehouse}, opened read-only)"
+                )
                 tmp = note.with_suffix(".tmp")
                 tmp.write_text(json.dumps({**asdict(current), "lock_wait_seconds": settings.lock_wait_seconds}))
                 os.replace(tmp, note)
@@ -171,8 +173,9 @@ def wait_until_free(settings: Settings, say=log.warning) -> float:
                     f"{current.describe()} and stayed held for {waited:.0f} s, so dbt could not write it. Close that "
                     f"connection (or stop pid {current.pid}); the next file, or `landing-reconcile`, builds again. "
                     f"People and tools should read {settings.warehouse}, read-only: it never blocks a build."
-                    if current.pid else
-                    f"{current.describe()} for {waited:.0f} s, so dbt could not write it: close the other connection.")
+                    if current.pid
+                    else f"{current.describe()} for {waited:.0f} s, so dbt could not write it: close the other connection."
+                )
             time.sleep(min(delay, max(0.05, settings.lock_wait_seconds - waited)))
             delay = min(delay * 2, 2.0)
             current = holder(settings, since=first.since)

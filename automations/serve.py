@@ -49,13 +49,23 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m automations.serve",
         description="Serve the dbt-build, landing-stale and landing-reconcile deployments, one flow run at a time, until stopped.",
     )
-    parser.add_argument("--subprocess", action="store_true",
-                        help="use Prefect's runner (a new process per flow run) instead of the warm in-process runner")
-    parser.add_argument("--poll", type=float, default=2.0,
-                        help="warm runner: seconds between looks for due runs, the fallback to the server's events")
-    parser.add_argument("--stop-grace", type=float, default=STOP_GRACE_SECONDS,
-                        help="warm runner: on SIGINT or SIGTERM, seconds a build in progress may take to finish before "
-                        "it is cancelled")
+    parser.add_argument(
+        "--subprocess",
+        action="store_true",
+        help="use Prefect's runner (a new process per flow run) instead of the warm in-process runner",
+    )
+    parser.add_argument(
+        "--poll",
+        type=float,
+        default=2.0,
+        help="warm runner: seconds between looks for due runs, the fallback to the server's events",
+    )
+    parser.add_argument(
+        "--stop-grace",
+        type=float,
+        default=STOP_GRACE_SECONDS,
+        help="warm runner: on SIGINT or SIGTERM, seconds a build in progress may take to finish before it is cancelled",
+    )
     args = parser.parse_args(argv)
     # dbt reads the landing folders and the warehouse through env_var(): set them once, from the settings, before
     # any flow run starts (the runner's own flow runs, or the processes Prefect's runner starts, inherit them)

@@ -12,7 +12,11 @@ from uuid import UUID
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
-    DeploymentFilter, DeploymentFilterId, FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType,
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.sorting import FlowRunSort
@@ -40,7 +44,9 @@ class Waker:
         self.event = threading.Event()
 
     def start(self) -> "Waker":
-        threading.Thread(target=lambda: (self.stop.wait(), self.event.set()), name="warm-runner-stop", daemon=True).start()
+        threading.Thread(
+            target=lambda: (self.stop.wait(), self.event.set()), name="warm-runner-stop", daemon=True
+        ).start()
         threading.Thread(target=lambda: asyncio.run(self._listen()), name="warm-runner-waker", daemon=True).start()
         return self
 
@@ -55,8 +61,9 @@ class Waker:
         quiet = False
         while not self.stop.is_set():
             try:
-                async with get_events_subscriber(filter=EventFilter(event=EventNameFilter(name=[SCHEDULED])),
-                                                 reconnection_attempts=0) as events:
+                async with get_events_subscriber(
+                    filter=EventFilter(event=EventNameFilter(name=[SCHEDULED])), reconnection_attempts=0
+                ) as events:
                     log.info("warm runner: following the server's events%s", " again" if quiet else "")
                     quiet = False
                     async for event in events:
@@ -132,8 +139,13 @@ class RunControl:
                 if run_id is None:
                     continue
                 with self._lock:  # dbt returned from the interrupts but the run goes on: stop it through Prefect
-                    if (self.cancelling and not self._terminated and self.run_id is not None
-                            and not CANCEL.in_dbt.is_set() and time.monotonic() - self._cancelled_at > 2):
+                    if (
+                        self.cancelling
+                        and not self._terminated
+                        and self.run_id is not None
+                        and not CANCEL.in_dbt.is_set()
+                        and time.monotonic() - self._cancelled_at > 2
+                    ):
                         self._terminate()
                 try:
                     state = client.read_flow_run(run_id).state
@@ -143,8 +155,13 @@ class RunControl:
                     self.cancel("a cancel was requested")
 
 
-def run_warm(deployments: list, flows_by_name: dict, poll_seconds: float = 2.0, stop: threading.Event | None = None,
-             control: RunControl | None = None) -> None:
+def run_warm(
+    deployments: list,
+    flows_by_name: dict,
+    poll_seconds: float = 2.0,
+    stop: threading.Event | None = None,
+    control: RunControl | None = None,
+) -> None:
     """Register `deployments`, then run their due flow runs one at a time, in-process, with the flows given.
 
     Prefect's runner starts a new Python process per flow run, which costs seconds of imports (dbt alone
@@ -172,7 +189,9 @@ def run_warm(deployments: list, flows_by_name: dict, poll_seconds: float = 2.0, 
                 # Prefect's runners' own poll (which marks the deployments ready: served, in the UI and in `explain`)
                 # every few seconds; the fast poll in between is a plain read, which writes nothing to the database
                 if time.monotonic() - marked >= MARK_READY_SECONDS:
-                    client.get_scheduled_flow_runs_for_deployments(list(flows), scheduled_before=datetime.now(timezone.utc), limit=1)
+                    client.get_scheduled_flow_runs_for_deployments(
+                        list(flows), scheduled_before=datetime.now(timezone.utc), limit=1
+                    )
                     marked = time.monotonic()
                 run, due_in = _claim_next(client, list(flows))
             except Exception as exc:  # the server is down or restarting: keep the warm process, retry
@@ -205,13 +224,19 @@ def _claim_next(client, deployment_ids: list):
     until the next scheduled run is due (infinite when there is none)."""
     runs = client.read_flow_runs(
         deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=deployment_ids)),
-        flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))),
+        flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
+        ),
         sort=FlowRunSort.EXPECTED_START_TIME_ASC,
         limit=1,
     )
     if not runs:
         return None, float("inf")
-    due_in = (runs[0].expected_start_time - datetime.now(timezone.utc)).total_seconds() if runs[0].expected_start_time else 0.0
+    due_in = (
+        (runs[0].expected_start_time - datetime.now(timezone.utc)).total_seconds()
+        if runs[0].expected_start_time
+        else 0.0
+    )
     if due_in > 0:
         return None, due_in
     claimed = client.set_flow_run_state(runs[0].id, Pending())
@@ -220,7 +245,9 @@ def _claim_next(client, deployment_ids: list):
     return client.read_flow_run(runs[0].id), 0.0
 
 
-def main_warm(deployments: list, flows_by_name: dict, poll_seconds: float, stop_grace: float = STOP_GRACE_SECONDS) -> None:
+def main_warm(
+    deployments: list, flows_by_name: dict, poll_seconds: float, stop_grace: float = STOP_GRACE_SECONDS
+) -> None:
     """Run until SIGINT or SIGTERM; a build in progress then finishes (or is cancelled after `stop_grace` s)."""
     stop = threading.Event()
     control = RunControl(stop, stop_grace)
@@ -229,8 +256,11 @@ def main_warm(deployments: list, flows_by_name: dict, poll_seconds: float, stop_
         if signum == signal.SIGTERM and control.cancelling:
             return  # our own cancel's SIGTERM, arriving after the run ended
         if not stop.is_set() and control.run_id is not None:
-            log.info("warm runner: stopping after flow run %s finishes (at most %.0f s, then it is cancelled)",
-                     control.run_id, stop_grace)
+            log.info(
+                "warm runner: stopping after flow run %s finishes (at most %.0f s, then it is cancelled)",
+                control.run_id,
+                stop_grace,
+            )
         stop.set()
 
     control.on_signal = on_signal

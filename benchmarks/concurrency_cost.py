@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             server.stop()
     for name, samples in figures.items():
-        print(f"{name:<28} median {statistics.median(samples):.3f} s   p95 {sorted(samples)[int(0.95 * (len(samples) - 1))]:.3f} s")
+        print(
+            f"{name:<28} median {statistics.median(samples):.3f} s   p95 {sorted(samples)[int(0.95 * (len(samples) - 1))]:.3f} s"
+        )
     gap = statistics.median(figures["prefect concurrency()"]) - statistics.median(figures["direct lease calls"])
     print(f"concurrency() costs {gap:+.3f} s a build more than the direct calls (target to adopt it: ≤ 0.02 s)")
 

@@ -30,7 +30,12 @@ RESULTS = REPO_ROOT / "benchmarks" / "results"
 
 
 def settings_in(base: Path, **kw) -> Settings:
-    return Settings(root=base / "landing", state_dir=base / "state", dbt_project_dir=REPO_ROOT / "dbt", **{"reconcile_seconds": 0, **kw})
+    return Settings(
+        root=base / "landing",
+        state_dir=base / "state",
+        dbt_project_dir=REPO_ROOT / "dbt",
+        **{"reconcile_seconds": 0, **kw},
+    )
 
 
 DELIVERIES = ("rename", "mv", "cp", "write")  # how people and tools put a file in a drop folder
@@ -50,7 +55,7 @@ def b1_drop_to_build(base: Path, reps: int, deliveries: tuple[str, ...] = DELIVE
             arm.drop("rename", -1, timeout=180 + landed / 100)
         for delivery in deliveries:
             for i in range(reps):
-                for name in (("warm", "native") if i % 2 == 0 else ("native", "warm")):
+                for name in ("warm", "native") if i % 2 == 0 else ("native", "warm"):
                     samples[name][delivery].append(arms[name].drop(delivery, i))
     finally:
         for arm in arms.values():
@@ -60,14 +65,25 @@ def b1_drop_to_build(base: Path, reps: int, deliveries: tuple[str, ...] = DELIVE
         warm, native = sorted(samples["warm"][delivery]), sorted(samples["native"][delivery])
         p50, p95 = statistics.median(warm), _p95(warm)
         ratio = statistics.median(native) / p50
-        figures.update({f"{delivery}_p50_s": round(p50, 2), f"{delivery}_p95_s": round(p95, 2),
-                        f"{delivery}_native_p50_s": round(statistics.median(native), 2), f"{delivery}_ratio": round(ratio, 1)})
+        figures.update(
+            {
+                f"{delivery}_p50_s": round(p50, 2),
+                f"{delivery}_p95_s": round(p95, 2),
+                f"{delivery}_native_p50_s": round(statistics.median(native), 2),
+                f"{delivery}_ratio": round(ratio, 1),
+            }
+        )
         met = met and p50 <= 2.5 and p95 <= 5 and ratio >= 3
-    return {"id": "B1", "what": f"drop one file → dbt build complete (staging), {reps} drops per delivery and arm, "
-            f"{landed} files already landed and loaded, "
-            "ABBA, a fresh server per arm; baseline: Prefect's runner, poll 1 s",
-            **figures, "target": "p50 ≤ 2.5 s, p95 ≤ 5 s, ≥ 3×, each delivery", "met": met,
-            "samples": {arm: {d: [round(t, 2) for t in v] for d, v in by.items()} for arm, by in samples.items()}}
+    return {
+        "id": "B1",
+        "what": f"drop one file → dbt build complete (staging), {reps} drops per delivery and arm, "
+        f"{landed} files already landed and loaded, "
+        "ABBA, a fresh server per arm; baseline: Prefect's runner, poll 1 s",
+        **figures,
+        "target": "p50 ≤ 2.5 s, p95 ≤ 5 s, ≥ 3×, each delivery",
+        "met": met,
+        "samples": {arm: {d: [round(t, 2) for t in v] for d, v in by.items()} for arm, by in samples.items()},
+    }
 
 
 def _p95(values: list[float]) -> float:
@@ -81,7 +97,9 @@ class _Arm:
     def __init__(self, base: Path, serve_args: tuple[str, ...]):
         self.base = base
         # a short window: the trailing run of one drop is over before the next drop
-        self.settings = settings_in(base, burst_window_seconds=2, accepted_retention_days=0)  # the 100,000 files stay loose
+        self.settings = settings_in(
+            base, burst_window_seconds=2, accepted_retention_days=0
+        )  # the 100,000 files stay loose
         self.serve_args = serve_args
         self.folder = self.settings.root / "dummyjson" / "products"
         self.outside = base / "outside"  # on the same disk, outside the watched tree: where `mv` and `cp` start
@@ -101,11 +119,17 @@ class _Arm:
         self.outside.mkdir(exist_ok=True)
         self.server = PrefectServer(self.base / "prefect").start()
         with using_server(self.server.api_url):
-            self.served = Served(self.settings, self.server.api_url, self.base / "serve.log", self.serve_args).__enter__()
+            self.served = Served(
+                self.settings, self.server.api_url, self.base / "serve.log", self.serve_args
+            ).__enter__()
             asyncio.run(apply(self.settings, out=lambda *_: None))
         env = {**os.environ, **self.settings.to_env(), "PREFECT_API_URL": self.server.api_url}
-        self.sensor = subprocess.Popen([sys.executable, "-m", sensor_command.__name__], env=env,
-                                       stdout=open(self.base / "sensor.log", "wb"), stderr=subprocess.STDOUT)
+        self.sensor = subprocess.Popen(
+            [sys.executable, "-m", sensor_command.__name__],
+            env=env,
+            stdout=open(self.base / "sensor.log", "wb"),
+            stderr=subprocess.STDOUT,
+        )
         wait_for(lambda: b"watching" in (self.base / "sensor.log").read_bytes(), 60, "the sensor to start")
 
     def stop(self) -> None:
@@ -143,8 +167,12 @@ class _Arm:
         else:
             raise ValueError(f"unknown delivery {delivery!r}; one of {', '.join(DELIVERIES)}")
         t0 = time.time()
-        wait_for(lambda: len(self._built()) > done, timeout,
-                 f"the build of {target} (see {self.base}/serve.log and sensor.log)", interval=0.05)
+        wait_for(
+            lambda: len(self._built()) > done,
+            timeout,
+            f"the build of {target} (see {self.base}/serve.log and sensor.log)",
+            interval=0.05,
+        )
         took = self._built()[-1]["at"] - t0
         # quiet before the next drop, in this arm and the other: the trailing run (schedule_after the window) records
         # "up to date"; with Prefect's runner it is a whole new process, which would overlap the other arm's drop
@@ -193,8 +221,12 @@ def b2_burst(base: Path, server: PrefectServer, bursts: tuple[tuple[int, float],
     figures = {}
     with Served(settings, server.api_url, base / "b2-serve.log"):
         asyncio.run(apply(settings, out=lambda *_: None))
-        sensor = subprocess.Popen([sys.executable, "-m", sensor_command.__name__], env=env, stdout=open(base / "b2-sensor.log", "wb"),
-                                  stderr=subprocess.STDOUT)
+        sensor = subprocess.Popen(
+            [sys.executable, "-m", sensor_command.__name__],
+            env=env,
+            stdout=open(base / "b2-sensor.log", "wb"),
+            stderr=subprocess.STDOUT,
+        )
         try:
             wait_for(lambda: b"watching" in (base / "b2-sensor.log").read_bytes(), 60, "the sensor to start")
             for files, seconds in bursts:
@@ -203,8 +235,13 @@ def b2_burst(base: Path, server: PrefectServer, bursts: tuple[tuple[int, float],
             sensor.terminate()
             sensor.wait(30)
     figures["db_locked_log_lines"] = server.log.read_text(errors="replace").count("database is locked")
-    return {"id": "B2", "what": "embedded SQLite server: " + _bursts_said(bursts), **figures,
-            "target": "(scale-out's, for reference)", "met": _burst_met(figures, bursts)}
+    return {
+        "id": "B2",
+        "what": "embedded SQLite server: " + _bursts_said(bursts),
+        **figures,
+        "target": "(scale-out's, for reference)",
+        "met": _burst_met(figures, bursts),
+    }
 
 
 def b2_scale_out(base: Path, reps: int, bursts: tuple[tuple[int, float], ...] = BURSTS) -> dict:
@@ -221,22 +258,33 @@ def b2_scale_out(base: Path, reps: int, bursts: tuple[tuple[int, float], ...] = 
             figures.update(_burst(arm.settings, files, seconds, "scale"))
     finally:
         arm.stop()
-    return {"id": "B2-scale", "what": "scale-out stack (PostgreSQL, Redis, 2 API processes, services apart, 2 runners), "
-            f"after {reps * 2} B1 drops on it: " + _bursts_said(bursts), **figures,
-            "target": "all events and rows, 0 failed actions, ≤ 3 builds/1,000; rows ≤ 20 s (1,000)", "met": _burst_met(figures, bursts)}
+    return {
+        "id": "B2-scale",
+        "what": "scale-out stack (PostgreSQL, Redis, 2 API processes, services apart, 2 runners), "
+        f"after {reps * 2} B1 drops on it: " + _bursts_said(bursts),
+        **figures,
+        "target": "all events and rows, 0 failed actions, ≤ 3 builds/1,000; rows ≤ 20 s (1,000)",
+        "met": _burst_met(figures, bursts),
+    }
 
 
 def _bursts_said(bursts) -> str:
-    return "; ".join(f"{files:,} files over {seconds:.0f} s" for files, seconds in bursts) + " (one dataset, window 5 s)"
+    return (
+        "; ".join(f"{files:,} files over {seconds:.0f} s" for files, seconds in bursts) + " (one dataset, window 5 s)"
+    )
 
 
 def _burst_met(figures: dict, bursts) -> bool:
     """The scale-out targets: every event, no failed action, ≤ 3 builds per 1,000 files, every row; and for bursts of
     up to 1,000 files, every row in the warehouse ≤ 20 s after the last file."""
-    return all(figures.get(f"{n}_events") == n and figures.get(f"{n}_failed_actions") == 0
-               and figures.get(f"{n}_rows_missing") == 0 and figures.get(f"{n}_builds", 1e9) <= max(3, 3 * n / 1000)
-               and (n > 1000 or (figures.get(f"{n}_rows_after_last_s") or 1e9) <= 20)
-               for n, _ in bursts)
+    return all(
+        figures.get(f"{n}_events") == n
+        and figures.get(f"{n}_failed_actions") == 0
+        and figures.get(f"{n}_rows_missing") == 0
+        and figures.get(f"{n}_builds", 1e9) <= max(3, 3 * n / 1000)
+        and (n > 1000 or (figures.get(f"{n}_rows_after_last_s") or 1e9) <= 20)
+        for n, _ in bursts
+    )
 
 
 def _burst(settings: Settings, files: int, seconds: float, label: str) -> dict:
@@ -271,9 +319,13 @@ def _burst(settings: Settings, files: int, seconds: float, label: str) -> dict:
     mine = {e.id for e in events if e.payload.get("dropped_as", "").startswith(f"dummyjson/products/{prefix}-")}
     failed = read_events("prefect.automation.action.failed", since, "prefect.automation.", timeout=5)
     built = [b for b in builds(settings) if b["status"] == "built" and b["at"] > t0]
-    return {f"{files}_events": len(mine), f"{files}_builds": len(built),
-            f"{files}_rows_after_last_s": round(all_rows, 1) if all_rows is not None else None,
-            f"{files}_rows_missing": files * 3 - rows, f"{files}_failed_actions": len(failed)}
+    return {
+        f"{files}_events": len(mine),
+        f"{files}_builds": len(built),
+        f"{files}_rows_after_last_s": round(all_rows, 1) if all_rows is not None else None,
+        f"{files}_rows_missing": files * 3 - rows,
+        f"{files}_failed_actions": len(failed),
+    }
 
 
 def b3_growth(base: Path, sizes: list[int], reps: int = 3) -> dict:
@@ -313,10 +365,15 @@ def b3_growth(base: Path, sizes: list[int], reps: int = 3) -> dict:
         figures[f"{size}_s"] = round(statistics.median(s[0] for s in samples), 2)
         figures[f"{size}_files_read"] = max(s[1] for s in samples)
     ratio = figures[f"{sizes[-1]}_s"] / figures[f"{sizes[0]}_s"]
-    return {"id": "B3", "what": f"in-process dbt_build after one new file, with {', '.join(map(str, sizes))} files "
-            f"already landed and loaded (median of {reps}); files_read: accepted files the build read",
-            **figures, "ratio": round(ratio, 2), "target": "ratio ≤ 1.2, one file read", "met": ratio <= 1.2 and all(
-                figures[f"{n}_files_read"] == 1 for n in sizes)}
+    return {
+        "id": "B3",
+        "what": f"in-process dbt_build after one new file, with {', '.join(map(str, sizes))} files "
+        f"already landed and loaded (median of {reps}); files_read: accepted files the build read",
+        **figures,
+        "ratio": round(ratio, 2),
+        "target": "ratio ≤ 1.2, one file read",
+        "met": ratio <= 1.2 and all(figures[f"{n}_files_read"] == 1 for n in sizes),
+    }
 
 
 def b4_sensor_catch_up(base: Path, sizes: list[int]) -> dict:
@@ -330,7 +387,9 @@ def b4_sensor_catch_up(base: Path, sizes: list[int]) -> dict:
         folder.mkdir(parents=True)
         stamp = time.time()
         for i in range(files):
-            (folder / f"f{i:06d}.jsonl").write_text(json.dumps({"id": i, "title": f"b4-{stamp}-{i}", "price": 1}) + "\n")
+            (folder / f"f{i:06d}.jsonl").write_text(
+                json.dumps({"id": i, "title": f"b4-{stamp}-{i}", "price": 1}) + "\n"
+            )
         old = time.time() - 60
         for p in folder.iterdir():
             os.utime(p, (old, old))
@@ -339,31 +398,48 @@ def b4_sensor_catch_up(base: Path, sizes: list[int]) -> dict:
             env = {**os.environ, **settings.to_env(), "PREFECT_API_URL": server.api_url}
             log = base / f"b4-{files}.log"
             t0 = time.time()
-            proc = subprocess.Popen([sys.executable, "-m", sensor_command.__name__, "--once"], env=env, stdout=open(log, "wb"),
-                                    stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", sensor_command.__name__, "--once"],
+                env=env,
+                stdout=open(log, "wb"),
+                stderr=subprocess.STDOUT,
+            )
             peak, give_up = 0.0, t0 + 120 + files / 50
             while proc.poll() is None:  # the child's own high-water mark (wait4's counts this process's pages at fork)
                 peak = max(peak, _high_water_mb(proc.pid))
                 if time.time() > give_up:
                     proc.kill()
-                    raise RuntimeError(f"`sensors --once` over {files} files still running after {give_up - t0:.0f} s: {log.read_text()[-2000:]}")
+                    raise RuntimeError(
+                        f"`sensors --once` over {files} files still running after {give_up - t0:.0f} s: {log.read_text()[-2000:]}"
+                    )
                 time.sleep(0.05)
             status = proc.returncode
             sent = time.time() - t0
         finally:
             server.stop()
-        decided = next((datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp() - t0
-                        for line in log.read_text().splitlines() if "caught up:" in line), float("nan"))
+        decided = next(
+            (
+                datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp() - t0
+                for line in log.read_text().splitlines()
+                if "caught up:" in line
+            ),
+            float("nan"),
+        )
         figures[files] = (round(decided, 2), round(sent, 2), round(peak, 1), status)
         shutil.rmtree(settings.root, ignore_errors=True)
     main = figures.get(10000) or figures[max(figures)]
     rss = [f[2] for f in figures.values()]
-    return {"id": "B4", "what": f"sensor catch-up of {', '.join(map(str, figures))} unannounced files (process start to "
-            "every file decided; to every event read by the server)",
-            **{f"decided_s_{n}": f[0] for n, f in figures.items()}, **{f"sent_s_{n}": f[1] for n, f in figures.items()},
-            **{f"rss_mb_{n}": f[2] for n, f in figures.items()}, "exit": max(f[3] for f in figures.values()),
-            "target": "10,000 decided ≤ 5 s, RSS ≤ 150 MB, flat",
-            "met": main[0] <= 5 and max(rss) <= 150 and max(rss) <= 1.15 * min(rss)}
+    return {
+        "id": "B4",
+        "what": f"sensor catch-up of {', '.join(map(str, figures))} unannounced files (process start to "
+        "every file decided; to every event read by the server)",
+        **{f"decided_s_{n}": f[0] for n, f in figures.items()},
+        **{f"sent_s_{n}": f[1] for n, f in figures.items()},
+        **{f"rss_mb_{n}": f[2] for n, f in figures.items()},
+        "exit": max(f[3] for f in figures.values()),
+        "target": "10,000 decided ≤ 5 s, RSS ≤ 150 MB, flat",
+        "met": main[0] <= 5 and max(rss) <= 150 and max(rss) <= 1.15 * min(rss),
+    }
 
 
 def _high_water_mb(pid: int) -> float:
@@ -384,12 +460,17 @@ def b5_apply(base: Path, server: PrefectServer, datasets: int) -> dict:
 
     project = base / "b5-dbt"
     shutil.copytree(REPO_ROOT / "dbt", project, ignore=shutil.ignore_patterns("target", "logs"))
-    tables = "\n".join(textwrap.dedent(f"""\
+    tables = "\n".join(
+        textwrap.dedent(f"""\
           - name: t{i:02d}
             meta:
               external_location: "read_json('{{{{ env_var('LANDING_ACCEPTED_ROOT', '/tmp/landing/_accepted') }}}}/bench/t{i:02d}/*.jsonl')"
-        """) for i in range(datasets - 3))
-    (project / "models" / "bench.yml").write_text("version: 2\nsources:\n  - name: bench\n    tables:\n" + textwrap.indent(tables, "      "))
+        """)
+        for i in range(datasets - 3)
+    )
+    (project / "models" / "bench.yml").write_text(
+        "version: 2\nsources:\n  - name: bench\n    tables:\n" + textwrap.indent(tables, "      ")
+    )
     settings = Settings(root=base / "b5" / "landing", state_dir=base / "b5" / "state", dbt_project_dir=project)
     from landing.catalog import load_catalog
 
@@ -403,9 +484,15 @@ def b5_apply(base: Path, server: PrefectServer, datasets: int) -> dict:
     again = asyncio.run(apply(settings, out=lambda *_: None))
     noop = time.time() - t0
     total = len(first.create) + len(first.update) + len(first.unchanged)
-    return {"id": "B5", "what": f"apply.py with {datasets} datasets ({total} automations)",
-            "full_sync_s": round(full, 2), "noop_s": round(noop, 2), "noop_unchanged": len(again.unchanged),
-            "target": "full ≤ 5 s, no-op ≤ 2 s", "met": full <= 5 and noop <= 2}
+    return {
+        "id": "B5",
+        "what": f"apply.py with {datasets} datasets ({total} automations)",
+        "full_sync_s": round(full, 2),
+        "noop_s": round(noop, 2),
+        "noop_unchanged": len(again.unchanged),
+        "target": "full ≤ 5 s, no-op ≤ 2 s",
+        "met": full <= 5 and noop <= 2,
+    }
 
 
 def b6_exports(base: Path, server: PrefectServer) -> dict:
@@ -414,6 +501,7 @@ def b6_exports(base: Path, server: PrefectServer) -> dict:
     from landing.catalog import load_catalog
 
     with DummyJSONServer() as api:
+
         def settings_for(name: str) -> Settings:
             settings = settings_in(base / name).model_copy(update={"dummyjson_base_url": api.url})
             load_catalog(settings)  # parse outside the timing
@@ -428,8 +516,14 @@ def b6_exports(base: Path, server: PrefectServer) -> dict:
         for table in ("products", "carts", "users"):
             export_dummyjson(table, settings=three)
         three_runs = time.time() - t0
-    return {"id": "B6", "what": "export products, carts, users (610 rows, 3 events): export-dummyjson-all, one flow run",
-            "seconds": round(took, 2), "three_flow_runs_s": round(three_runs, 2), "target": "≤ 3 s", "met": took <= 3}
+    return {
+        "id": "B6",
+        "what": "export products, carts, users (610 rows, 3 events): export-dummyjson-all, one flow run",
+        "seconds": round(took, 2),
+        "three_flow_runs_s": round(three_runs, 2),
+        "target": "≤ 3 s",
+        "met": took <= 3,
+    }
 
 
 def b7_publish(base: Path, sizes_mb: list[int]) -> dict:
@@ -459,9 +553,18 @@ def b7_publish(base: Path, sizes_mb: list[int]) -> dict:
                 rows += 1
             started = time.perf_counter()
             done = readers.publish(settings)
-            seen = subprocess.run([sys.executable, "-c", "import duckdb, sys; print(duckdb.connect(sys.argv[1], read_only=True)"
-                                   ".execute('select count(*) from rows_here').fetchone()[0])", str(settings.warehouse)],
-                                  capture_output=True, text=True, check=True).stdout.strip()
+            seen = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "import duckdb, sys; print(duckdb.connect(sys.argv[1], read_only=True)"
+                    ".execute('select count(*) from rows_here').fetchone()[0])",
+                    str(settings.warehouse),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
             # a reader process starts in about 0.1 s whatever the size: the figure is the publication, and the open
             # and count, timed apart
             samples.append((done.seconds, time.perf_counter() - started))
@@ -469,14 +572,24 @@ def b7_publish(base: Path, sizes_mb: list[int]) -> dict:
             assert int(seen) == rows, f"a new reader saw {seen} rows, the build made {rows}"
         size = settings.warehouse.stat().st_size / 1e6
         publish_s = statistics.median(s[0] for s in samples)
-        figures.update({f"{mb}mb_size_mb": round(size, 1), f"{mb}mb_publish_s": round(publish_s, 3),
-                        f"{mb}mb_to_new_reader_s": round(statistics.median(s[1] for s in samples), 3)})
+        figures.update(
+            {
+                f"{mb}mb_size_mb": round(size, 1),
+                f"{mb}mb_publish_s": round(publish_s, 3),
+                f"{mb}mb_to_new_reader_s": round(statistics.median(s[1] for s in samples), 3),
+            }
+        )
         if mb == 100:
             met = publish_s <= 0.2
         shutil.rmtree(base / f"b7-{mb}", ignore_errors=True)
-    return {"id": "B7", "what": f"publishing the readers' warehouse ({how}): dbt's connection closed → renamed in place, "
-            "and → a new reader process has counted the rows (median of 5)", **figures,
-            "target": "publish ≤ 0.2 s at 100 MB", "met": met}
+    return {
+        "id": "B7",
+        "what": f"publishing the readers' warehouse ({how}): dbt's connection closed → renamed in place, "
+        "and → a new reader process has counted the rows (median of 5)",
+        **figures,
+        "target": "publish ≤ 0.2 s at 100 MB",
+        "met": met,
+    }
 
 
 def b8_rebuild(base: Path, files: int, days: int = 10) -> dict:
@@ -504,36 +617,75 @@ def b8_rebuild(base: Path, files: int, days: int = 10) -> dict:
     loose_s, loose_rows = reload()
     with duckdb.connect(str(settings.build_warehouse)) as con:
         t0 = time.time()
-        done = compact.compact(con, settings.model_copy(update={"accepted_retention_days": 7}), ds,
-                               now=datetime(2026, 2, 1, tzinfo=timezone.utc))
+        done = compact.compact(
+            con,
+            settings.model_copy(update={"accepted_retention_days": 7}),
+            ds,
+            now=datetime(2026, 2, 1, tzinfo=timezone.utc),
+        )
         compact_s = round(time.time() - t0, 2)
     parts_s, parts_rows = reload()
-    return {"id": "B8", "what": f"load step of a rebuild of {files} small files ({loose_rows} rows) landed over {days} days: "
-            f"from the files as they landed, then from {len(done.parts)} compacted parts (compacting took {compact_s} s)",
-            "loose_s": loose_s, "compacted_s": parts_s, "same_rows": loose_rows == parts_rows,
-            "left_in_folder": len(ds.data_names()), "target": "compacted ≤ loose", "met": parts_s <= loose_s and loose_rows == parts_rows}
+    return {
+        "id": "B8",
+        "what": f"load step of a rebuild of {files} small files ({loose_rows} rows) landed over {days} days: "
+        f"from the files as they landed, then from {len(done.parts)} compacted parts (compacting took {compact_s} s)",
+        "loose_s": loose_s,
+        "compacted_s": parts_s,
+        "same_rows": loose_rows == parts_rows,
+        "left_in_folder": len(ds.data_names()),
+        "target": "compacted ≤ loose",
+        "met": parts_s <= loose_s and loose_rows == parts_rows,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
-    parser.add_argument("--only", nargs="*", default=["B1", "B2", "B2-scale", "B3", "B4", "B5", "B6", "B7", "B8"],
-                        help="which benchmarks to run (B2-scale: B2 on the scale-out stack; needs PostgreSQL and Redis)")
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        default=["B1", "B2", "B2-scale", "B3", "B4", "B5", "B6", "B7", "B8"],
+        help="which benchmarks to run (B2-scale: B2 on the scale-out stack; needs PostgreSQL and Redis)",
+    )
     parser.add_argument("--reps", type=int, default=10, help="B1 drops per delivery and arm")
-    parser.add_argument("--deliveries", nargs="*", default=list(DELIVERIES), choices=DELIVERIES,
-                        help="B1: how files are dropped (default: all)")
-    parser.add_argument("--landed", type=int, default=0, help="B1: product files already landed (and loaded) before the drops")
-    parser.add_argument("--files", type=int, default=10000, help="B3's largest file count (it also measures 10 and 10,000 files)")
-    parser.add_argument("--catch-up", type=lambda text: [int(n) for n in text.split(",")], default=[1000, 10000, 100000],
-                        help="B4 file counts, comma-separated (default 1000,10000,100000)")
-    parser.add_argument("--bursts", default=",".join(f"{n}/{s:g}" for n, s in BURSTS),
-                        help="B2 bursts on each stack: FILES/SECONDS, comma-separated (default 1000/10,10000/60)")
-    parser.add_argument("--publish-mb", type=lambda text: [int(n) for n in text.split(",")], default=[1, 100, 1000],
-                        help="B7 warehouse sizes in MB, comma-separated (default 1,100,1000)")
+    parser.add_argument(
+        "--deliveries",
+        nargs="*",
+        default=list(DELIVERIES),
+        choices=DELIVERIES,
+        help="B1: how files are dropped (default: all)",
+    )
+    parser.add_argument(
+        "--landed", type=int, default=0, help="B1: product files already landed (and loaded) before the drops"
+    )
+    parser.add_argument(
+        "--files", type=int, default=10000, help="B3's largest file count (it also measures 10 and 10,000 files)"
+    )
+    parser.add_argument(
+        "--catch-up",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[1000, 10000, 100000],
+        help="B4 file counts, comma-separated (default 1000,10000,100000)",
+    )
+    parser.add_argument(
+        "--bursts",
+        default=",".join(f"{n}/{s:g}" for n, s in BURSTS),
+        help="B2 bursts on each stack: FILES/SECONDS, comma-separated (default 1000/10,10000/60)",
+    )
+    parser.add_argument(
+        "--publish-mb",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[1, 100, 1000],
+        help="B7 warehouse sizes in MB, comma-separated (default 1,100,1000)",
+    )
     parser.add_argument("--rebuild-files", type=int, default=100_000, help="B8: small files landed before the rebuild")
     parser.add_argument("--datasets", type=int, default=50, help="B5 dataset count")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder for the JSON results")
-    parser.add_argument("--deadline", type=float, default=None,
-                        help="after this many seconds, print every thread's stack and exit 3 (a hang shows where it is)")
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        default=None,
+        help="after this many seconds, print every thread's stack and exit 3 (a hang shows where it is)",
+    )
     args = parser.parse_args(argv)
     bursts = tuple((int(n), float(sec)) for n, sec in (b.split("/") for b in args.bursts.split(",")))
     if args.deadline:
@@ -546,7 +698,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with using_server(server.api_url):
             plan = {
-                "B1": lambda: b1_drop_to_build(base, args.reps, tuple(args.deliveries), args.landed),  # servers of its own
+                "B1": lambda: b1_drop_to_build(
+                    base, args.reps, tuple(args.deliveries), args.landed
+                ),  # servers of its own
                 "B2": lambda: b2_burst(base, server, bursts),
                 "B2-scale": lambda: b2_scale_out(base, max(1, min(args.reps, 5)), bursts),
                 "B3": lambda: b3_growth(base, sorted({10, min(10_000, args.files), args.files})),
@@ -563,7 +717,14 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     results.append(run())
                 except Exception as exc:  # one broken benchmark must not hide the others' figures
-                    results.append({"id": bid, "what": f"failed: {exc.__class__.__name__}: {str(exc)[:200]}", "target": "-", "met": False})
+                    results.append(
+                        {
+                            "id": bid,
+                            "what": f"failed: {exc.__class__.__name__}: {str(exc)[:200]}",
+                            "target": "-",
+                            "met": False,
+                        }
+                    )
                 print(json.dumps(results[-1]), flush=True)
             from prefect.events.worker import EventsWorker
             from prefect.logging.handlers import APILogWorker
@@ -576,7 +737,9 @@ def main(argv: list[str] | None = None) -> int:
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     print(f"\n{'id':<4} {'figure':<46} {'target':<26} met  what")
     for r in results:
-        figure = ", ".join(f"{k}={v}" for k, v in r.items() if k not in ("id", "what", "target", "met") and "samples" not in k)
+        figure = ", ".join(
+            f"{k}={v}" for k, v in r.items() if k not in ("id", "what", "target", "met") and "samples" not in k
+        )
         print(f"{r['id']:<4} {figure:<46} {r['target']:<26} {'yes' if r['met'] else 'NO ':<4} {r['what']}")
     args.results.mkdir(parents=True, exist_ok=True)
     out = args.results / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"

@@ -40,8 +40,10 @@ def main(argv: list[str] | None = None) -> None:
             server.stop()
             if args.server_log:
                 args.server_log.write_bytes(server.log.read_bytes())
-    print(f"within={args.within:g}s trailing={args.trailing}: automation.triggered → flow-run.Scheduled, per ping: "
-          + " ".join(f"{d:.2f}" for d in delays))
+    print(
+        f"within={args.within:g}s trailing={args.trailing}: automation.triggered → flow-run.Scheduled, per ping: "
+        + " ".join(f"{d:.2f}" for d in delays)
+    )
     print(f"median {statistics.median(delays):.2f} s, max {max(delays):.2f} s")
 
 
@@ -57,27 +59,64 @@ def _measure(server: PrefectServer, args) -> list[float]:
     params = {"dataset": "x", "expected_every_seconds": 10}
     actions = [RunDeployment(source="selected", deployment_id=stale, parameters=params)]
     if args.trailing:
-        actions.append(RunDeployment(source="selected", deployment_id=stale, parameters=params,
-                                     schedule_after=timedelta(seconds=args.within)))
+        actions.append(
+            RunDeployment(
+                source="selected", deployment_id=stale, parameters=params, schedule_after=timedelta(seconds=args.within)
+            )
+        )
 
     async def create():
         async with get_client() as client:
-            await client.create_automation(AutomationCore(
-                name="latency probe", actions=actions,
-                trigger=EventTrigger(expect={"test.ping"}, posture=Posture.Reactive, threshold=1,
-                                     within=timedelta(seconds=args.within))))
+            await client.create_automation(
+                AutomationCore(
+                    name="latency probe",
+                    actions=actions,
+                    trigger=EventTrigger(
+                        expect={"test.ping"},
+                        posture=Posture.Reactive,
+                        threshold=1,
+                        within=timedelta(seconds=args.within),
+                    ),
+                )
+            )
 
     asyncio.run(create())
     time.sleep(3)
     profiler = None
     if args.profile:
-        profiler = subprocess.Popen(["py-spy", "record", "--idle", "-r", "50", "-f", "raw", "-o", str(args.profile),
-                                     "-p", str(server.proc.pid), "-d", str(int(args.pings * args.gap + 5)), "--subprocesses"])
+        profiler = subprocess.Popen(
+            [
+                "py-spy",
+                "record",
+                "--idle",
+                "-r",
+                "50",
+                "-f",
+                "raw",
+                "-o",
+                str(args.profile),
+                "-p",
+                str(server.proc.pid),
+                "-d",
+                str(int(args.pings * args.gap + 5)),
+                "--subprocesses",
+            ]
+        )
         time.sleep(2)
     since = datetime.now(timezone.utc)
     for i in range(args.pings):
-        send_events([{"id": str(uuid.uuid4()), "occurred": datetime.now(timezone.utc).isoformat(), "event": "test.ping",
-                      "resource": {"prefect.resource.id": f"test.ping.{i}"}, "related": [], "payload": {}}])
+        send_events(
+            [
+                {
+                    "id": str(uuid.uuid4()),
+                    "occurred": datetime.now(timezone.utc).isoformat(),
+                    "event": "test.ping",
+                    "resource": {"prefect.resource.id": f"test.ping.{i}"},
+                    "related": [],
+                    "payload": {},
+                }
+            ]
+        )
         time.sleep(args.gap)
     if profiler:
         profiler.wait()

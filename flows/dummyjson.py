@@ -50,7 +50,9 @@ def fetch_page(session: requests.Session, url: str, key: str, skip: int, limit: 
     try:
         response = session.get(url, params={"limit": limit, "skip": skip}, timeout=timeout)
     except requests.exceptions.RetryError as exc:
-        raise ExportError(f"{where}: still failing after retries ({exc}). Check the API's status and try again later.") from exc
+        raise ExportError(
+            f"{where}: still failing after retries ({exc}). Check the API's status and try again later."
+        ) from exc
     except requests.exceptions.RequestException as exc:
         raise ExportError(
             f"{where}: cannot reach the API ({exc.__class__.__name__}: {exc}). "
@@ -101,7 +103,9 @@ def fetch_all(table: str, settings: Settings) -> list[dict[str, Any]]:
 def land(dataset: str, rows: list[dict[str, Any]], producer: str, settings: Settings, catalog: Catalog) -> LandedFile:
     """Land the rows atomically and emit the landing event."""
     landed = land_rows(dataset, rows, producer=producer, settings=settings, catalog=catalog)
-    get_run_logger().info("landed %s: %s (%d rows, event %s)", dataset, landed.relative_path, landed.rows, landed.event_id)
+    get_run_logger().info(
+        "landed %s: %s (%d rows, event %s)", dataset, landed.relative_path, landed.rows, landed.event_id
+    )
     return landed
 
 
@@ -139,7 +143,9 @@ def export_dummyjson_all(tables: list[str] | None = None, settings: Settings | N
         except Exception as exc:  # the other tables still land; the run fails below, naming this one
             errors.append(exc)
             continue
-        landing.append(land.submit(dataset, rows, producer=f"flow:export-dummyjson/{table}", settings=settings, catalog=catalog))
+        landing.append(
+            land.submit(dataset, rows, producer=f"flow:export-dummyjson/{table}", settings=settings, catalog=catalog)
+        )
     landed = [future.result() for future in landing]
     if errors:
         raise errors[0]

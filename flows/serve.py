@@ -44,7 +44,10 @@ def deploy_to_pool(pool: str, settings: Settings | None = None) -> list:
             pass
     ids = []
     for d in deployments(settings):
-        d.job_variables = {**(d.job_variables or {}), "working_dir": str(REPO_ROOT)}  # the entrypoints are relative to it
+        d.job_variables = {
+            **(d.job_variables or {}),
+            "working_dir": str(REPO_ROOT),
+        }  # the entrypoints are relative to it
         ids.append(d.apply(work_pool_name=pool))
     return ids
 
@@ -52,10 +55,16 @@ def deploy_to_pool(pool: str, settings: Settings | None = None) -> list:
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m flows.serve", description="Serve the E&L export deployments on their "
-                                     "cron schedules (LANDING_EXPORT_CRON) until stopped.")
-    parser.add_argument("--work-pool", metavar="POOL", help="instead of serving them, register them on this process work "
-                        "pool and exit; `prefect worker start --pool POOL` runs them")
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.serve",
+        description="Serve the E&L export deployments on their cron schedules (LANDING_EXPORT_CRON) until stopped.",
+    )
+    parser.add_argument(
+        "--work-pool",
+        metavar="POOL",
+        help="instead of serving them, register them on this process work "
+        "pool and exit; `prefect worker start --pool POOL` runs them",
+    )
     args = parser.parse_args(argv)
     if args.work_pool:
         ids = deploy_to_pool(args.work_pool)

@@ -69,6 +69,8 @@ def _listing(folder: str, glob: str) -> list[str]:
 @functools.lru_cache(maxsize=256)
 def _glob_regex(glob: str):
     return re.compile(fnmatch.translate(glob)).match
+
+
 DEFAULT_TYPE = "VARCHAR"
 
 
@@ -267,9 +269,9 @@ def catalog_from_manifest(manifest: dict) -> Catalog:
     catalog = Catalog(root=ROOT_PLACEHOLDER)
     required = _not_null_columns(manifest)
     for uid, src in sorted(manifest.get("sources", {}).items()):
-        location = (src.get("meta") or {}).get("external_location") or (
-            src.get("config", {}).get("meta") or {}
-        ).get("external_location")
+        location = (src.get("meta") or {}).get("external_location") or (src.get("config", {}).get("meta") or {}).get(
+            "external_location"
+        )
         if not location:
             continue
         name = f"{src['source_name']}.{src['name']}"
@@ -285,7 +287,7 @@ def catalog_from_manifest(manifest: dict) -> Catalog:
                 "{{ env_var('LANDING_ACCEPTED_ROOT', '/tmp/landing/_accepted') }}: dbt reads accepted files only, "
                 "and files are dropped into the same folder below LANDING_ROOT (see docs/adding-a-source.md)"
             )
-        relative = folder[len(ACCEPTED_PLACEHOLDER):]
+        relative = folder[len(ACCEPTED_PLACEHOLDER) :]
         freshness = src.get("freshness") or {}
         landing_meta = (src.get("meta") or {}).get("landing") or {}
         columns = src.get("columns") or {}
@@ -370,15 +372,32 @@ def parse_manifest(project: Path, target: Path) -> dict:
     The parser runs in a child process with its own environment: dbt reads the roots through env_var(), and changing
     this process's environment would change it for a dbt build running on another thread."""
     placeholders = {"LANDING_ROOT": ROOT_PLACEHOLDER, "LANDING_ACCEPTED_ROOT": ACCEPTED_PLACEHOLDER}
-    args = ["parse", "--project-dir", str(project), "--profiles-dir", str(project), "--target-path", str(target),
-            "--log-path", str(target / "logs"), "--no-partial-parse", "--quiet"]
-    done = subprocess.run([sys.executable, "-c", "import sys; from dbt.cli.main import cli; sys.exit(cli())", *args],
-                          env={**os.environ, **placeholders}, capture_output=True, text=True)
+    args = [
+        "parse",
+        "--project-dir",
+        str(project),
+        "--profiles-dir",
+        str(project),
+        "--target-path",
+        str(target),
+        "--log-path",
+        str(target / "logs"),
+        "--no-partial-parse",
+        "--quiet",
+    ]
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from dbt.cli.main import cli; sys.exit(cli())", *args],
+        env={**os.environ, **placeholders},
+        capture_output=True,
+        text=True,
+    )
     manifest = target / "manifest.json"
     if done.returncode != 0 or not manifest.exists():
         said = " ".join((done.stdout + done.stderr).split())[-1500:]
-        raise CatalogError(f"dbt could not parse the project in {project}: {said or f'exit code {done.returncode}'}. "
-                           "Run `dbt parse` there to see the error.")
+        raise CatalogError(
+            f"dbt could not parse the project in {project}: {said or f'exit code {done.returncode}'}. "
+            "Run `dbt parse` there to see the error."
+        )
     return json.loads(manifest.read_text())
 
 
@@ -390,8 +409,12 @@ def render_roots(catalog: Catalog, root: str, accepted: str) -> Catalog:
         return text.replace(ACCEPTED_PLACEHOLDER, accepted).replace(ROOT_PLACEHOLDER, root)
 
     datasets = {
-        name: replace(ds, location=render(ds.location), folder=os.path.abspath(render(ds.folder)),
-                      accepted_folder=os.path.abspath(render(ds.accepted_folder)))
+        name: replace(
+            ds,
+            location=render(ds.location),
+            folder=os.path.abspath(render(ds.folder)),
+            accepted_folder=os.path.abspath(render(ds.accepted_folder)),
+        )
         for name, ds in catalog.datasets.items()
     }
     return Catalog(root=root, datasets=datasets, models=catalog.models)
@@ -418,7 +441,9 @@ def load_catalog(settings: Settings | None = None) -> Catalog:
     settings = settings or Settings()
     project = Path(settings.dbt_project_dir).resolve()
     if not (project / "dbt_project.yml").exists():
-        raise CatalogError(f"no dbt project at {project}: set LANDING_DBT_PROJECT_DIR to the folder holding dbt_project.yml")
+        raise CatalogError(
+            f"no dbt project at {project}: set LANDING_DBT_PROJECT_DIR to the folder holding dbt_project.yml"
+        )
     key = project_fingerprint(project)
     cache = project / "target" / "landing_catalog.json"
     catalog = _read_cache(cache, key)

@@ -39,8 +39,14 @@ def accepted_name(stamp: datetime, sha256: str, suffix: str) -> str:
     return f"{stamp.strftime('%Y%m%dT%H%M%S%fZ')}-{sha256[:12]}{suffix}"
 
 
-def write_atomically(folder: Path, data: bytes, suffix: str, now: datetime | None = None,
-                     before_publish: Callable[[Path, Path], None] | None = None, incoming: Path | None = None) -> Path:
+def write_atomically(
+    folder: Path,
+    data: bytes,
+    suffix: str,
+    now: datetime | None = None,
+    before_publish: Callable[[Path, Path], None] | None = None,
+    incoming: Path | None = None,
+) -> Path:
     """Write `data` under a unique, sortable name in `folder`; the final name appears only when complete.
 
     The data is written in `incoming` (default: `folder` itself, under a dot-name) and renamed into place.
@@ -105,24 +111,45 @@ def land_bytes(
         try:
             rows = validate_file(thread_connection(), ds, str(tmp))
         except InvalidFile as exc:
-            raise InvalidFile(f"{dataset}: {producer} produced a file dbt could not build ({exc}); nothing was landed") from None
+            raise InvalidFile(
+                f"{dataset}: {producer} produced a file dbt could not build ({exc}); nothing was landed"
+            ) from None
         # In the ledger before the final name exists: if this process dies now, the sensor still sends its event.
         st = os.stat(tmp)
         made["landed"] = landed = LandedFile(
-            dataset=ds.name, path=str(final), relative_path=final.relative_to(settings.accepted).as_posix(),
-            bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), rows=rows,
-            landed_at=_stamp_of(final.name), producer=producer,
+            dataset=ds.name,
+            path=str(final),
+            relative_path=final.relative_to(settings.accepted).as_posix(),
+            bytes=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            rows=rows,
+            landed_at=_stamp_of(final.name),
+            producer=producer,
             undeclared_columns=list(undeclared_columns(thread_connection(), ds, [str(tmp)]).get(str(tmp), ())),
         )
         made["event"] = event = landed.to_event()
-        ledger.record(str(final), dataset, landed.sha256, st.st_size, st.st_mtime_ns, "pending",
-                      event_id=event["id"], event=event, hold_seconds=settings.emit_patience_seconds + 30,
-                      accepted_path=str(final))
+        ledger.record(
+            str(final),
+            dataset,
+            landed.sha256,
+            st.st_size,
+            st.st_mtime_ns,
+            "pending",
+            event_id=event["id"],
+            event=event,
+            hold_seconds=settings.emit_patience_seconds + 30,
+            accepted_path=str(final),
+        )
 
     try:
         try:
-            write_atomically(ds.accepted_path, data, suffix or ds.suffix, before_publish=record,
-                             incoming=settings.accepted / INCOMING_DIR)
+            write_atomically(
+                ds.accepted_path,
+                data,
+                suffix or ds.suffix,
+                before_publish=record,
+                incoming=settings.accepted / INCOMING_DIR,
+            )
         except BaseException:
             if "landed" in made:
                 ledger.forget(made["landed"].path)

@@ -117,15 +117,14 @@ def file_rejected(dataset: str, relative_path: str, sha256: str, reason: str, qu
     )
 
 
-
-
 def file_created(landed: LandedFile) -> EventData:
     """`landing.file.created`: a file was accepted (see LandedFile for the payload)."""
     return landed.to_event()
 
 
-def dataset_stale(dataset: str, expected_every_seconds: int, late_by_seconds: int | None,
-                  last_landed_at: str | None) -> EventData:
+def dataset_stale(
+    dataset: str, expected_every_seconds: int, late_by_seconds: int | None, last_landed_at: str | None
+) -> EventData:
     """`landing.dataset.stale`: no file landed for `dataset` within its freshness window."""
     return dict(
         id=str(uuid.uuid4()),
@@ -150,7 +149,8 @@ def build_failed(dataset: str, failed_nodes: list[str], message: str, flow_run_i
         event=BUILD_FAILED,
         resource=_dataset_resource(dataset),
         related=[{"prefect.resource.id": f"prefect.flow-run.{flow_run_id}", "prefect.resource.role": "flow-run"}]
-        if flow_run_id else [],
+        if flow_run_id
+        else [],
         payload={"dataset": dataset, "failed_nodes": failed_nodes, "message": message[:4000]},
     )
 
@@ -174,5 +174,3 @@ def _dataset_resource(dataset: str) -> dict[str, str]:
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
-
-

@@ -101,7 +101,9 @@ class Ledger:
         with self._lock:
             for i in range(0, len(paths), 500):
                 chunk = paths[i : i + 500]
-                rows = self._db.execute(f"select {_FIELDS} from files where path in ({','.join('?' * len(chunk))})", chunk)
+                rows = self._db.execute(
+                    f"select {_FIELDS} from files where path in ({','.join('?' * len(chunk))})", chunk
+                )
                 found.update((row[0], FileRecord(*row)) for row in rows)
         return found
 
@@ -112,7 +114,8 @@ class Ledger:
             for i in range(0, len(event_ids), 500):
                 chunk = event_ids[i : i + 500]
                 rows = self._db.execute(
-                    f"select event_id, path from outbox where event_id in ({','.join('?' * len(chunk))})", chunk)
+                    f"select event_id, path from outbox where event_id in ({','.join('?' * len(chunk))})", chunk
+                )
                 found.update(rows)
         return found
 
@@ -121,14 +124,18 @@ class Ledger:
         ledger does not know as they are now and kept in a temporary table, so any number of them costs the same
         memory. Read them back with `Backlog.chunks`, oldest change time first."""
         with self._lock:
-            self._db.execute("create temp table if not exists backlog (ctime_ns integer, path text, size integer, "
-                             "mtime_ns integer, settled integer)")
+            self._db.execute(
+                "create temp table if not exists backlog (ctime_ns integer, path text, size integer, "
+                "mtime_ns integer, settled integer)"
+            )
             self._db.execute("delete from backlog")
             self._db.execute("begin")
             try:
                 self._db.executemany("insert into backlog values (?, ?, ?, ?, ?)", entries)
-                self._db.execute("delete from backlog where rowid in (select b.rowid from backlog b join files f "
-                                 "on f.path = b.path and f.size = b.size and f.mtime_ns = b.mtime_ns)")
+                self._db.execute(
+                    "delete from backlog where rowid in (select b.rowid from backlog b join files f "
+                    "on f.path = b.path and f.size = b.size and f.mtime_ns = b.mtime_ns)"
+                )
                 self._db.execute("commit")
             except BaseException:
                 self._db.execute("rollback")
@@ -141,23 +148,53 @@ class Ledger:
         with self._lock:
             return self._db.execute(
                 "select ctime_ns, rowid, path, settled from backlog where (ctime_ns, rowid) > (?, ?) "
-                "order by ctime_ns, rowid limit ?", (*after, limit)).fetchall()
+                "order by ctime_ns, rowid limit ?",
+                (*after, limit),
+            ).fetchall()
 
     def event_owner(self, event_id: str) -> str | None:
         """The path first recorded with this event id (same dataset and content), if any."""
         return self.event_owners([event_id]).get(event_id)
 
-    def record(self, path: str, dataset: str, sha256: str, size: int, mtime_ns: int, status: str,
-               event_id: str | None = None, reason: str | None = None, event: dict | None = None,
-               sent: bool = False, hold_seconds: float = 0.0, accepted_path: str | None = None,
-               quarantined_to: str | None = None) -> None:
+    def record(
+        self,
+        path: str,
+        dataset: str,
+        sha256: str,
+        size: int,
+        mtime_ns: int,
+        status: str,
+        event_id: str | None = None,
+        reason: str | None = None,
+        event: dict | None = None,
+        sent: bool = False,
+        hold_seconds: float = 0.0,
+        accepted_path: str | None = None,
+        quarantined_to: str | None = None,
+    ) -> None:
         """Record a file decision and, with `event`, put the event in the outbox, in one transaction.
 
         `hold_seconds` keeps the outbox's sender (the sensor) off the event for a while: its producer sends it itself.
         """
-        self.record_many([dict(path=path, dataset=dataset, sha256=sha256, size=size, mtime_ns=mtime_ns, status=status,
-                               event_id=event_id, reason=reason, event=event, sent=sent, hold_seconds=hold_seconds,
-                               accepted_path=accepted_path, quarantined_to=quarantined_to)])
+        self.record_many(
+            [
+                dict(
+                    path=path,
+                    dataset=dataset,
+                    sha256=sha256,
+                    size=size,
+                    mtime_ns=mtime_ns,
+                    status=status,
+                    event_id=event_id,
+                    reason=reason,
+                    event=event,
+                    sent=sent,
+                    hold_seconds=hold_seconds,
+                    accepted_path=accepted_path,
+                    quarantined_to=quarantined_to,
+                )
+            ]
+        )
 
     def record_many(self, records: list[dict]) -> None:
         """`record` for many files in one transaction (each dict holds record's keyword arguments)."""
@@ -168,15 +205,39 @@ class Ledger:
                 self._db.executemany(
                     "insert or replace into files (path, dataset, sha256, size, mtime_ns, event_id, status, reason, "
                     "updated_at, accepted_path, quarantined_to) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(r["path"], r["dataset"], r["sha256"], r["size"], r["mtime_ns"], r.get("event_id"), r["status"],
-                      r.get("reason"), now, r.get("accepted_path"), r.get("quarantined_to")) for r in records],
+                    [
+                        (
+                            r["path"],
+                            r["dataset"],
+                            r["sha256"],
+                            r["size"],
+                            r["mtime_ns"],
+                            r.get("event_id"),
+                            r["status"],
+                            r.get("reason"),
+                            now,
+                            r.get("accepted_path"),
+                            r.get("quarantined_to"),
+                        )
+                        for r in records
+                    ],
                 )
                 self._db.executemany(
                     "insert or ignore into outbox (event_id, dataset, path, event_json, created_at, sent_at, "
                     "next_attempt_at) values (?, ?, ?, ?, ?, ?, ?)",
-                    [(r["event"]["id"], r["dataset"], r["path"], json.dumps(r["event"]), now,
-                      now if r.get("sent") else None, now + r.get("hold_seconds", 0.0))
-                     for r in records if r.get("event") is not None],
+                    [
+                        (
+                            r["event"]["id"],
+                            r["dataset"],
+                            r["path"],
+                            json.dumps(r["event"]),
+                            now,
+                            now if r.get("sent") else None,
+                            now + r.get("hold_seconds", 0.0),
+                        )
+                        for r in records
+                        if r.get("event") is not None
+                    ],
                 )
                 self._db.execute("commit")
             except BaseException:
@@ -235,13 +296,14 @@ class Ledger:
 
     def rows(self) -> list[FileRecord]:
         with self._lock:
-            return [FileRecord(*r) for r in self._db.execute(
-                f"select {_FIELDS} from files order by path")]
+            return [FileRecord(*r) for r in self._db.execute(f"select {_FIELDS} from files order by path")]
 
     def by_quarantined(self, quarantined_to: str) -> FileRecord | None:
         """The record of the file quarantined to `quarantined_to`."""
         with self._lock:
-            row = self._db.execute(f"select {_FIELDS} from files where quarantined_to = ?", (quarantined_to,)).fetchone()
+            row = self._db.execute(
+                f"select {_FIELDS} from files where quarantined_to = ?", (quarantined_to,)
+            ).fetchone()
         return FileRecord(*row) if row else None
 
     def by_accepted_many(self, accepted_paths: list[str]) -> dict[str, FileRecord]:
@@ -251,7 +313,9 @@ class Ledger:
         with self._lock:
             for i in range(0, len(accepted_paths), 500):
                 chunk = accepted_paths[i : i + 500]
-                rows = self._db.execute(f"select {_FIELDS} from files where accepted_path in ({','.join('?' * len(chunk))})", chunk)
+                rows = self._db.execute(
+                    f"select {_FIELDS} from files where accepted_path in ({','.join('?' * len(chunk))})", chunk
+                )
                 found.update((row[index], FileRecord(*row)) for row in rows)
         return found
 
@@ -282,4 +346,3 @@ class Backlog:
 
 def ledger_path(state_dir: Path) -> Path:
     return Path(state_dir) / "ledger.sqlite"
-

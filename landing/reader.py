@@ -53,13 +53,15 @@ def reader_call(ds: Dataset, paths: list[str] | None = None, types: dict[str, st
     if paths is not None:
         listed = quote_literal(paths[0]) if len(paths) == 1 else "[" + ", ".join(quote_literal(p) for p in paths) + "]"
         m = _FIRST_QUOTED.search(location)
-        location = location[: m.start()] + listed + location[m.end():] if m else listed
+        location = location[: m.start()] + listed + location[m.end() :] if m else listed
     fn = function_name(location)
     compact = _compact(location)
     extra = []
     if fn.startswith(("read_json", "read_ndjson")) and "columns=" not in compact:
         schema = types or ds.schema
-        extra.append("columns={" + ", ".join(f"{quote_literal(c)}: {quote_literal(t)}" for c, t in schema.items()) + "}")
+        extra.append(
+            "columns={" + ", ".join(f"{quote_literal(c)}: {quote_literal(t)}" for c, t in schema.items()) + "}"
+        )
     if fn.startswith(("read_csv", "read_parquet")) and "union_by_name=" not in compact:
         extra.append("union_by_name=true")
     if fn.startswith("read_csv") and "skip=" not in compact:
@@ -76,8 +78,10 @@ def reader_sql(ds: Dataset, paths: list[str] | None = None) -> str:
     casts = [f"cast({quote_ident(c)} as {t}) as {quote_ident(c)}" for c, t in ds.schema.items()]
     if has_filename(ds.location):
         casts.append("filename")
-    return (f"(select {', '.join(casts)} from (select {nulls} where false "
-            f"union all by name select * from {reader_call(ds, paths)}))")
+    return (
+        f"(select {', '.join(casts)} from (select {nulls} where false "
+        f"union all by name select * from {reader_call(ds, paths)}))"
+    )
 
 
 def connect(threads: int = 1):
@@ -123,7 +127,9 @@ def validate_file(con, ds: Dataset, path: str) -> int:
 def _judge(con, ds: Dataset, path: str, found) -> int:
     rows, nulls = found[0], dict(zip(ds.columns, found[1:]))
     if rows == 0:
-        raise InvalidFile(f"no rows: the file is empty{' or has only a header' if 'csv' in function_name(ds.location) else ''}")
+        raise InvalidFile(
+            f"no rows: the file is empty{' or has only a header' if 'csv' in function_name(ds.location) else ''}"
+        )
     for column in ds.required:
         if nulls.get(column) == rows:
             raise InvalidFile(
@@ -143,8 +149,26 @@ def _judge(con, ds: Dataset, path: str, found) -> int:
 
 
 _OPTION = re.compile(r"""(\w+)\s*=\s*(?:'(?:[^']|'')*'|[^,)]+)""")
-_SIMPLE_TYPES = {"boolean", "bool", "tinyint", "smallint", "integer", "int", "bigint", "hugeint", "utinyint",
-                 "usmallint", "uinteger", "ubigint", "float", "real", "double", "varchar", "text", "string"}
+_SIMPLE_TYPES = {
+    "boolean",
+    "bool",
+    "tinyint",
+    "smallint",
+    "integer",
+    "int",
+    "bigint",
+    "hugeint",
+    "utinyint",
+    "usmallint",
+    "uinteger",
+    "ubigint",
+    "float",
+    "real",
+    "double",
+    "varchar",
+    "text",
+    "string",
+}
 _SCREENED_OPTIONS = {"format", "compression", "filename"}
 
 
@@ -185,9 +209,11 @@ def _screen_sql(ds: Dataset, paths: list[str]) -> str | None:
             # a string for a number or boolean: the two casts differ ("+5", "1_000")
             faults.append(f"json_type(r.{quote_ident(c)}) = 'VARCHAR'")
     nulls = ", ".join(f"count(*) filter (where t.{quote_ident(c)} is null)" for c in ds.columns) or "0"
-    return (f"select filename, count(*) filter (where {' or '.join(faults)}), count(*), {nulls} "
-            f"from (select filename, json, json_transform(json, {spec}) as t, json_transform(json, {raw}) as r "
-            f"from {objects}({listed}{args}, filename=true)) group by filename")
+    return (
+        f"select filename, count(*) filter (where {' or '.join(faults)}), count(*), {nulls} "
+        f"from (select filename, json, json_transform(json, {spec}) as t, json_transform(json, {raw}) as r "
+        f"from {objects}({listed}{args}, filename=true)) group by filename"
+    )
 
 
 def validate_many(con, ds: Dataset, paths: list[str]) -> dict[str, int | InvalidFile]:
@@ -257,7 +283,9 @@ def undeclared_columns(con, ds: Dataset, paths: list[str]) -> dict[str, tuple[st
             found = con.execute(
                 f"select filename, list(distinct k order by k) from (select filename, unnest(json_keys(json)) as k "
                 f"from {objects}({listed}{args}, filename=true) where json_type(json) = 'OBJECT') "
-                "where lower(k) not in (select unnest(?::varchar[])) group by filename", [sorted(declared)]).fetchall()
+                "where lower(k) not in (select unnest(?::varchar[])) group by filename",
+                [sorted(declared)],
+            ).fetchall()
         except Exception:
             return {}
         return {f: tuple(keys) for f, keys in found if keys}
@@ -283,7 +311,9 @@ def _diagnose(con, ds: Dataset, path: str, exc: Exception) -> str:
     if any(marker in str(exc) for marker in _CAST_ERRORS):
         loose = {c: "JSON" for c in ds.columns} if fn.startswith(("read_json", "read_ndjson")) else None
         try:
-            present = {r[0] for r in con.execute(f"describe select * from {reader_call(ds, [path], types=loose)}").fetchall()}
+            present = {
+                r[0] for r in con.execute(f"describe select * from {reader_call(ds, [path], types=loose)}").fetchall()
+            }
             for column, dtype in ds.schema.items():
                 if column not in present:
                     continue
@@ -318,6 +348,8 @@ def _ragged_csv_row(path: str) -> str | None:
         return None
     for row in reader:
         if row and len(row) != len(header):
-            return (f"line {reader.line_num} has {len(row)} field(s) where the header has {len(header)} "
-                    f"({', '.join(header)[:120]}): a ragged CSV row")
+            return (
+                f"line {reader.line_num} has {len(row)} field(s) where the header has {len(header)} "
+                f"({', '.join(header)[:120]}): a ragged CSV row"
+            )
     return None

@@ -57,18 +57,21 @@ class Settings(BaseSettings):
         "created in.",
     )
     lock_wait_seconds: float = Field(
-        default=300.0, ge=0,
+        default=300.0,
+        ge=0,
         description="How long a build waits, with backoff, while another process holds the build's own warehouse file "
         "(someone opened it read-write by hand) before it fails; the run's log and `landing status` name the holder.",
     )
     transient_retries: int = Field(
-        default=4, ge=0,
+        default=4,
+        ge=0,
         description="How many times a build that failed for a reason other than its data (a lock on the warehouse, the "
         "Prefect server unreachable) is tried again at once, with backoff (0.5, 1, 2, 4 s ...). A data failure (a test, "
         "a cast) is never retried.",
     )
     accepted_retention_days: float = Field(
-        default=7.0, ge=0,
+        default=7.0,
+        ge=0,
         description="How long an accepted JSON file stays as it landed once it is loaded into the warehouse. After "
         "that, a build folds each day's loaded files of a dataset into one compressed part under "
         "<accepted root>/_compacted/<dataset>/ (every field of every row, with the file each came from) and deletes "
@@ -118,7 +121,8 @@ class Settings(BaseSettings):
         "since its last successful build (a trigger lost under load); 0 turns it off.",
     )
     reconcile_grace_seconds: float = Field(
-        default=60.0, ge=0,
+        default=60.0,
+        ge=0,
         description="Safety net: the reconcile run builds a dataset only when its newest file landed at least this many "
         "seconds ago and no build has covered it, so it never races the automations' own builds of fresh files.",
     )
@@ -151,12 +155,14 @@ class Settings(BaseSettings):
         "Unset, `landing up` makes one once and keeps it in <state_dir>/prefect-api-auth (mode 600).",
     )
     api_workers: int = Field(
-        default=2, ge=1,
+        default=2,
+        ge=1,
         description="Scale-out: API server processes (`prefect server start --no-services --workers N`), the background "
         "services running apart in one more process.",
     )
     build_runners: int = Field(
-        default=2, ge=1,
+        default=2,
+        ge=1,
         description="Scale-out: warm runners serving the dbt deployments. Builds of one warehouse still run one at a time "
         "(a Prefect global concurrency limit keyed on the warehouse); runners let builds of other warehouses not wait.",
     )
@@ -184,7 +190,9 @@ class Settings(BaseSettings):
     @property
     def build_warehouse(self) -> Path:
         """The DuckDB file dbt writes to; only builds open it."""
-        return self.build_warehouse_path or self.warehouse.with_name(f"{self.warehouse.stem}.build{self.warehouse.suffix}")
+        return self.build_warehouse_path or self.warehouse.with_name(
+            f"{self.warehouse.stem}.build{self.warehouse.suffix}"
+        )
 
     @property
     def accepted(self) -> Path:
@@ -206,8 +214,11 @@ class Settings(BaseSettings):
         """These settings as the environment another process reads them from: the LANDING_* variables (unset optional
         ones left out), and the ones the dbt project reads through env_var()."""
         prefix = self.model_config["env_prefix"]
-        fields = {f"{prefix}{name.upper()}": str(value.get_secret_value() if isinstance(value, SecretStr) else value)
-                  for name, value in self.model_dump().items() if value is not None}
+        fields = {
+            f"{prefix}{name.upper()}": str(value.get_secret_value() if isinstance(value, SecretStr) else value)
+            for name, value in self.model_dump().items()
+            if value is not None
+        }
         return {**fields, **self.dbt_env()}
 
     def dbt_env(self) -> dict[str, str]:
@@ -220,10 +231,15 @@ class Settings(BaseSettings):
 
     def dbt_env_mismatch(self, environ: Mapping[str, str]) -> str | None:
         """Why dbt, reading `environ`, would not read these settings' folders and warehouse; None if it would."""
-        wrong = [f"{k}={environ.get(k, '(unset)')} where these settings say {v}"
-                 for k, v in self.dbt_env().items() if environ.get(k) != v]
+        wrong = [
+            f"{k}={environ.get(k, '(unset)')} where these settings say {v}"
+            for k, v in self.dbt_env().items()
+            if environ.get(k) != v
+        ]
         if not wrong:
             return None
-        return ("dbt reads the landing folders and the warehouse from the environment (env_var() in the dbt project), "
-                f"and this process has {'; '.join(wrong)}. Start the process with the settings' environment "
-                "(Settings.to_env(); `landing up` does this) rather than passing other settings to a running one.")
+        return (
+            "dbt reads the landing folders and the warehouse from the environment (env_var() in the dbt project), "
+            f"and this process has {'; '.join(wrong)}. Start the process with the settings' environment "
+            "(Settings.to_env(); `landing up` does this) rather than passing other settings to a running one."
+        )

@@ -54,9 +54,16 @@ async def send_texts(texts: list[str], api_url: str, auth_string: str | None = N
     url = events_url(api_url)
     headers = {"Authorization": "Basic " + base64.b64encode(auth_string.encode()).decode()} if auth_string else None
     context = ssl.create_default_context() if url.startswith("wss:") else None
-    async with connect(url, subprotocols=["prefect"], additional_headers=headers, ssl=context,
-                       open_timeout=timeout, close_timeout=timeout, max_size=None,
-                       compression=None) as ws:  # loopback or LAN: deflate costs more CPU than it saves
+    async with connect(
+        url,
+        subprotocols=["prefect"],
+        additional_headers=headers,
+        ssl=context,
+        open_timeout=timeout,
+        close_timeout=timeout,
+        max_size=None,
+        compression=None,
+    ) as ws:  # loopback or LAN: deflate costs more CPU than it saves
         await ws.send(json.dumps({"type": "auth", "token": auth_string}))
         reply = json.loads(await asyncio.wait_for(ws.recv(), timeout))
         if reply.get("type") != "auth_success":

@@ -7,25 +7,49 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="landing", description="Event-driven pipelines: landing files → Prefect events → dbt.")
+    parser = argparse.ArgumentParser(
+        prog="landing", description="Event-driven pipelines: landing files → Prefect events → dbt."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start a local Prefect server (unless PREFECT_API_URL answers), the deployments, the automations and the sensor")
-    sub.add_parser("up-scale", help="the same on Prefect's distributed setup: PostgreSQL and Redis started here on loopback, "
-                   "API processes and background services apart, two dbt runners, exports on a process work pool")
-    sub.add_parser("status", help="per dataset: last landed file, last successful build, runs pending, files quarantined, stale or not")
-    explain = sub.add_parser("explain", help="why did (or didn't) this file trigger a build: file → event → automations → runs → dbt nodes")
+    sub.add_parser(
+        "up",
+        help="start a local Prefect server (unless PREFECT_API_URL answers), the deployments, the automations and the sensor",
+    )
+    sub.add_parser(
+        "up-scale",
+        help="the same on Prefect's distributed setup: PostgreSQL and Redis started here on loopback, "
+        "API processes and background services apart, two dbt runners, exports on a process work pool",
+    )
+    sub.add_parser(
+        "status",
+        help="per dataset: last landed file, last successful build, runs pending, files quarantined, stale or not",
+    )
+    explain = sub.add_parser(
+        "explain", help="why did (or didn't) this file trigger a build: file → event → automations → runs → dbt nodes"
+    )
     explain.add_argument("target", metavar="PATH_OR_EVENT_ID", help="a landed file's path, or a landing event id")
-    sql = sub.add_parser("sql", help="query the readers' warehouse (read-only, the newest published build): "
-                         "a query as arguments, a script on standard input, or an interactive shell")
+    sql = sub.add_parser(
+        "sql",
+        help="query the readers' warehouse (read-only, the newest published build): "
+        "a query as arguments, a script on standard input, or an interactive shell",
+    )
     sql.add_argument("query", nargs="*", help="SQL to run, for example: select count(*) from stage_dummyjson__products")
     sql.add_argument("--csv", action="store_true", help="print results as CSV (with a header) instead of a table")
-    rebuild = sub.add_parser("rebuild", help="load a dataset again from its accepted files and build its models from "
-                             "scratch (after a model or contract change), as a dbt-build run; reports the rows per file")
+    rebuild = sub.add_parser(
+        "rebuild",
+        help="load a dataset again from its accepted files and build its models from "
+        "scratch (after a model or contract change), as a dbt-build run; reports the rows per file",
+    )
     rebuild.add_argument("dataset", help="a dataset, <source>.<table> (`landing status` lists them)")
-    replay = sub.add_parser("replay", help="re-admit a quarantined file after its source's contract changed: the sensor "
-                            "validates it again, and it is accepted or quarantined again with the new reason")
+    replay = sub.add_parser(
+        "replay",
+        help="re-admit a quarantined file after its source's contract changed: the sensor "
+        "validates it again, and it is accepted or quarantined again with the new reason",
+    )
     replay.add_argument("path", help="the quarantined file (below <LANDING_ROOT>/_quarantine/)")
-    demo = sub.add_parser("demo", help="with the stack up: drop the sample files, wait for the builds, print row counts and run links")
+    demo = sub.add_parser(
+        "demo", help="with the stack up: drop the sample files, wait for the builds, print row counts and run links"
+    )
     demo.add_argument("--timeout", type=float, default=180, help="seconds to wait for the builds")
     args = parser.parse_args(argv)
     if args.command == "up":

@@ -55,8 +55,13 @@ def reuse_the_api_app() -> bool:
         return made is not None
     last: dict = {}
 
-    def create_app(settings=None, ephemeral: bool = False, webserver_only: bool = False, final: bool = False,
-                   ignore_cache: bool = False):
+    def create_app(
+        settings=None,
+        ephemeral: bool = False,
+        webserver_only: bool = False,
+        final: bool = False,
+        ignore_cache: bool = False,
+    ):
         if settings is not None or ephemeral or webserver_only or final or ignore_cache:
             return made(settings, ephemeral, webserver_only, final, ignore_cache)
         current = get_current_settings()

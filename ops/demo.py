@@ -99,7 +99,9 @@ def unique_copy(sample, stamp: str) -> tuple[bytes, int]:
 
         with tempfile.TemporaryDirectory() as tmp, duckdb.connect() as con:
             out = f"{tmp}/sample.parquet"
-            con.execute(f"copy (select *, '{stamp}' as _demo_run from read_parquet('{sample}')) to '{out}' (format parquet)")
+            con.execute(
+                f"copy (select *, '{stamp}' as _demo_run from read_parquet('{sample}')) to '{out}' (format parquet)"
+            )
             rows = con.execute(f"select count(*) from read_parquet('{out}')").fetchone()[0]
             return open(out, "rb").read(), rows
     rows = [dict(json.loads(line), _demo_run=stamp) for line in sample.read_text().splitlines() if line.strip()]
@@ -119,6 +121,7 @@ def _print_counts(settings: Settings, catalog, out) -> None:
                 n = "not built"
             out(f"{name:<40} {n}")
     out(f"query it: `landing sql`, or `duckdb -readonly {settings.warehouse}`")
+
 
 if __name__ == "__main__":
     sys.exit(demo())

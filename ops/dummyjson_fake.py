@@ -17,7 +17,10 @@ def product_rows(tag: str, i: int, n: int = 3) -> bytes:
     """`n` complete products (every column staging selects) with ids of file `i`'s own, so each file's rows survive
     staging's newest-file-per-id rule and must all reach the warehouse."""
     return "".join(
-        json.dumps({"id": i * n + k, "title": f"{tag}-{i}-{k}", "price": 1.5, "category": "c", "brand": "b", "stock": 1}) + "\n"
+        json.dumps(
+            {"id": i * n + k, "title": f"{tag}-{i}-{k}", "price": 1.5, "category": "c", "brand": "b", "stock": 1}
+        )
+        + "\n"
         for k in range(n)
     ).encode()
 
@@ -64,7 +67,9 @@ class DummyJSONServer:
                 table = url.path.strip("/")
                 if time.monotonic() < server.throttle_until:
                     return self._send(429, b'{"message": "too many requests"}', {"Retry-After": "1"})
-                fault = server.always if server.always is not None else (server.faults.popleft() if server.faults else None)
+                fault = (
+                    server.always if server.always is not None else (server.faults.popleft() if server.faults else None)
+                )
                 if isinstance(fault, int):
                     headers = {"Retry-After": "0"} if fault in (429, 503) else {}
                     return self._send(fault, json.dumps({"message": f"fault {fault}"}).encode(), headers)

@@ -21,7 +21,6 @@ from landing.ledger import Ledger, ledger_path
 from landing.settings import Settings
 
 
-
 def _fmt_time(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if ts else "never"
 
@@ -39,7 +38,10 @@ async def _server(settings: Settings):
     failure = await client.api_healthcheck()
     if failure is not None:
         await client.__aexit__(None, None, None)
-        return None, f"the Prefect server at {url} is unreachable ({failure.__class__.__name__}): start it with `make up`"
+        return (
+            None,
+            f"the Prefect server at {url} is unreachable ({failure.__class__.__name__}): start it with `make up`",
+        )
     return client, None
 
 
@@ -87,14 +89,19 @@ def status(settings: Settings | None = None, out=print) -> int:
         if not stale_after:
             stale = "-"
         elif newest is None:
-            stale = "yes (nothing landed)" if not part_names(settings, ds) else \
-                f"yes (nothing landed since its files were compacted, after {settings.accepted_retention_days:g} days)"
+            stale = (
+                "yes (nothing landed)"
+                if not part_names(settings, ds)
+                else f"yes (nothing landed since its files were compacted, after {settings.accepted_retention_days:g} days)"
+            )
         else:
             age = now - newest[1]
             stale = f"yes ({int(age - stale_after)}s late)" if age > stale_after else "no"
         last_file = f"{newest[0]} ({_fmt_time(newest[1])[11:19]})" if newest else "none"
-        out(f"{name:<22} {last_file:<54} {_fmt_time(built[-1].at) if built else 'never':<24} "
-            f"{counts.get(name, 0) if error is None else '?':>7} {quarantined:>11}  {stale}")
+        out(
+            f"{name:<22} {last_file:<54} {_fmt_time(built[-1].at) if built else 'never':<24} "
+            f"{counts.get(name, 0) if error is None else '?':>7} {quarantined:>11}  {stale}"
+        )
     if error:
         out(f"(runs pending unknown: {error})")
     _drift_status(settings, catalog, out)
@@ -118,8 +125,10 @@ def _drift_status(settings: Settings, catalog: Catalog, out) -> None:
         return
     for dataset, columns, files, last in found:
         ds = catalog.datasets.get(dataset)
-        out(f"schema drift {dataset}: up to {files} file(s), the last at {last:%Y-%m-%d %H:%M:%S %Z}, carried "
-            + _drift_words(dataset, columns, bool(ds and ds.rescue)))
+        out(
+            f"schema drift {dataset}: up to {files} file(s), the last at {last:%Y-%m-%d %H:%M:%S %Z}, carried "
+            + _drift_words(dataset, columns, bool(ds and ds.rescue))
+        )
 
 
 def _warehouse_status(settings: Settings, out) -> None:
@@ -129,15 +138,19 @@ def _warehouse_status(settings: Settings, out) -> None:
     wh = settings.warehouse
     if wh.exists():
         st = wh.stat()
-        out(f"readers' warehouse {wh} (published {_fmt_time(st.st_mtime)}, {st.st_size / 1e6:.1f} MB): "
-            f"`landing sql`, or `duckdb -readonly {wh}`")
+        out(
+            f"readers' warehouse {wh} (published {_fmt_time(st.st_mtime)}, {st.st_size / 1e6:.1f} MB): "
+            f"`landing sql`, or `duckdb -readonly {wh}`"
+        )
     else:
         out(f"readers' warehouse {wh}: nothing built yet")
     waiting = read_waiting(settings)
     if waiting:
         who = f"pid {waiting['pid']} ({waiting['command']})" if waiting.get("pid") else "another process"
-        out(f"build waiting      since {_fmt_time(waiting['since'])}: the build's warehouse {waiting['path']} is held "
-            f"by {who}; the build fails if it is still held {waiting['lock_wait_seconds']:.0f} s after that")
+        out(
+            f"build waiting      since {_fmt_time(waiting['since'])}: the build's warehouse {waiting['path']} is held "
+            f"by {who}; the build fails if it is still held {waiting['lock_wait_seconds']:.0f} s after that"
+        )
 
 
 def explain(target: str, settings: Settings | None = None, out=print, catalog: Catalog | None = None) -> int:
@@ -215,18 +228,25 @@ def _drift_words(dataset: str, columns, rescued: bool) -> str:
     names = ", ".join(columns[:12]) + (f" and {len(columns) - 12} more" if len(columns) > 12 else "")
     if rescued:
         return f"undeclared {names}: kept in the raw table's _rescued column (meta.landing.rescue)"
-    return (f"undeclared {names}: not loaded; declare them in {dataset}'s source yml to load them, "
-            "or set meta: {landing: {rescue: true}} to keep them in _rescued")
+    return (
+        f"undeclared {names}: not loaded; declare them in {dataset}'s source yml to load them, "
+        "or set meta: {landing: {rescue: true}} to keep them in _rescued"
+    )
 
 
-def _explain_file(path: str, catalog: Catalog, root: Path, ledger: Ledger, out, settings: Settings) -> int | uuid.UUID | None:
+def _explain_file(
+    path: str, catalog: Catalog, root: Path, ledger: Ledger, out, settings: Settings
+) -> int | uuid.UUID | None:
     """The local half: dataset, ledger decision, where the file went. An exit code when the chain stops here, else
     the file's event id (None if it has none)."""
     out(f"file      {path}")
     # the accepted file dbt reads, or the quarantined one, rather than the name it was dropped under
     record = ledger.file(path) or ledger.by_accepted(path) or ledger.by_quarantined(path)
-    ds = None if Path(path).is_relative_to(root / QUARANTINE) else (
-        catalog.dataset_for_path(Path(path)) or catalog.dataset_for_accepted(Path(path)))
+    ds = (
+        None
+        if Path(path).is_relative_to(root / QUARANTINE)
+        else (catalog.dataset_for_path(Path(path)) or catalog.dataset_for_accepted(Path(path)))
+    )
     reason_file = Path(path + ".reason.txt")
     if record is None and Path(path).is_relative_to(root / QUARANTINE) and reason_file.exists():
         # set aside by a build's load step (an accepted file no sensor had checked): its reason is beside it
@@ -236,26 +256,36 @@ def _explain_file(path: str, catalog: Catalog, root: Path, ledger: Ledger, out, 
         out(f"why       {facts.get('reason', '?')}; fix it where it lies and run `landing replay {path}`")
         return 0
     if ds is None and record is None:
-        out("dataset   unknown: no dbt source has this folder and file pattern "
-            f"(known: {', '.join(f'{d.name} → {d.path}/{d.glob}' for d in catalog.datasets.values())})")
+        out(
+            "dataset   unknown: no dbt source has this folder and file pattern "
+            f"(known: {', '.join(f'{d.name} → {d.path}/{d.glob}' for d in catalog.datasets.values())})"
+        )
         return 1
     dataset = ds.name if ds else record.dataset
     out(f"dataset   {dataset}")
     if record is None:
         exists = os.path.exists(path)
-        out("ledger    not seen by the sensor yet" + ("" if exists else " (and the file does not exist)")
-            + ": is `python -m sensors` running? It announces unseen files on start.")
+        out(
+            "ledger    not seen by the sensor yet"
+            + ("" if exists else " (and the file does not exist)")
+            + ": is `python -m sensors` running? It announces unseen files on start."
+        )
         return 1
     out(f"ledger    {record.status}" + (f": {record.reason}" if record.reason else ""))
     if record.accepted_path:
-        out(f"accepted  {record.accepted_path} (dropped as {record.path})" if record.accepted_path != record.path
-            else f"accepted  {record.accepted_path} (landed there by its producer)")
+        out(
+            f"accepted  {record.accepted_path} (dropped as {record.path})"
+            if record.accepted_path != record.path
+            else f"accepted  {record.accepted_path} (landed there by its producer)"
+        )
         out(_loaded_line(settings, record.accepted_path))
     if record.status == "quarantined":
         moved = record.quarantined_to or str(root / QUARANTINE / dataset)
         out(f"quarantined {moved} (dropped as {record.path})")
-        out(f"why       not buildable, so never accepted or built: {record.reason.rstrip('.')}. "
-            f"The reason is also in {moved}.reason.txt; fix the file and drop it again")
+        out(
+            f"why       not buildable, so never accepted or built: {record.reason.rstrip('.')}. "
+            f"The reason is also in {moved}.reason.txt; fix the file and drop it again"
+        )
         out(f"event     {FILE_REJECTED} {record.event_id} (the rejection, in the UI's event feed)")
         return 0
     if record.status == "duplicate":
@@ -270,8 +300,10 @@ async def _explain_event(client, event_uuid: uuid.UUID | None, out):
     from prefect.events.filters import EventFilter, EventIDFilter, EventOccurredFilter
 
     page = await client.read_events(
-        filter=EventFilter(id=EventIDFilter(id=[event_uuid]),
-                           occurred=EventOccurredFilter(since=datetime(2000, 1, 1, tzinfo=timezone.utc))),
+        filter=EventFilter(
+            id=EventIDFilter(id=[event_uuid]),
+            occurred=EventOccurredFilter(since=datetime(2000, 1, 1, tzinfo=timezone.utc)),
+        ),
         limit=1,
     )
     if not page.events:
@@ -285,8 +317,12 @@ async def _explain_event(client, event_uuid: uuid.UUID | None, out):
 async def _explain_runs(client, settings: Settings, event, out) -> int:
     """The automations the event matches, the build deployment's state, and the runs it started with their outcome."""
     dataset = event.resource.get("prefect.resource.name", "")
-    automations = [a for a in await client.read_automations()
-                   if MANAGED_TAG in (a.tags or []) and dataset_resource_id(dataset) in json.dumps(a.trigger.model_dump(mode="json"))]
+    automations = [
+        a
+        for a in await client.read_automations()
+        if MANAGED_TAG in (a.tags or [])
+        and dataset_resource_id(dataset) in json.dumps(a.trigger.model_dump(mode="json"))
+    ]
     if not automations:
         out(f"automations none match {dataset_resource_id(dataset)}: run `python automations/apply.py`")
         return 1
@@ -298,11 +334,16 @@ async def _explain_runs(client, settings: Settings, event, out) -> int:
         out(f"deployment {BUILD} does not exist: serve it with `python -m automations.serve` (make up does)")
         return 1
     if deployment.paused:
-        out(f"deployment {BUILD} is paused: runs are not started. Resume it in the UI or restart `python -m automations.serve`")
+        out(
+            f"deployment {BUILD} is paused: runs are not started. Resume it in the UI or restart `python -m automations.serve`"
+        )
     elif str(getattr(deployment, "status", "")).upper().endswith("NOT_READY"):
         out(f"deployment {BUILD} is not served right now (no runner polls it): start `python -m automations.serve`")
-    runs = [r for r in await _build_runs(client)
-            if dataset in (r.parameters.get("datasets") or []) and r.created and r.created >= event.occurred]
+    runs = [
+        r
+        for r in await _build_runs(client)
+        if dataset in (r.parameters.get("datasets") or []) and r.created and r.created >= event.occurred
+    ]
     runs.sort(key=lambda r: r.expected_start_time or r.created)
     builds = {b.flow_run_id: b for b in buildlog.read(settings.builds_log)}
     if not runs:
@@ -312,12 +353,16 @@ async def _explain_runs(client, settings: Settings, event, out) -> int:
         record = builds.get(str(run.id))
         decision = str(record.status) if record else "-"
         duration = f"{run.total_run_time.total_seconds():.1f}s" if run.total_run_time else "-"
-        out(f"run       {run.name} {run.state.name if run.state else '?'} in {duration}, {decision}, "
-            f"created by {run.created_by.display_value if run.created_by else 'unknown'}")
+        out(
+            f"run       {run.name} {run.state.name if run.state else '?'} in {duration}, {decision}, "
+            f"created by {run.created_by.display_value if run.created_by else 'unknown'}"
+        )
         if record and record.status == BuildStatus.BUILT and record.tests_run is not None:
             models = record.built_nodes
-            out(f"  dbt     {len(models)} node(s) built: {', '.join(models[:8])}{' ...' if len(models) > 8 else ''}; "
-                f"tests passed {record.tests_passed}/{record.tests_run}")
+            out(
+                f"  dbt     {len(models)} node(s) built: {', '.join(models[:8])}{' ...' if len(models) > 8 else ''}; "
+                f"tests passed {record.tests_passed}/{record.tests_run}"
+            )
         elif record and record.status == BuildStatus.UP_TO_DATE:
             out("  why     up to date: an earlier build in the same burst window already included this file")
     return 0

@@ -109,7 +109,17 @@ class PrefectServer:
     def start(self, timeout: float = 90) -> "PrefectServer":
         self.home.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", prefect_server.__name__, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                prefect_server.__name__,
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
             env=self.env(),
             stdout=open(self.log, "ab"),
             stderr=subprocess.STDOUT,
@@ -237,7 +247,9 @@ async def delete_managed_automations() -> None:
                 await client.delete_automation(automation.id)
 
 
-def read_events(event_name: str, since, resource_prefix: str = "landing.", timeout: float = 15.0, expect: int | None = None):
+def read_events(
+    event_name: str, since, resource_prefix: str = "landing.", timeout: float = 15.0, expect: int | None = None
+):
     """Events named `event_name` since `since`, read back from the server through the Prefect client."""
     from prefect.client.orchestration import get_client
     from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventResourceFilter
@@ -322,8 +334,14 @@ class ScaleOutStack:
         self.redis.start()
         import ops.__main__ as operator_command
 
-        self.proc = subprocess.Popen([sys.executable, "-m", operator_command.__name__, "up"], env=self.up_env(), cwd=Path(__file__).parents[1],
-                                     stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", operator_command.__name__, "up"],
+            env=self.up_env(),
+            cwd=Path(__file__).parents[1],
+            stdout=open(self.log, "ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while b"Ctrl-C stops everything" not in self.log.read_bytes():
             if self.proc.poll() is not None or time.monotonic() > deadline:

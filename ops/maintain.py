@@ -32,7 +32,9 @@ def rebuild(dataset: str, settings: Settings | None = None, out=print, timeout: 
         out(f"error: {exc}")
         return 2
     if not PREFECT_API_URL.value():
-        out("error: PREFECT_API_URL is not set: start the stack with `make up` (the rebuild runs on its dbt deployment)")
+        out(
+            "error: PREFECT_API_URL is not set: start the stack with `make up` (the rebuild runs on its dbt deployment)"
+        )
         return 1
     out(f"rebuild {dataset}: every accepted file loaded again, its models built from scratch (a {BUILD} run)")
     run = run_deployment(BUILD, parameters={"datasets": [dataset], "rebuild": True}, timeout=timeout)
@@ -42,8 +44,9 @@ def rebuild(dataset: str, settings: Settings | None = None, out=print, timeout: 
         out(f"the rebuild did not complete ({state}): `landing explain` and the run's log in the UI say why")
         return 1
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
-        rows = con.execute(f"select accepted_file, rows from {HISTORY} where dataset = ? order by load_id",
-                           [dataset]).fetchall()
+        rows = con.execute(
+            f"select accepted_file, rows from {HISTORY} where dataset = ? order by load_id", [dataset]
+        ).fetchall()
     for path, n in rows[:LISTED]:
         out(f"  {Path(path).name:<60} {n:>8} rows")
     if len(rows) > LISTED:
@@ -60,8 +63,10 @@ def replay(target: str, settings: Settings | None = None, out=print, timeout: fl
     quarantine = Path(os.path.realpath(settings.root)) / QUARANTINE_DIR
     path = Path(os.path.realpath(target))
     if not path.is_relative_to(quarantine) or path.name.endswith(".reason.txt") or not path.is_file():
-        out(f"error: {target} is not a quarantined file: replay takes a file below {quarantine} "
-            "(`landing status` counts them per dataset)")
+        out(
+            f"error: {target} is not a quarantined file: replay takes a file below {quarantine} "
+            "(`landing status` counts them per dataset)"
+        )
         return 2
     dataset = path.relative_to(quarantine).parts[0]
     try:
@@ -91,8 +96,11 @@ def replay(target: str, settings: Settings | None = None, out=print, timeout: fl
         finally:
             ledger.close()
         if now and now.status in ("announced", "duplicate"):
-            out(f"accepted  as {now.accepted_path}: its build follows (`landing explain {back}`)"
-                if now.status == "announced" else f"duplicate: {now.reason}")
+            out(
+                f"accepted  as {now.accepted_path}: its build follows (`landing explain {back}`)"
+                if now.status == "announced"
+                else f"duplicate: {now.reason}"
+            )
             return 0
         if now and now.status == "quarantined" and not back.exists():
             out(f"quarantined again: {now.reason}")

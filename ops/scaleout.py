@@ -15,8 +15,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from landing.settings import Settings
 
-APT_HINT = "install them with `apt-get install postgresql redis-server` (Debian), or point LANDING_PREFECT_DATABASE_URL " \
-           "and LANDING_REDIS_URL at servers you run"
+APT_HINT = (
+    "install them with `apt-get install postgresql redis-server` (Debian), or point LANDING_PREFECT_DATABASE_URL "
+    "and LANDING_REDIS_URL at servers you run"
+)
 
 
 def redacted(url: str) -> str:
@@ -70,7 +72,9 @@ class LocalPostgres:
     def _run(self, *args: str) -> None:
         done = subprocess.run(args, capture_output=True, text=True, **_as_postgres_user())
         if done.returncode:
-            raise RuntimeError(f"{' '.join(args[:2])} failed ({done.returncode}): {(done.stderr or done.stdout)[-2000:]}")
+            raise RuntimeError(
+                f"{' '.join(args[:2])} failed ({done.returncode}): {(done.stderr or done.stdout)[-2000:]}"
+            )
 
     def start(self) -> "LocalPostgres":
         fresh = not (self.data_dir / "PG_VERSION").exists()
@@ -84,25 +88,61 @@ class LocalPostgres:
                 shutil.chown(self.data_dir, "postgres", "postgres")
                 shutil.chown(pwfile, "postgres", "postgres")
             self.data_dir.chmod(0o700)
-            self._run(_binary("initdb"), "-D", str(self.data_dir), "-U", self.user, f"--pwfile={pwfile}",
-                      "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--no-sync")
+            self._run(
+                _binary("initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                self.user,
+                f"--pwfile={pwfile}",
+                "--auth-host=scram-sha-256",
+                "--auth-local=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            )
             pwfile.unlink()
         if os.geteuid() == 0:
             self.log.touch()
             shutil.chown(self.log, "postgres", "postgres")
         # loopback only; the socket in the data folder (Debian's /var/run/postgresql needs its own service)
-        self._run(_binary("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log), "-w", "-t", "60", "-o",
-                  f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1 -c max_connections=200 "
-                  "-c fsync=off -c synchronous_commit=off", "start")
+        self._run(
+            _binary("pg_ctl"),
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1 -c max_connections=200 "
+            "-c fsync=off -c synchronous_commit=off",
+            "start",
+        )
         if fresh:
-            self._run(_binary("psql"), "-h", str(self.data_dir), "-p", str(self.port), "-U", self.user, "-d", "postgres",
-                      "-qc", "create database prefect")
+            self._run(
+                _binary("psql"),
+                "-h",
+                str(self.data_dir),
+                "-p",
+                str(self.port),
+                "-U",
+                self.user,
+                "-d",
+                "postgres",
+                "-qc",
+                "create database prefect",
+            )
         return self
 
     def stop(self) -> None:
         if (self.data_dir / "postmaster.pid").exists():
-            subprocess.run([_binary("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"],
-                           capture_output=True, **_as_postgres_user())
+            subprocess.run(
+                [_binary("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"],
+                capture_output=True,
+                **_as_postgres_user(),
+            )
 
 
 class LocalRedis:
@@ -121,9 +161,25 @@ class LocalRedis:
     def start(self) -> "LocalRedis":
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [_binary("redis-server"), "--bind", "127.0.0.1", "--port", str(self.port), "--requirepass", self.password,
-             "--save", "", "--appendonly", "no", "--dir", str(self.workdir)],
-            stdout=open(self.workdir / "redis.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                _binary("redis-server"),
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--requirepass",
+                self.password,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=open(self.workdir / "redis.log", "ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 30
         while check_redis(self.url, 1.0):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -162,8 +218,10 @@ def check_postgres(url: str, timeout: float = 10.0) -> str | None:
     except asyncpg.InvalidCatalogNameError as exc:
         return f"PostgreSQL at {redacted(url)} has no such database ({exc}); create it (`createdb {parts.path.lstrip('/')}`) or fix LANDING_PREFECT_DATABASE_URL"
     except (OSError, asyncio.TimeoutError, asyncpg.PostgresError) as exc:
-        return (f"PostgreSQL at {redacted(url)} does not answer ({type(exc).__name__}: {exc or 'timed out'}); start it, or fix "
-                "LANDING_PREFECT_DATABASE_URL (`make up-scale` starts one of its own)")
+        return (
+            f"PostgreSQL at {redacted(url)} does not answer ({type(exc).__name__}: {exc or 'timed out'}); start it, or fix "
+            "LANDING_PREFECT_DATABASE_URL (`make up-scale` starts one of its own)"
+        )
     if version < 140000:
         return f"PostgreSQL at {redacted(url)} is version {version // 10000}; Prefect's scale-out needs 14 or newer"
     return None
@@ -184,8 +242,10 @@ def check_redis(url: str, timeout: float = 5.0) -> str | None:
     except (redis.RedisError, OSError, ValueError) as exc:
         if "auth" in str(exc).lower() or "NOAUTH" in str(exc):
             return f"Redis at {redacted(url)} refused the credentials ({exc}); fix the password in LANDING_REDIS_URL"
-        return (f"Redis at {redacted(url)} does not answer ({type(exc).__name__}: {exc}); start it, or fix LANDING_REDIS_URL "
-                "(`make up-scale` starts one of its own)")
+        return (
+            f"Redis at {redacted(url)} does not answer ({type(exc).__name__}: {exc}); start it, or fix LANDING_REDIS_URL "
+            "(`make up-scale` starts one of its own)"
+        )
     return None
 
 
@@ -194,10 +254,13 @@ def preflight(settings: Settings, timeout: float = 10.0) -> str | None:
     answer, wrong credentials), naming the URL and what to do; None when PostgreSQL and Redis both answer."""
     if settings.prefect_database_url is None or settings.redis_url is None:
         missing = "LANDING_PREFECT_DATABASE_URL" if settings.prefect_database_url is None else "LANDING_REDIS_URL"
-        return (f"the scale-out stack needs both LANDING_PREFECT_DATABASE_URL and LANDING_REDIS_URL; {missing} is not set "
-                "(`make up-scale` starts PostgreSQL and Redis on loopback and sets both; unset both for the embedded server)")
-    return (check_postgres(settings.prefect_database_url.get_secret_value(), timeout)
-            or check_redis(settings.redis_url.get_secret_value(), timeout))
+        return (
+            f"the scale-out stack needs both LANDING_PREFECT_DATABASE_URL and LANDING_REDIS_URL; {missing} is not set "
+            "(`make up-scale` starts PostgreSQL and Redis on loopback and sets both; unset both for the embedded server)"
+        )
+    return check_postgres(settings.prefect_database_url.get_secret_value(), timeout) or check_redis(
+        settings.redis_url.get_secret_value(), timeout
+    )
 
 
 def prefect_env(settings: Settings, auth: str) -> dict[str, str]:

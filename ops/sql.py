@@ -7,8 +7,10 @@ import sys
 
 from landing.settings import Settings
 
-HELP = ("statements end with ';'. .tables lists the models, .refresh opens the newest published build, "
-        ".quit (or Ctrl-D) leaves")
+HELP = (
+    "statements end with ';'. .tables lists the models, .refresh opens the newest published build, "
+    ".quit (or Ctrl-D) leaves"
+)
 
 
 def _connect(settings: Settings):
@@ -47,8 +49,10 @@ def _statements(con, script: str) -> list[str]:
 def _explain_error(settings: Settings, exc: Exception) -> str:
     text = str(exc).splitlines()[0]
     if "read-only" in text.lower():
-        text += (f". The readers' warehouse {settings.warehouse} is a copy published after each build: change "
-                 "models in the dbt project, and keep scratch tables in a database of your own (ATTACH ':memory:')")
+        text += (
+            f". The readers' warehouse {settings.warehouse} is a copy published after each build: change "
+            "models in the dbt project, and keep scratch tables in a database of your own (ATTACH ':memory:')"
+        )
     return f"error: {text}"
 
 
@@ -60,8 +64,10 @@ def sql(query: str = "", csv: bool = False, settings: Settings | None = None, ou
     settings = settings or Settings()
     stdin = stdin or sys.stdin
     if not settings.warehouse.exists():
-        out(f"nothing built yet: the readers' warehouse {settings.warehouse} appears after the first build. "
-            "Drop a file into a landing folder (`landing status` lists them) or run `landing demo`.")
+        out(
+            f"nothing built yet: the readers' warehouse {settings.warehouse} appears after the first build. "
+            "Drop a file into a landing folder (`landing status` lists them) or run `landing demo`."
+        )
         return 1
     try:
         con = _connect(settings)
@@ -91,8 +97,7 @@ def _run_script(con, script: str, as_csv: bool, settings: Settings, out) -> int:
 
 
 def _shell(con, settings: Settings, as_csv: bool, out, stdin) -> int:
-    out(f"{settings.warehouse}, read-only: the build published at "
-        f"{_published(settings)}; {HELP}")
+    out(f"{settings.warehouse}, read-only: the build published at {_published(settings)}; {HELP}")
     try:
         return _loop(con, settings, as_csv, out, stdin)
     finally:

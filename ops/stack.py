@@ -82,8 +82,13 @@ class Component:
 class Supervisor:
     """Start components, restart a crashed one with backoff, give up (naming it) when it keeps crashing."""
 
-    def __init__(self, env: dict[str, str], window: float = CRASH_WINDOW_SECONDS, max_restarts: int = MAX_RESTARTS,
-                 first_delay: float = 1.0):
+    def __init__(
+        self,
+        env: dict[str, str],
+        window: float = CRASH_WINDOW_SECONDS,
+        max_restarts: int = MAX_RESTARTS,
+        first_delay: float = 1.0,
+    ):
         self.env, self.window, self.max_restarts, self.first_delay = env, window, max_restarts, first_delay
         self.components: list[Component] = []
 
@@ -108,12 +113,17 @@ class Supervisor:
                 continue
             c.crashes = [t for t in c.crashes if now - t < self.window] + [now]
             if len(c.crashes) > self.max_restarts:
-                return (f"{c.name} exited with {code} and has crashed {len(c.crashes)} times within {self.window:.0f} s; "
-                        f"stopping everything (see its output above)")
+                return (
+                    f"{c.name} exited with {code} and has crashed {len(c.crashes)} times within {self.window:.0f} s; "
+                    f"stopping everything (see its output above)"
+                )
             delay = min(self.first_delay * 2 ** (len(c.crashes) - 1), 8 * self.first_delay)
             c.restart_at = now + delay
-            print(f"{c.name} exited with {code}; restarting it in {delay:g} s "
-                  f"(restart {len(c.crashes)} of {self.max_restarts} allowed within {self.window:.0f} s)", flush=True)
+            print(
+                f"{c.name} exited with {code}; restarting it in {delay:g} s "
+                f"(restart {len(c.crashes)} of {self.max_restarts} allowed within {self.window:.0f} s)",
+                flush=True,
+            )
         return None
 
     def running(self) -> list[tuple[str, subprocess.Popen]]:
@@ -174,20 +184,47 @@ def up(settings: Settings | None = None) -> int:
         runners = settings.build_runners if settings.scale_out else 1
         for n in range(1, runners + 1):
             # SIGINT: the warm runner lets a build in progress finish (or cancels it after the grace), never Crashed
-            spawn("dbt deployment" if runners == 1 else f"dbt runner {n}", [sys.executable, "-m", build_runner.__name__],
-                  stop_signal=signal.SIGINT, stop_timeout=STOP_GRACE_SECONDS + 20)
-        _wait(lambda: all(_deployment_exists(api_url, d, env) for d in (BUILD, STALE, RECONCILE)),
-              120, "the dbt deployment to register", supervisor.running())
-        registering = subprocess.Popen([sys.executable, "-m", export_runner.__name__, "--work-pool", EXPORT_POOL],
-                                       env=env, cwd=REPO_ROOT) if settings.scale_out else None
+            spawn(
+                "dbt deployment" if runners == 1 else f"dbt runner {n}",
+                [sys.executable, "-m", build_runner.__name__],
+                stop_signal=signal.SIGINT,
+                stop_timeout=STOP_GRACE_SECONDS + 20,
+            )
+        _wait(
+            lambda: all(_deployment_exists(api_url, d, env) for d in (BUILD, STALE, RECONCILE)),
+            120,
+            "the dbt deployment to register",
+            supervisor.running(),
+        )
+        registering = (
+            subprocess.Popen(
+                [sys.executable, "-m", export_runner.__name__, "--work-pool", EXPORT_POOL], env=env, cwd=REPO_ROOT
+            )
+            if settings.scale_out
+            else None
+        )
         if subprocess.run([sys.executable, "-m", apply_automations.__name__], env=env, cwd=REPO_ROOT).returncode:
             raise SystemExit("apply.py failed; see above")
         if registering is not None:
             if registering.wait():
                 raise SystemExit(f"registering the export deployments on work pool {EXPORT_POOL} failed; see above")
-            spawn("export worker", [sys.executable, "-m", "prefect", "worker", "start", "--pool", EXPORT_POOL,
-                                    "--type", "process", "--name", f"landing-exports-{os.uname().nodename}-{os.getpid()}"],
-                  stop_signal=signal.SIGINT)
+            spawn(
+                "export worker",
+                [
+                    sys.executable,
+                    "-m",
+                    "prefect",
+                    "worker",
+                    "start",
+                    "--pool",
+                    EXPORT_POOL,
+                    "--type",
+                    "process",
+                    "--name",
+                    f"landing-exports-{os.uname().nodename}-{os.getpid()}",
+                ],
+                stop_signal=signal.SIGINT,
+            )
         else:
             spawn("export deployments", [sys.executable, "-m", export_runner.__name__], stop_signal=signal.SIGINT)
         spawn("sensor", [sys.executable, "-m", sensor_command.__name__])
@@ -222,9 +259,15 @@ def up_scale(settings: Settings | None = None) -> int:
     redis = scaleout.LocalRedis(base / "redis")
     try:
         redis.start()
-        print(f"PostgreSQL on 127.0.0.1:{postgres.port} (data in {postgres.data_dir}), Redis on 127.0.0.1:{redis.port}", flush=True)
-        return up(settings.model_copy(update={"prefect_database_url": SecretStr(postgres.url),
-                                                "redis_url": SecretStr(redis.url)}))
+        print(
+            f"PostgreSQL on 127.0.0.1:{postgres.port} (data in {postgres.data_dir}), Redis on 127.0.0.1:{redis.port}",
+            flush=True,
+        )
+        return up(
+            settings.model_copy(
+                update={"prefect_database_url": SecretStr(postgres.url), "redis_url": SecretStr(redis.url)}
+            )
+        )
     except RuntimeError as exc:
         print(f"could not start Redis: {exc}", flush=True)
         return 1
@@ -253,7 +296,9 @@ def _claim(settings: Settings):
         except ValueError:
             pid = 0
         if pid and _pid_alive(pid):
-            print(f"already running (pid {pid}, state {settings.state_dir}); stop it with Ctrl-C in its terminal or `kill {pid}`.")
+            print(
+                f"already running (pid {pid}, state {settings.state_dir}); stop it with Ctrl-C in its terminal or `kill {pid}`."
+            )
             return None
     pidfile.write_text(str(os.getpid()))
     return pidfile
@@ -281,7 +326,10 @@ def _server(settings: Settings, env: dict[str, str], spawn, running) -> str:
     if api_url:
         print(f"PREFECT_API_URL={api_url} does not answer; starting a local server instead")
     host, port, api_url = _local_api(settings, env)
-    spawn("prefect server", [sys.executable, "-m", prefect_server.__name__, "server", "start", "--host", host, "--port", port])
+    spawn(
+        "prefect server",
+        [sys.executable, "-m", prefect_server.__name__, "server", "start", "--host", host, "--port", port],
+    )
     _wait(lambda: _healthy(api_url), 180, f"the Prefect server at {api_url}", running())
     return api_url
 
@@ -290,16 +338,34 @@ def _scale_out_server(settings: Settings, env: dict[str, str], spawn, running) -
     """Prefect's distributed setup on the settings' PostgreSQL and Redis: the database migrated once, API processes
     (`--no-services --workers N`) and the background services in a process apart. Returns the API URL."""
     host, port, api_url = _local_api(settings, env)
-    print(f"scale-out: Prefect on {scaleout.redacted(env['PREFECT_API_DATABASE_CONNECTION_URL'])} and "
-          f"{scaleout.redacted(env['PREFECT_REDIS_MESSAGING_URL'])}; migrating the database", flush=True)
+    print(
+        f"scale-out: Prefect on {scaleout.redacted(env['PREFECT_API_DATABASE_CONNECTION_URL'])} and "
+        f"{scaleout.redacted(env['PREFECT_REDIS_MESSAGING_URL'])}; migrating the database",
+        flush=True,
+    )
     done = subprocess.run([sys.executable, "-m", prefect_server.__name__, "prepare"], env=env, cwd=REPO_ROOT)
     if done.returncode:
         raise SystemExit("migrating Prefect's database failed; see above")
     # done once above: API processes starting together would each migrate and register blocks, and collide
     env["PREFECT_API_DATABASE_MIGRATE_ON_START"] = "false"
     env["PREFECT_API_BLOCKS_REGISTER_ON_START"] = "false"
-    spawn("prefect api", [sys.executable, "-m", prefect_server.__name__, "server", "start", "--no-services",
-                          "--workers", str(settings.api_workers), "--host", host, "--port", port])
+    spawn(
+        "prefect api",
+        [
+            sys.executable,
+            "-m",
+            prefect_server.__name__,
+            "server",
+            "start",
+            "--no-services",
+            "--workers",
+            str(settings.api_workers),
+            "--host",
+            host,
+            "--port",
+            port,
+        ],
+    )
     spawn("prefect services", [sys.executable, "-m", prefect_server.__name__, "server", "services", "start"])
     _wait(lambda: _healthy(api_url, env), 180, f"the Prefect API at {api_url}", running())
     return api_url
@@ -313,10 +379,14 @@ def _banner(settings: Settings, api_url: str) -> None:
     print(f"Prefect UI:      {ui}")
     if settings.scale_out:
         kept = "LANDING_API_AUTH" if settings.api_auth else str(settings.state_dir / "prefect-api-auth")
-        print(f"credentials:     the API requires basic auth: user:password in {kept} "
-              "(the UI asks for it; for the prefect CLI: export PREFECT_API_AUTH_STRING=user:password)")
-    print(f"warehouse:       {settings.warehouse} (read-only, the newest build: `landing sql`, or "
-          f"`duckdb -readonly {settings.warehouse}`)")
+        print(
+            f"credentials:     the API requires basic auth: user:password in {kept} "
+            "(the UI asks for it; for the prefect CLI: export PREFECT_API_AUTH_STRING=user:password)"
+        )
+    print(
+        f"warehouse:       {settings.warehouse} (read-only, the newest build: `landing sql`, or "
+        f"`duckdb -readonly {settings.warehouse}`)"
+    )
     print("landing folders:")
     width = max(map(len, catalog.datasets), default=0) + 1
     for name, ds in sorted(catalog.datasets.items()):

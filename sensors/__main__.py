@@ -18,8 +18,14 @@ def main(argv: list[str] | None = None) -> int:
         description="Watch LANDING_ROOT and emit one landing.file.created event per complete data file. "
         "Needs PREFECT_API_URL; events wait in the ledger while the server is down.",
     )
-    parser.add_argument("--polling", action="store_true", help="poll instead of inotify (network filesystems); a file counts once its size and mtime are stable")
-    parser.add_argument("--once", action="store_true", help="catch up on files not in the ledger, send their events, and exit")
+    parser.add_argument(
+        "--polling",
+        action="store_true",
+        help="poll instead of inotify (network filesystems); a file counts once its size and mtime are stable",
+    )
+    parser.add_argument(
+        "--once", action="store_true", help="catch up on files not in the ledger, send their events, and exit"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     logging.getLogger("prefect").setLevel(logging.WARNING)

@@ -28,6 +28,8 @@ def inotify_observer():
         def __init__(self) -> None:  # InotifyObserver.__init__ (watchdog 7), with the emitter above
             self._inotify_fd = InotifyFD()
             self._inotify_fd.start()
-            BaseObserver.__init__(self, DropFolderEmitter, timeout=DEFAULT_OBSERVER_TIMEOUT, inotify_fd=self._inotify_fd)
+            BaseObserver.__init__(
+                self, DropFolderEmitter, timeout=DEFAULT_OBSERVER_TIMEOUT, inotify_fd=self._inotify_fd
+            )
 
     return DropFolderObserver()

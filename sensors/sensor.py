@@ -55,7 +55,7 @@ def _merged(futures: list) -> dict:
 
 def _below(path: str, prefix: str) -> str:
     """`path` relative to the folder `prefix` names (with its trailing separator)."""
-    return path[len(prefix):] if path.startswith(prefix) else os.path.relpath(path, prefix)
+    return path[len(prefix) :] if path.startswith(prefix) else os.path.relpath(path, prefix)
 
 
 @dataclass(frozen=True)
@@ -114,12 +114,18 @@ class _Handler(FileSystemEventHandler):
 class Sensor:
     """Watches `settings.root`; each complete data file becomes one `landing.file.created` event."""
 
-    def __init__(self, settings: Settings | None = None, polling: bool = False, poll_interval: float = 0.5,
-                 catalog: Catalog | None = None):
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        polling: bool = False,
+        poll_interval: float = 0.5,
+        catalog: Catalog | None = None,
+    ):
         settings = settings or Settings()
         self.root = Path(os.path.realpath(settings.root))
         self.settings = settings.model_copy(
-            update={"root": self.root, "accepted_root": Path(os.path.realpath(settings.accepted))})
+            update={"root": self.root, "accepted_root": Path(os.path.realpath(settings.accepted))}
+        )
         self.catalog: Catalog = catalog or load_catalog(self.settings)
         self.polling = polling
         self.poll_interval = poll_interval
@@ -136,7 +142,9 @@ class Sensor:
         self._stop = threading.Event()
         self._catching_up = False
         self._hold_sends = False
-        self._catch_up_due = threading.Event()  # the worker scans the drop folders when set (on start, then periodically)
+        self._catch_up_due = (
+            threading.Event()
+        )  # the worker scans the drop folders when set (on start, then periodically)
         self._wake_sender = threading.Event()
         self._threads: list[threading.Thread] = []
         self._observer = None
@@ -169,8 +177,12 @@ class Sensor:
             t.start()
             self._threads.append(t)
         if watch:
-            log.info("watching %s (%s) for %s", self.root, "polling" if self.polling else "inotify",
-                     ", ".join(sorted(self.catalog.datasets)))
+            log.info(
+                "watching %s (%s) for %s",
+                self.root,
+                "polling" if self.polling else "inotify",
+                ", ".join(sorted(self.catalog.datasets)),
+            )
         else:
             log.info("catching up once on %s for %s", self.root, ", ".join(sorted(self.catalog.datasets)))
         return self
@@ -214,7 +226,9 @@ class Sensor:
             self._hold_sends = False
             self._wake_sender.set()
         if backlog.total:
-            log.info("caught up: %d file(s) not in the ledger decided in %.2f s", backlog.total, time.monotonic() - started)
+            log.info(
+                "caught up: %d file(s) not in the ledger decided in %.2f s", backlog.total, time.monotonic() - started
+            )
         return backlog.total
 
     def _decide_backlog(self, backlog) -> None:
@@ -228,16 +242,23 @@ class Sensor:
                     for path, settled in chunk:
                         if not settled:
                             self._watch_candidate(path)
-                    batch = self._screen_many([path for path, settled in chunk if settled],
-                                              inflight=flight[0] if flight else None)
-                    next_flight = (batch, [validators.submit(self._validate, part) for part in _split(batch.todo, VALIDATORS)])
+                    batch = self._screen_many(
+                        [path for path, settled in chunk if settled], inflight=flight[0] if flight else None
+                    )
+                    next_flight = (
+                        batch,
+                        [validators.submit(self._validate, part) for part in _split(batch.todo, VALIDATORS)],
+                    )
                     if flight is not None:
                         self._finish(flight[0], _merged(flight[1]))
                     flight = next_flight
                 except Exception:
                     flight = None
-                    log.exception("unexpected error deciding up to %d file(s); they are left in place and retried on "
-                                  "the next scan", 2 * len(chunk))
+                    log.exception(
+                        "unexpected error deciding up to %d file(s); they are left in place and retried on "
+                        "the next scan",
+                        2 * len(chunk),
+                    )
             if flight is not None:
                 self._finish(flight[0], _merged(flight[1]))
 
@@ -257,8 +278,13 @@ class Sensor:
                         st = entry.stat(follow_symlinks=False)
                     except FileNotFoundError:
                         continue
-                    yield (st.st_ctime_ns, entry.path, st.st_size, st.st_mtime_ns,
-                           now - st.st_mtime >= self.settings.settle_seconds)
+                    yield (
+                        st.st_ctime_ns,
+                        entry.path,
+                        st.st_size,
+                        st.st_mtime_ns,
+                        now - st.st_mtime >= self.settings.settle_seconds,
+                    )
 
     def submit(self, path: str, complete: bool) -> None:
         self._queue.put((path, complete))
@@ -283,7 +309,9 @@ class Sensor:
                 try:
                     self.catch_up()
                 except Exception:
-                    log.exception("the scan of the drop folders failed; it is retried in %s s", self.settings.rescan_seconds)
+                    log.exception(
+                        "the scan of the drop folders failed; it is retried in %s s", self.settings.rescan_seconds
+                    )
                 finally:
                     self._catching_up = False
                 last_rescan = time.monotonic()
@@ -298,8 +326,10 @@ class Sensor:
                 if complete:
                     self.process_many(complete)
             except Exception:
-                log.exception("unexpected error deciding %d file(s); they are left in place and retried on the next scan",
-                              len(complete))
+                log.exception(
+                    "unexpected error deciding %d file(s); they are left in place and retried on the next scan",
+                    len(complete),
+                )
             finally:
                 for _ in batch:
                     self._queue.task_done()
@@ -402,12 +432,16 @@ class Sensor:
                 found = validate_many(con, items[0].dataset, [c.real for c in items])
                 valid = [p for p, v in found.items() if not isinstance(v, InvalidFile)]
                 extra = undeclared_columns(con, items[0].dataset, valid)
-                verdicts.update({p: v if isinstance(v, InvalidFile) else (v, extra.get(p, ())) for p, v in found.items()})
+                verdicts.update(
+                    {p: v if isinstance(v, InvalidFile) else (v, extra.get(p, ())) for p, v in found.items()}
+                )
         finally:
             self._cons.put(con)
         return verdicts
 
-    def _finish(self, batch: "_Batch", verdicts: dict[str, tuple[int, tuple[str, ...]] | InvalidFile]) -> dict[str, str]:
+    def _finish(
+        self, batch: "_Batch", verdicts: dict[str, tuple[int, tuple[str, ...]] | InvalidFile]
+    ) -> dict[str, str]:
         """Quarantine the invalid files, accept the valid ones; every decision of the batch."""
         decisions = dict(batch.decisions)
         good = []
@@ -446,8 +480,11 @@ class Sensor:
             if stat.S_ISLNK(st.st_mode):  # only a link can lead out of the root
                 real = os.path.realpath(absolute)
                 if not real.startswith(self._root_prefix):
-                    self._say_once(path, f"{path}: refused, a symlink to {real}, outside the landing root; not read",
-                                   logging.WARNING)
+                    self._say_once(
+                        path,
+                        f"{path}: refused, a symlink to {real}, outside the landing root; not read",
+                        logging.WARNING,
+                    )
                     return "refused"
                 st = os.stat(real)
         except FileNotFoundError:
@@ -460,10 +497,18 @@ class Sensor:
                 return "unchanged"
             if rec.status in ("pending", "announced") and rec.accepted_path and not os.path.exists(rec.accepted_path):
                 self._publish(Path(real), Path(rec.accepted_path))  # a crash came between the record and the move
-                log.info("%s %s: accepted as %s (finished after a restart)", ds.name, name, Path(rec.accepted_path).name)
+                log.info(
+                    "%s %s: accepted as %s (finished after a restart)", ds.name, name, Path(rec.accepted_path).name
+                )
                 return "accepted"
         if st.st_size > self.settings.max_file_bytes:
-            return self.quarantine(Path(path), ds, st, f"file is {st.st_size} bytes, over the {self.settings.max_file_bytes}-byte cap (LANDING_MAX_FILE_BYTES)", None)
+            return self.quarantine(
+                Path(path),
+                ds,
+                st,
+                f"file is {st.st_size} bytes, over the {self.settings.max_file_bytes}-byte cap (LANDING_MAX_FILE_BYTES)",
+                None,
+            )
         try:
             with open(real, "rb") as fh:
                 digest = hashlib.file_digest(fh, "sha256").hexdigest()
@@ -472,9 +517,22 @@ class Sensor:
         return _Candidate(path, real, ds, st, digest, str(event_id(ds.name, digest)))
 
     def _duplicate(self, c: "_Candidate", owner: str) -> str:
-        self.ledger.record(c.path, c.dataset.name, c.sha256, c.stat.st_size, c.stat.st_mtime_ns, "duplicate",
-                           event_id=c.event_id, reason=f"same content as {owner}")
-        log.info("%s %s: duplicate of %s, left in place and not announced", c.dataset.name, Path(c.path).name, Path(owner).name)
+        self.ledger.record(
+            c.path,
+            c.dataset.name,
+            c.sha256,
+            c.stat.st_size,
+            c.stat.st_mtime_ns,
+            "duplicate",
+            event_id=c.event_id,
+            reason=f"same content as {owner}",
+        )
+        log.info(
+            "%s %s: duplicate of %s, left in place and not announced",
+            c.dataset.name,
+            Path(c.path).name,
+            Path(owner).name,
+        )
         return "duplicate"
 
     def _accept(self, good: list[tuple["_Candidate", tuple[int, tuple[str, ...]]]]) -> dict[str, str]:
@@ -487,25 +545,53 @@ class Sensor:
             name = os.path.basename(c.path)
             accepted = os.path.join(ds.accepted_folder, accepted_name(stamp, c.sha256, ds.suffix_for(name)))
             landed = LandedFile(
-                dataset=ds.name, path=accepted, relative_path=_below(accepted, self._accepted_prefix),
-                bytes=c.stat.st_size, sha256=c.sha256, rows=rows, landed_at=stamp.isoformat(), producer="sensor",
-                dropped_as=_below(os.path.abspath(c.path), self._root_prefix), undeclared_columns=list(undeclared),
+                dataset=ds.name,
+                path=accepted,
+                relative_path=_below(accepted, self._accepted_prefix),
+                bytes=c.stat.st_size,
+                sha256=c.sha256,
+                rows=rows,
+                landed_at=stamp.isoformat(),
+                producer="sensor",
+                dropped_as=_below(os.path.abspath(c.path), self._root_prefix),
+                undeclared_columns=list(undeclared),
             )
-            records.append(dict(path=c.path, dataset=ds.name, sha256=c.sha256, size=c.stat.st_size,
-                                mtime_ns=c.stat.st_mtime_ns, status="pending", event_id=c.event_id,
-                                event=landed.to_event(), accepted_path=accepted))
+            records.append(
+                dict(
+                    path=c.path,
+                    dataset=ds.name,
+                    sha256=c.sha256,
+                    size=c.stat.st_size,
+                    mtime_ns=c.stat.st_mtime_ns,
+                    status="pending",
+                    event_id=c.event_id,
+                    event=landed.to_event(),
+                    accepted_path=accepted,
+                )
+            )
             moves.append((c, accepted, rows, undeclared))
         if records:
             self.ledger.record_many(records)
         for c, accepted, rows, undeclared in moves:
             self._publish(c.real, accepted)
             if len(moves) <= 20:
-                log.info("%s %s: accepted as %s (%d rows)", c.dataset.name, os.path.basename(c.path),
-                         os.path.basename(accepted), rows)
+                log.info(
+                    "%s %s: accepted as %s (%d rows)",
+                    c.dataset.name,
+                    os.path.basename(c.path),
+                    os.path.basename(accepted),
+                    rows,
+                )
             if undeclared and len(moves) <= 20:
-                log.warning("%s %s: undeclared column(s) %s %s", c.dataset.name, os.path.basename(c.path),
-                            ", ".join(undeclared[:12]), "kept in _rescued" if c.dataset.rescue
-                            else "not loaded (declare them in the source yml, or set meta.landing.rescue)")
+                log.warning(
+                    "%s %s: undeclared column(s) %s %s",
+                    c.dataset.name,
+                    os.path.basename(c.path),
+                    ", ".join(undeclared[:12]),
+                    "kept in _rescued"
+                    if c.dataset.rescue
+                    else "not loaded (declare them in the source yml, or set meta.landing.rescue)",
+                )
         if len(moves) > 20:  # a backlog: a line per batch; the ledger has each file (`explain` reads it)
             counts: dict[str, int] = {}
             for c, *_ in moves:
@@ -544,8 +630,18 @@ class Sensor:
         )
         rel = p.relative_to(self.root).as_posix()
         event = file_rejected(ds.name, rel, sha256, reason, str(dest))
-        self.ledger.record(str(p), ds.name, sha256, st.st_size, st.st_mtime_ns, "quarantined",
-                           event_id=event["id"], reason=reason, event=event, quarantined_to=str(dest))
+        self.ledger.record(
+            str(p),
+            ds.name,
+            sha256,
+            st.st_size,
+            st.st_mtime_ns,
+            "quarantined",
+            event_id=event["id"],
+            reason=reason,
+            event=event,
+            quarantined_to=str(dest),
+        )
         log.warning("%s %s: quarantined to %s: %s", ds.name, p.name, dest.relative_to(self.root), reason)
         self._wake_sender.set()
         return "quarantined"
@@ -571,7 +667,9 @@ class Sensor:
             retry_in = min(30.0, 0.5 * 2 ** min(6, self._fail_streak - 1))
             self.ledger.mark_failed(ids, time.time() + retry_in)
             if not self._server_down:
-                log.warning("waiting for the server: %d event(s) kept in the ledger, retrying with backoff (%s)", len(ids), exc)
+                log.warning(
+                    "waiting for the server: %d event(s) kept in the ledger, retrying with backoff (%s)", len(ids), exc
+                )
             for _, dataset, path, _ in due:
                 self._say_once(path, f"{dataset} {Path(path).name}: waiting for the server")
             self._server_down = True

@@ -12,8 +12,20 @@ from ops.local import PrefectServer, using_server
 
 # The slowest modules first: `make test` spreads whole modules over two workers (pytest-xdist, --dist loadfile) in
 # this order, so the long ones start at once instead of finishing last.
-SLOW_FIRST = ("test_scale_out.py", "test_stack.py", "test_zero_code_source.py", "test_incremental.py", "faults/test_server_outage.py", "faults/test_sensor_crash.py",
-              "test_automations.py", "test_readers.py", "test_run_control.py", "test_sensor.py", "faults/test_one_writer.py", "test_ui.py")
+SLOW_FIRST = (
+    "test_scale_out.py",
+    "test_stack.py",
+    "test_zero_code_source.py",
+    "test_incremental.py",
+    "faults/test_server_outage.py",
+    "faults/test_sensor_crash.py",
+    "test_automations.py",
+    "test_readers.py",
+    "test_run_control.py",
+    "test_sensor.py",
+    "faults/test_one_writer.py",
+    "test_ui.py",
+)
 
 
 def pytest_collection_modifyitems(config, items):

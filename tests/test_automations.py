@@ -26,8 +26,13 @@ FIXTURE = {t: load_fixture(t) for t in ("products", "carts", "users")}
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, prefect_server):
     base = tmp_path_factory.mktemp("e2e")
-    settings = Settings(root=base / "landing", state_dir=base / "state", dbt_project_dir=REPO_ROOT / "dbt", burst_window_seconds=3,
-                        reconcile_seconds=0)
+    settings = Settings(
+        root=base / "landing",
+        state_dir=base / "state",
+        dbt_project_dir=REPO_ROOT / "dbt",
+        burst_window_seconds=3,
+        reconcile_seconds=0,
+    )
     with Served(settings, prefect_server.api_url, base / "serve.log"):
         asyncio.run(apply(settings, out=lambda *_: None))
         yield settings
@@ -52,8 +57,14 @@ def table_exists(settings, name):
 
 def _reads_events_promptly() -> bool:
     """A probe event (no automation matches it) is read by the server within a second."""
-    probe = {"id": str(uuid.uuid4()), "occurred": datetime.now(timezone.utc).isoformat(), "event": "test.probe",
-             "resource": {"prefect.resource.id": "test.probe"}, "related": [], "payload": {}}
+    probe = {
+        "id": str(uuid.uuid4()),
+        "occurred": datetime.now(timezone.utc).isoformat(),
+        "event": "test.probe",
+        "resource": {"prefect.resource.id": "test.probe"},
+        "related": [],
+        "payload": {},
+    }
     start = time.monotonic()
     try:
         send_events([probe])
@@ -74,7 +85,11 @@ def test_single_file_builds_through_the_automation(stack):
     settings = stack
     before = len(runs_of())
     land_rows("dummyjson.products", FIXTURE["products"][:50], "test:e2e", settings)
-    runs = wait_for(lambda: settled(settings, before) if any(b["status"] == "built" for b in builds(settings)) else False, 90, "a completed build")
+    runs = wait_for(
+        lambda: settled(settings, before) if any(b["status"] == "built" for b in builds(settings)) else False,
+        90,
+        "a completed build",
+    )
     run = sorted(runs, key=lambda r: r.created)[before]
     assert run.created_by is not None and run.created_by.type == "AUTOMATION"
     assert run.parameters["datasets"] == ["dummyjson.products"]
@@ -129,9 +144,14 @@ def test_failing_build_alerts_and_the_next_file_fixes_it(stack):
     since = datetime.now(timezone.utc) - timedelta(seconds=2)
     done_before = len(builds(settings))
     # valid for the source (every required column is there), but a cart line without a product id fails a staging test
-    bad = [dict(c, products=[dict(line, id=None) for line in c["products"]]) if c["id"] == 3 else c for c in FIXTURE["carts"][:60]]
+    bad = [
+        dict(c, products=[dict(line, id=None) for line in c["products"]]) if c["id"] == 3 else c
+        for c in FIXTURE["carts"][:60]
+    ]
     land_rows("dummyjson.carts", bad, "test:bad", settings)
-    failed = wait_for(lambda: [b for b in builds(settings)[done_before:] if b["status"] == "failed"], 120, "the failed build")
+    failed = wait_for(
+        lambda: [b for b in builds(settings)[done_before:] if b["status"] == "failed"], 120, "the failed build"
+    )
     assert any("product_id" in n for n in failed[0]["failed_nodes"]), failed
     alerts = read_events(BUILD_FAILED, since, "landing.dataset.dummyjson.carts", expect=1, timeout=30)
     # one alert per failed build: the window's trailing run builds the same files again, fails again and says so
@@ -141,7 +161,9 @@ def test_failing_build_alerts_and_the_next_file_fixes_it(stack):
         assert alert.payload["dataset"] == "dummyjson.carts"
         assert any("not_null_stage_dummyjson__cart_lines_product_id" in n for n in alert.payload["failed_nodes"])
     # the build record and the alert come before the run reports its final state
-    wait_for(lambda: [r for r in runs_of() if r.state and r.state.is_failed()], 30, "the dbt failure to fail the flow run")
+    wait_for(
+        lambda: [r for r in runs_of() if r.state and r.state.is_failed()], 30, "the dbt failure to fail the flow run"
+    )
 
     land_rows("dummyjson.carts", FIXTURE["carts"][:60], "test:fixed", settings)
     wait_for(lambda: [b for b in builds(settings)[done_before:] if b["status"] == "built"], 120, "the fixed build")
@@ -157,7 +179,10 @@ def test_apply_twice_changes_nothing(stack):
     catalog = load_catalog(settings)
     # 1 per dataset (leading and trailing run), the AND model, the build after a project change
     assert len(plan.unchanged) == len(catalog.datasets) + 2
-    assert {a.name for a in plan.unchanged} >= {"landing: build dummyjson.products", "landing: build cart_lines_enriched (all sources)"}
+    assert {a.name for a in plan.unchanged} >= {
+        "landing: build dummyjson.products",
+        "landing: build cart_lines_enriched (all sources)",
+    }
 
 
 def test_apply_deletes_stale_managed_and_keeps_unmanaged(stack):
@@ -170,10 +195,17 @@ def test_apply_deletes_stale_managed_and_keeps_unmanaged(stack):
     async def scenario():
         async with get_client() as client:
             stale = await client.create_automation(
-                AutomationCore(name="landing: build gone.table", tags=[MANAGED_TAG], trigger=EventTrigger(expect={"x"}), actions=[DoNothing()])
+                AutomationCore(
+                    name="landing: build gone.table",
+                    tags=[MANAGED_TAG],
+                    trigger=EventTrigger(expect={"x"}),
+                    actions=[DoNothing()],
+                )
             )
             mine = await client.create_automation(
-                AutomationCore(name="someone else's", tags=["other"], trigger=EventTrigger(expect={"x"}), actions=[DoNothing()])
+                AutomationCore(
+                    name="someone else's", tags=["other"], trigger=EventTrigger(expect={"x"}), actions=[DoNothing()]
+                )
             )
             lines = []
             dry = await apply(settings, dry_run=True, out=lines.append)

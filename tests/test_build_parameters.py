@@ -42,7 +42,12 @@ def test_selector_is_built_from_names_only(settings):
     catalog = load_catalog(settings)
     names, and_models = validate_request(["dummyjson.users", "dummyjson.carts"], [], catalog)
     assert dbt_args(names, and_models, catalog) == [
-        "build", "--select", "source:dummyjson.carts+", "source:dummyjson.users+", "--exclude", "cart_lines_enriched",
+        "build",
+        "--select",
+        "source:dummyjson.carts+",
+        "source:dummyjson.users+",
+        "--exclude",
+        "cart_lines_enriched",
     ]
     all3 = ["dummyjson.carts", "dummyjson.products", "dummyjson.users"]
     assert dbt_args(all3, ["cart_lines_enriched"], catalog) == ["build", "--select", *[f"source:{n}+" for n in all3]]

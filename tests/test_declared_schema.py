@@ -31,9 +31,22 @@ def dbt(settings: Settings, *args: str, project: Path | None = None) -> subproce
     project = project or settings.dbt_project_dir
     env = {**os.environ, **settings.dbt_env()}
     return subprocess.run(
-        [DBT, *args, "--project-dir", str(project), "--profiles-dir", str(project),
-         "--target-path", str(settings.state_dir / "target"), "--log-path", str(settings.state_dir / "logs")],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            DBT,
+            *args,
+            "--project-dir",
+            str(project),
+            "--profiles-dir",
+            str(project),
+            "--target-path",
+            str(settings.state_dir / "target"),
+            "--log-path",
+            str(settings.state_dir / "logs"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -43,12 +56,16 @@ def land_minimal(settings: Settings) -> None:
     catalog = load_catalog(settings)
     csv = catalog.get("finance.exchange_rates")
     csv.accepted_path.mkdir(parents=True, exist_ok=True)
-    (csv.accepted_path / "20260101T000000000000Z-000000000000.csv").write_text("currency,rate_to_usd,as_of\neur,1.1,2026-11-24\n")
+    (csv.accepted_path / "20260101T000000000000Z-000000000000.csv").write_text(
+        "currency,rate_to_usd,as_of\neur,1.1,2026-11-24\n"
+    )
     pq = catalog.get("inventory.stock_movements")
     pq.accepted_path.mkdir(parents=True, exist_ok=True)
     with duckdb.connect() as con:
-        con.execute(f"copy (select 1::bigint as movement_id, 1 as product_id, 5 as quantity) "
-                    f"to '{pq.accepted_path}/20260101T000000000000Z-000000000000.parquet' (format parquet)")
+        con.execute(
+            f"copy (select 1::bigint as movement_id, 1 as product_id, 5 as quantity) "
+            f"to '{pq.accepted_path}/20260101T000000000000Z-000000000000.parquet' (format parquet)"
+        )
 
 
 def test_files_with_only_the_required_columns_build_everything_with_the_read_validation_makes(settings):
@@ -59,13 +76,21 @@ def test_files_with_only_the_required_columns_build_everything_with_the_read_val
     for ds in load_catalog(settings).datasets.values():
         assert reader_sql(ds) in compiled, f"dbt does not read {ds.name} the way validation does"
     with duckdb.connect(str(settings.build_warehouse), read_only=True) as con:  # dbt by hand: nothing published
-        assert con.execute("select product_name, price, category, brand, stock from stage_dummyjson__products").fetchall() == \
-            [("only required", 2.5, None, None, None)]
-        assert con.execute("select cart_id, product_id, quantity, unit_price from stage_dummyjson__cart_lines").fetchall() == \
-            [(7, 1, 2, None)]
-        assert con.execute("select user_id, email, first_name from stage_dummyjson__users").fetchall() == [(3, "a@example.com", None)]
-        assert con.execute("select currency, rate_to_usd::double from stage_finance__exchange_rates").fetchall() == [("EUR", 1.1)]
-        assert con.execute("select movement_id, warehouse_code from stage_inventory__stock_movements").fetchall() == [(1, None)]
+        assert con.execute(
+            "select product_name, price, category, brand, stock from stage_dummyjson__products"
+        ).fetchall() == [("only required", 2.5, None, None, None)]
+        assert con.execute(
+            "select cart_id, product_id, quantity, unit_price from stage_dummyjson__cart_lines"
+        ).fetchall() == [(7, 1, 2, None)]
+        assert con.execute("select user_id, email, first_name from stage_dummyjson__users").fetchall() == [
+            (3, "a@example.com", None)
+        ]
+        assert con.execute("select currency, rate_to_usd::double from stage_finance__exchange_rates").fetchall() == [
+            ("EUR", 1.1)
+        ]
+        assert con.execute("select movement_id, warehouse_code from stage_inventory__stock_movements").fetchall() == [
+            (1, None)
+        ]
         assert con.execute("select count(*) from cart_lines_enriched").fetchone() == (1,)
 
 
@@ -73,7 +98,8 @@ def test_a_model_selecting_an_undeclared_source_column_fails_the_build(settings,
     project = tmp_path / "dbt"
     shutil.copytree(REPO_ROOT / "dbt", project, ignore=shutil.ignore_patterns("target", "logs", ".user.yml"))
     (project / "models" / "staging" / "dummyjson" / "stage_dummyjson__weights.sql").write_text(
-        "select id, weight from {{ source('dummyjson', 'products') }}\n")
+        "select id, weight from {{ source('dummyjson', 'products') }}\n"
+    )
     settings = settings.model_copy(update={"dbt_project_dir": project})
     land_minimal(settings)
     result = dbt(settings, "build", "--select", "stage_dummyjson__weights")
@@ -86,6 +112,9 @@ def test_a_source_read_outside_the_accepted_area_is_refused(settings, tmp_path):
     shutil.copytree(REPO_ROOT / "dbt", project, ignore=shutil.ignore_patterns("target", "logs", ".user.yml"))
     (project / "models" / "raw.yml").write_text(
         "version: 2\nsources:\n  - name: raw\n    tables:\n      - name: drops\n        meta:\n"
-        "          external_location: \"read_json('{{ env_var('LANDING_ROOT', '/tmp/landing') }}/raw/drops/*.jsonl')\"\n")
-    with pytest.raises(CatalogError, match=r"raw.drops: .* must read below .*LANDING_ACCEPTED_ROOT.*dbt reads accepted files only"):
+        "          external_location: \"read_json('{{ env_var('LANDING_ROOT', '/tmp/landing') }}/raw/drops/*.jsonl')\"\n"
+    )
+    with pytest.raises(
+        CatalogError, match=r"raw.drops: .* must read below .*LANDING_ACCEPTED_ROOT.*dbt reads accepted files only"
+    ):
         load_catalog(settings.model_copy(update={"dbt_project_dir": project}))

@@ -32,7 +32,10 @@ from tests.support.stack import served_stack
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, prefect_server):
-    with served_stack(tmp_path_factory.mktemp("drops"), prefect_server.api_url, burst_window_seconds=3) as (settings, _):
+    with served_stack(tmp_path_factory.mktemp("drops"), prefect_server.api_url, burst_window_seconds=3) as (
+        settings,
+        _,
+    ):
         yield settings
     failed = [b for b in builds(settings) if b["status"] == "failed"]
     assert not failed, f"a build failed: {failed}"
@@ -52,10 +55,12 @@ def ledger_rows(settings: Settings) -> list:
 
 def settle(settings: Settings, expect: dict[str, int], timeout: float = 120) -> list:
     """Wait until the sensor has decided `expect` (status → count) for the files dropped so far and sent everything."""
+
     def done():
         rows = ledger_rows(settings)
         counts = {status: sum(1 for r in rows if r.status == status) for status in expect}
         return rows if counts == expect and all(r.status != "pending" for r in rows) else None
+
     return wait_for(done, timeout, f"the sensor to decide {expect}")
 
 
@@ -70,8 +75,11 @@ def test_concurrent_drops_by_mixed_writers_build_exactly_the_good_rows(stack, tm
     products = folder(settings, "dummyjson.products")
     outside = tmp_path / "outside"
     outside.mkdir()
-    other_fs = Path("/dev/shm") if Path("/dev/shm").is_dir() and os.stat("/dev/shm").st_dev != os.stat(tmp_path).st_dev \
+    other_fs = (
+        Path("/dev/shm")
+        if Path("/dev/shm").is_dir() and os.stat("/dev/shm").st_dev != os.stat(tmp_path).st_dev
         else outside
+    )
     staging = Path(tempfile.mkdtemp(prefix="drops-", dir=os.path.realpath(other_fs)))
     since = datetime.now(timezone.utc) - timedelta(seconds=2)
     started = time.time()
@@ -109,7 +117,9 @@ def test_concurrent_drops_by_mixed_writers_build_exactly_the_good_rows(stack, tm
         "bad-malformed.jsonl": junk("malformed") + b'{"id": 90001, "title": \n',
         "bad-empty.jsonl": b"",
         "bad-no-price.jsonl": json.dumps({"id": 90002, "title": f"{tag}-junk-noprice"}).encode() + b"\n",
-        "bad-type.jsonl": junk("type") + json.dumps({"id": "x", "title": f"{tag}-junk-type2", "price": 1}).encode() + b"\n",
+        "bad-type.jsonl": junk("type")
+        + json.dumps({"id": "x", "title": f"{tag}-junk-type2", "price": 1}).encode()
+        + b"\n",
         "bad-truncated.jsonl.gz": gzip.compress(junk("gz") * 200)[:60],
         "bad-binary.jsonl": bytes(range(256)) * 16,
     }
@@ -120,7 +130,12 @@ def test_concurrent_drops_by_mixed_writers_build_exactly_the_good_rows(stack, tm
     for t in threads:
         t.join()
     # never data: hidden and temporary names, a nested folder, all left in place
-    never = {".hidden.jsonl": junk("hidden"), "x.jsonl.part": junk("part"), "y.jsonl~": junk("tilde"), "z.jsonl.tmp": junk("tmp")}
+    never = {
+        ".hidden.jsonl": junk("hidden"),
+        "x.jsonl.part": junk("part"),
+        "y.jsonl~": junk("tilde"),
+        "z.jsonl.tmp": junk("tmp"),
+    }
     for name, data in never.items():
         (products / name).write_bytes(data)
     (products / "nested").mkdir()
@@ -132,23 +147,43 @@ def test_concurrent_drops_by_mixed_writers_build_exactly_the_good_rows(stack, tm
         writers[i](name, data)
     records = settle(settings, {"announced": 40, "quarantined": 6, "duplicate": 4})
 
-    created = [e for e in read_events(FILE_CREATED, since, "landing.dataset.dummyjson.products", expect=40, timeout=60)
-               if e.payload["path"].startswith(str(settings.accepted))]
-    assert sorted(Path(e.payload["dropped_as"]).name for e in created) == sorted(good), "one event per distinct good content"
-    rejected = [e for e in read_events(FILE_REJECTED, since, "landing.dataset.dummyjson.products", expect=6, timeout=60)
-                if e.payload["quarantined_to"].startswith(str(settings.root))]
+    created = [
+        e
+        for e in read_events(FILE_CREATED, since, "landing.dataset.dummyjson.products", expect=40, timeout=60)
+        if e.payload["path"].startswith(str(settings.accepted))
+    ]
+    assert sorted(Path(e.payload["dropped_as"]).name for e in created) == sorted(good), (
+        "one event per distinct good content"
+    )
+    rejected = [
+        e
+        for e in read_events(FILE_REJECTED, since, "landing.dataset.dummyjson.products", expect=6, timeout=60)
+        if e.payload["quarantined_to"].startswith(str(settings.root))
+    ]
     assert sorted(Path(e.payload["relative_path"]).name for e in rejected) == sorted(bad)
     quarantine = settings.root / "_quarantine" / "dummyjson.products"
     assert all((quarantine / name).exists() and (quarantine / f"{name}.reason.txt").exists() for name in bad)
     assert sorted(p.name for p in products.iterdir()) == sorted([*never, "nested", *dups])
     assert {r.status for r in records if Path(r.path).name in dups} == {"duplicate"}
 
-    wait_for(lambda: builds_settled(settings, "dummyjson.products", started)
-             and warehouse_row(settings, "select count(*) from stage_dummyjson__products where product_name like ?",
-                               [f"{tag}-good-%"]) == (120,), 120, "every good row built")
+    wait_for(
+        lambda: (
+            builds_settled(settings, "dummyjson.products", started)
+            and warehouse_row(
+                settings, "select count(*) from stage_dummyjson__products where product_name like ?", [f"{tag}-good-%"]
+            )
+            == (120,)
+        ),
+        120,
+        "every good row built",
+    )
     accepted_paths = sorted(e.payload["path"] for e in created)
-    got = warehouse_row(settings, "select count(*), list(distinct source_file order by source_file) from stage_dummyjson__products "
-                                  "where product_name like ?", [f"{tag}-%"])
+    got = warehouse_row(
+        settings,
+        "select count(*), list(distinct source_file order by source_file) from stage_dummyjson__products "
+        "where product_name like ?",
+        [f"{tag}-%"],
+    )
     assert got == (120, accepted_paths), "exactly the good rows, each read from its accepted file"
     mine = [r for r in runs_of() if r.created >= since]
     assert mine and all(r.state.is_completed() for r in mine), "no failed build"
@@ -162,16 +197,33 @@ def test_a_file_with_only_the_required_columns_builds_and_a_missing_one_is_named
     before = len(ledger_rows(settings))
     (products / "minimal.jsonl").write_text(json.dumps({"id": 70001, "title": f"{tag}-minimal", "price": 3}) + "\n")
     (products / "no-title.jsonl").write_text(json.dumps({"id": 70002, "price": 3}) + "\n")
-    (products / "wrong-stock.jsonl").write_text(json.dumps({"id": 70003, "title": f"{tag}-x", "price": 3, "stock": "many"}) + "\n")
-    wait_for(lambda: len(ledger_rows(settings)) == before + 3 and all(r.status != "pending" for r in ledger_rows(settings)),
-             60, "the three files decided")
+    (products / "wrong-stock.jsonl").write_text(
+        json.dumps({"id": 70003, "title": f"{tag}-x", "price": 3, "stock": "many"}) + "\n"
+    )
+    wait_for(
+        lambda: len(ledger_rows(settings)) == before + 3 and all(r.status != "pending" for r in ledger_rows(settings)),
+        60,
+        "the three files decided",
+    )
     reasons = {Path(r.path).name: r.reason for r in ledger_rows(settings) if r.status == "quarantined"}
     assert "required column 'title' is missing" in reasons["no-title.jsonl"]
-    assert "row 1, column 'stock': value '\"many\"' does not cast to the declared type integer" in reasons["wrong-stock.jsonl"]
-    wait_for(lambda: builds_settled(settings, "dummyjson.products", started) and warehouse_row(
-        settings, "select category, brand, stock from stage_dummyjson__products where product_id = 70001"), 90, "the minimal file built")
-    assert warehouse_row(settings, "select product_name, category, brand, stock from stage_dummyjson__products "
-                                   "where product_id = 70001") == (f"{tag}-minimal", None, None, None)
+    assert (
+        "row 1, column 'stock': value '\"many\"' does not cast to the declared type integer"
+        in reasons["wrong-stock.jsonl"]
+    )
+    wait_for(
+        lambda: (
+            builds_settled(settings, "dummyjson.products", started)
+            and warehouse_row(
+                settings, "select category, brand, stock from stage_dummyjson__products where product_id = 70001"
+            )
+        ),
+        90,
+        "the minimal file built",
+    )
+    assert warehouse_row(
+        settings, "select product_name, category, brand, stock from stage_dummyjson__products where product_id = 70001"
+    ) == (f"{tag}-minimal", None, None, None)
 
 
 def test_newest_means_landing_order_not_the_name(stack, tmp_path):
@@ -181,9 +233,15 @@ def test_newest_means_landing_order_not_the_name(stack, tmp_path):
     for name, version in (("zz-final.jsonl", "first"), ("v2.jsonl", "second"), ("aa-old.jsonl", "third")):
         (products / name).write_text(json.dumps({"id": 80001, "title": f"{tag}-{version}", "price": 1}) + "\n")
         wait_for(lambda name=name: not (products / name).exists(), 30, f"{name} accepted")
-    wait_for(lambda: builds_settled(settings, "dummyjson.products", started) and warehouse_row(
-        settings, "select product_name from stage_dummyjson__products where product_id = 80001") == (f"{tag}-third",),
-        90, "the last-landed version in staging")
+    wait_for(
+        lambda: (
+            builds_settled(settings, "dummyjson.products", started)
+            and warehouse_row(settings, "select product_name from stage_dummyjson__products where product_id = 80001")
+            == (f"{tag}-third",)
+        ),
+        90,
+        "the last-landed version in staging",
+    )
 
 
 def test_csv_and_parquet_are_dropped_built_and_their_bad_files_quarantined(stack, tmp_path):
@@ -215,20 +273,50 @@ def test_csv_and_parquet_are_dropped_built_and_their_bad_files_quarantined(stack
     }
 
     def decided():
-        rows = {Path(r.path).name: r for r in ledger_rows(settings) if r.dataset in ("finance.exchange_rates", "inventory.stock_movements")}
+        rows = {
+            Path(r.path).name: r
+            for r in ledger_rows(settings)
+            if r.dataset in ("finance.exchange_rates", "inventory.stock_movements")
+        }
         return rows if len(rows) == 9 and all(r.status != "pending" for r in rows.values()) else None
 
     rows = wait_for(decided, 60, "the CSV and Parquet files decided")
     for name, reason in expected.items():
         assert rows[name].status == "quarantined" and reason in rows[name].reason, (name, rows[name].reason)
-    assert sorted(r.status for n, r in rows.items() if n not in expected) == ["announced", "announced", "announced", "duplicate"]
-    wait_for(lambda: builds_settled(settings, "finance.exchange_rates", started) and builds_settled(
-        settings, "inventory.stock_movements", started) and warehouse_row(
-        settings, "select count(*) from stage_inventory__stock_movements") == (40,), 120, "both built")
-    assert warehouse_row(settings, "select count(*), max(rate_to_usd) filter (where rate_id = 'EUR-2026-11-25') "
-                                   "from stage_finance__exchange_rates")[0] == 8
-    assert float(warehouse_row(settings, "select rate_to_usd from stage_finance__exchange_rates where rate_id = 'EUR-2026-11-25'")[0]) == 1.5
-    assert warehouse_row(settings, "select count(*), count(distinct movement_id) from stage_inventory__stock_movements") == (40, 40)
+    assert sorted(r.status for n, r in rows.items() if n not in expected) == [
+        "announced",
+        "announced",
+        "announced",
+        "duplicate",
+    ]
+    wait_for(
+        lambda: (
+            builds_settled(settings, "finance.exchange_rates", started)
+            and builds_settled(settings, "inventory.stock_movements", started)
+            and warehouse_row(settings, "select count(*) from stage_inventory__stock_movements") == (40,)
+        ),
+        120,
+        "both built",
+    )
+    assert (
+        warehouse_row(
+            settings,
+            "select count(*), max(rate_to_usd) filter (where rate_id = 'EUR-2026-11-25') "
+            "from stage_finance__exchange_rates",
+        )[0]
+        == 8
+    )
+    assert (
+        float(
+            warehouse_row(
+                settings, "select rate_to_usd from stage_finance__exchange_rates where rate_id = 'EUR-2026-11-25'"
+            )[0]
+        )
+        == 1.5
+    )
+    assert warehouse_row(
+        settings, "select count(*), count(distinct movement_id) from stage_inventory__stock_movements"
+    ) == (40, 40)
 
 
 def landing(settings: Settings, *args: str) -> subprocess.CompletedProcess:
@@ -240,29 +328,49 @@ def test_replay_judges_a_fixed_quarantined_file_again_and_rebuild_reloads_a_data
     settings, tag = stack, tmp_path.name
     products = folder(settings, "dummyjson.products")
     (products / "untitled.jsonl").write_text(json.dumps({"id": 71001, "price": 3}) + "\n")
-    bad = wait_for(lambda: next((Path(r.quarantined_to) for r in ledger_rows(settings)
-                                 if Path(r.path).name == "untitled.jsonl" and r.status == "quarantined"), None), 60,
-                   "the file without a title quarantined")
+    bad = wait_for(
+        lambda: next(
+            (
+                Path(r.quarantined_to)
+                for r in ledger_rows(settings)
+                if Path(r.path).name == "untitled.jsonl" and r.status == "quarantined"
+            ),
+            None,
+        ),
+        60,
+        "the file without a title quarantined",
+    )
     again = landing(settings, "replay", str(bad))  # the contract has not changed: quarantined again, same reason
     assert again.returncode == 1 and "quarantined again" in again.stdout and "'title'" in again.stdout, again.stdout
-    bad = next(Path(r.quarantined_to) for r in ledger_rows(settings)
-               if Path(r.path).name == "untitled.jsonl" and r.status == "quarantined")
+    bad = next(
+        Path(r.quarantined_to)
+        for r in ledger_rows(settings)
+        if Path(r.path).name == "untitled.jsonl" and r.status == "quarantined"
+    )
     bad.write_text(json.dumps({"id": 71001, "title": f"{tag}-fixed", "price": 3}) + "\n")  # fixed where it lies
     started = time.time()
     fixed = landing(settings, "replay", str(bad))
     assert fixed.returncode == 0 and "accepted" in fixed.stdout, fixed.stdout + fixed.stderr
-    wait_for(lambda: builds_settled(settings, "dummyjson.products", started) and warehouse_row(
-        settings, "select product_name from stage_dummyjson__products where product_id = 71001") == (f"{tag}-fixed",),
-        90, "the replayed file built")
+    wait_for(
+        lambda: (
+            builds_settled(settings, "dummyjson.products", started)
+            and warehouse_row(settings, "select product_name from stage_dummyjson__products where product_id = 71001")
+            == (f"{tag}-fixed",)
+        ),
+        90,
+        "the replayed file built",
+    )
 
     accepted = len(load_catalog(settings).get("dummyjson.products").data_files())
     rebuilt = landing(settings, "rebuild", "dummyjson.products")
     assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
     assert f"loaded    {accepted} file(s)" in rebuilt.stdout and "(rebuild)" in rebuilt.stdout, rebuilt.stdout
-    assert warehouse_row(settings, "select count(*) from landing.load_history where dataset = 'dummyjson.products'") \
-        == (accepted,)
-    assert warehouse_row(settings, "select product_name from stage_dummyjson__products where product_id = 71001") \
-        == (f"{tag}-fixed",)
+    assert warehouse_row(
+        settings, "select count(*) from landing.load_history where dataset = 'dummyjson.products'"
+    ) == (accepted,)
+    assert warehouse_row(settings, "select product_name from stage_dummyjson__products where product_id = 71001") == (
+        f"{tag}-fixed",
+    )
     unknown = landing(settings, "rebuild", "dummyjson.orders")
     assert unknown.returncode == 2 and "dummyjson.orders" in unknown.stdout
 
@@ -272,27 +380,46 @@ def test_undeclared_columns_are_shown_and_a_rescue_source_keeps_them(stack, tmp_
     since = datetime.now(timezone.utc) - timedelta(seconds=2)
     started = time.time()
     (folder(settings, "dummyjson.products") / f"{tag}-wider.jsonl").write_text(
-        json.dumps({"id": 72001, "title": f"{tag}-wider", "price": 3, "colour": "red", "weight": 2}) + "\n")
+        json.dumps({"id": 72001, "title": f"{tag}-wider", "price": 3, "colour": "red", "weight": 2}) + "\n"
+    )
     (folder(settings, "dummyjson.users") / f"{tag}-users.jsonl").write_text(
-        json.dumps({"id": 72002, "email": f"{tag}@example.com", "age": 41, "hair": {"color": "brown"}}) + "\n")
+        json.dumps({"id": 72002, "email": f"{tag}@example.com", "age": 41, "hair": {"color": "brown"}}) + "\n"
+    )
     created = read_events(FILE_CREATED, since, resource_prefix="landing.dataset.dummyjson.", expect=2)
     by_name = {Path(e.payload["dropped_as"]).name: e.payload for e in created if e.payload.get("dropped_as")}
     assert by_name[f"{tag}-wider.jsonl"]["undeclared_columns"] == ["colour", "weight"]
     assert by_name[f"{tag}-users.jsonl"]["undeclared_columns"] == ["age", "hair"]
-    wait_for(lambda: builds_settled(settings, "dummyjson.users", started) and builds_settled(
-        settings, "dummyjson.products", started) and warehouse_row(
-        settings, "select _rescued->>'$.hair.color' from landing.dummyjson__users where id = 72002"), 90, "both built")
-    assert warehouse_row(settings, "select (_rescued->>'$.age')::int, _rescued->>'$.hair.color' "
-                                   "from landing.dummyjson__users where id = 72002") == (41, "brown")
+    wait_for(
+        lambda: (
+            builds_settled(settings, "dummyjson.users", started)
+            and builds_settled(settings, "dummyjson.products", started)
+            and warehouse_row(
+                settings, "select _rescued->>'$.hair.color' from landing.dummyjson__users where id = 72002"
+            )
+        ),
+        90,
+        "both built",
+    )
+    assert warehouse_row(
+        settings,
+        "select (_rescued->>'$.age')::int, _rescued->>'$.hair.color' from landing.dummyjson__users where id = 72002",
+    ) == (41, "brown")
     wider = by_name[f"{tag}-wider.jsonl"]["path"]
-    assert warehouse_row(settings, "select undeclared_columns from landing.load_history where accepted_file = ?",
-                         [wider]) == (["colour", "weight"],)
+    assert warehouse_row(
+        settings, "select undeclared_columns from landing.load_history where accepted_file = ?", [wider]
+    ) == (["colour", "weight"],)
 
     status = landing(settings, "status")
     assert status.returncode == 0, status.stdout + status.stderr
     lines = {line.split(":")[0]: line for line in status.stdout.splitlines() if line.startswith("schema drift")}
     # other tests' product files carry DummyJSON's other fields: the line names the first twelve, sorted
-    assert "colour" in lines["schema drift dummyjson.products"] and "not loaded" in lines["schema drift dummyjson.products"]
-    assert "age" in lines["schema drift dummyjson.users"] and "kept in the raw table's _rescued" in lines["schema drift dummyjson.users"]
+    assert (
+        "colour" in lines["schema drift dummyjson.products"]
+        and "not loaded" in lines["schema drift dummyjson.products"]
+    )
+    assert (
+        "age" in lines["schema drift dummyjson.users"]
+        and "kept in the raw table's _rescued" in lines["schema drift dummyjson.users"]
+    )
     told = landing(settings, "explain", wider)
     assert "undeclared colour, weight: not loaded; declare them in dummyjson.products" in told.stdout, told.stdout

@@ -49,9 +49,24 @@ def test_exports_land_every_row_with_one_event_per_file(settings, dummyjson, pre
     project = str(settings.dbt_project_dir)
     dbt = Path(sys.executable).with_name("dbt")
     result = subprocess.run(
-        [str(dbt), "build", "--select", "source:dummyjson+", "--project-dir", project, "--profiles-dir", project,
-         "--target-path", str(settings.dbt_target_dir), "--log-path", str(settings.state_dir / "logs")],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            str(dbt),
+            "build",
+            "--select",
+            "source:dummyjson+",
+            "--project-dir",
+            project,
+            "--profiles-dir",
+            project,
+            "--target-path",
+            str(settings.dbt_target_dir),
+            "--log-path",
+            str(settings.state_dir / "logs"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:]
     assert "ERROR=0" in result.stdout and "SKIP=0" in result.stdout
@@ -90,7 +105,9 @@ def test_unknown_table_is_refused(settings, prefect_server):
         export_dummyjson("orders", settings=settings)
 
 
-def test_export_all_lands_each_table_in_one_run_and_a_failing_table_fails_it(settings, dummyjson, prefect_server, tmp_path):
+def test_export_all_lands_each_table_in_one_run_and_a_failing_table_fails_it(
+    settings, dummyjson, prefect_server, tmp_path
+):
     settings = settings.model_copy(update={"dummyjson_base_url": dummyjson.url})
     for table in ("products", "carts"):  # content of our own: the server drops repeated event ids
         dummyjson.tables[table] = [dict(r, test=tmp_path.name) for r in dummyjson.tables[table]]

@@ -18,9 +18,21 @@ from landing.catalog import load_catalog
 from landing.settings import Settings
 from ops.local import builds, dbt_environment
 
-TABLES = ["stage_dummyjson__products", "stage_dummyjson__users", "stage_dummyjson__cart_lines",
-          "stage_finance__exchange_rates", "stage_inventory__stock_movements", "cart_lines_enriched"]
-ALL = ["dummyjson.carts", "dummyjson.products", "dummyjson.users", "finance.exchange_rates", "inventory.stock_movements"]
+TABLES = [
+    "stage_dummyjson__products",
+    "stage_dummyjson__users",
+    "stage_dummyjson__cart_lines",
+    "stage_finance__exchange_rates",
+    "stage_inventory__stock_movements",
+    "cart_lines_enriched",
+]
+ALL = [
+    "dummyjson.carts",
+    "dummyjson.products",
+    "dummyjson.users",
+    "finance.exchange_rates",
+    "inventory.stock_movements",
+]
 
 
 class Files:
@@ -41,13 +53,21 @@ class Files:
         ds.accepted_path.mkdir(parents=True, exist_ok=True)
         if dataset == "finance.exchange_rates":
             path = ds.accepted_path / f"{self.name(late)}.csv"
-            path.write_text("currency,rate_to_usd,as_of\n" + "".join(f"{r['currency']},{r['rate']},{r['as_of']}\n" for r in rows))
+            path.write_text(
+                "currency,rate_to_usd,as_of\n" + "".join(f"{r['currency']},{r['rate']},{r['as_of']}\n" for r in rows)
+            )
         elif dataset == "inventory.stock_movements":
             path = ds.accepted_path / f"{self.name(late)}.parquet"
             with duckdb.connect() as con:
-                con.execute("create table m as select * from (values " + ", ".join(
-                    f"({r['movement_id']}::bigint, {r['product_id']}, 'W{r['product_id'] % 3}', {r['quantity']}, "
-                    f"timestamp '2026-11-01 00:00:00')" for r in rows) + ") t(movement_id, product_id, warehouse, quantity, moved_at)")
+                con.execute(
+                    "create table m as select * from (values "
+                    + ", ".join(
+                        f"({r['movement_id']}::bigint, {r['product_id']}, 'W{r['product_id'] % 3}', {r['quantity']}, "
+                        f"timestamp '2026-11-01 00:00:00')"
+                        for r in rows
+                    )
+                    + ") t(movement_id, product_id, warehouse, quantity, moved_at)"
+                )
                 con.execute(f"copy m to '{path}' (format parquet)")
         else:
             path = ds.accepted_path / f"{self.name(late, oldest)}.jsonl"
@@ -61,18 +81,52 @@ def random_file(files: Files, rng: random.Random, movement: list[int]) -> tuple[
     late = rng.random() < 0.15
     n = rng.randint(1, 8)
     if dataset == "dummyjson.products":
-        rows = [{"id": k, "title": f"p{k}-{rng.randint(0, 99)}", "price": rng.randint(1, 500) / 4, "category": "c",
-                 "brand": rng.choice(["a", None]), "stock": rng.randint(0, 9)} for k in rng.sample(range(1, 40), n)]
+        rows = [
+            {
+                "id": k,
+                "title": f"p{k}-{rng.randint(0, 99)}",
+                "price": rng.randint(1, 500) / 4,
+                "category": "c",
+                "brand": rng.choice(["a", None]),
+                "stock": rng.randint(0, 9),
+            }
+            for k in rng.sample(range(1, 40), n)
+        ]
     elif dataset == "dummyjson.users":
-        rows = [{"id": k, "firstName": f"f{rng.randint(0, 9)}", "lastName": "l", "email": f"u{k}-{rng.randint(0, 9)}@x",
-                 "username": f"u{k}"} for k in rng.sample(range(1, 30), n)]
+        rows = [
+            {
+                "id": k,
+                "firstName": f"f{rng.randint(0, 9)}",
+                "lastName": "l",
+                "email": f"u{k}-{rng.randint(0, 9)}@x",
+                "username": f"u{k}",
+            }
+            for k in rng.sample(range(1, 30), n)
+        ]
     elif dataset == "dummyjson.carts":
-        rows = [{"id": k, "userId": rng.randint(1, 29), "products": [
-            {"id": rng.randint(1, 39), "title": "t", "price": 1.5, "quantity": rng.randint(1, 3), "total": 3.0,
-             "discountedTotal": 2.5} for _ in range(rng.randint(1, 4))]} for k in rng.sample(range(1, 25), n)]
+        rows = [
+            {
+                "id": k,
+                "userId": rng.randint(1, 29),
+                "products": [
+                    {
+                        "id": rng.randint(1, 39),
+                        "title": "t",
+                        "price": 1.5,
+                        "quantity": rng.randint(1, 3),
+                        "total": 3.0,
+                        "discountedTotal": 2.5,
+                    }
+                    for _ in range(rng.randint(1, 4))
+                ],
+            }
+            for k in rng.sample(range(1, 25), n)
+        ]
     elif dataset == "finance.exchange_rates":
-        rows = [{"currency": c, "rate": rng.randint(50, 150) / 100, "as_of": f"2026-11-{d:02d}"}
-                for c, d in rng.sample([(c, d) for c in ("EUR", "GBP", "JPY") for d in range(1, 6)], n)]
+        rows = [
+            {"currency": c, "rate": rng.randint(50, 150) / 100, "as_of": f"2026-11-{d:02d}"}
+            for c, d in rng.sample([(c, d) for c in ("EUR", "GBP", "JPY") for d in range(1, 6)], n)
+        ]
     else:
         rows = []
         for _ in range(n):
@@ -94,7 +148,10 @@ def test_incremental_builds_equal_a_full_rebuild_after_a_random_sequence_of_file
         snapshots = [(d, p) for d, p in landed if d != "inventory.stock_movements"]  # the sensor drops duplicates
         if rng.random() < 0.3 and snapshots:  # the same content again under a newer name (an export run twice)
             dataset, path = rng.choice(snapshots)
-            dup = files.catalog.get(dataset).accepted_path / f"{files.name(False)}{path[path.index('.', path.rindex('/')):]}"
+            dup = (
+                files.catalog.get(dataset).accepted_path
+                / f"{files.name(False)}{path[path.index('.', path.rindex('/')) :]}"
+            )
             dup.write_bytes(files.content[path])
             batch.append((dataset, str(dup)))
         landed += batch
@@ -109,10 +166,14 @@ def test_incremental_builds_equal_a_full_rebuild_after_a_random_sequence_of_file
     assert not [b for b in builds(settings) if b["status"] == "failed"], "no incremental build failed"
 
     # the bad file was set aside with the test as its reason; every other file is loaded exactly once
-    reason = (settings.root / "_quarantine" / "dummyjson.products" / (bad.rsplit("/", 1)[1] + ".reason.txt")).read_text()
+    reason = (
+        settings.root / "_quarantine" / "dummyjson.products" / (bad.rsplit("/", 1)[1] + ".reason.txt")
+    ).read_text()
     assert "not_null" in reason and "title" in reason
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
-        history = con.execute("select accepted_file, count(*), sum(rows) from landing.load_history group by 1").fetchall()
+        history = con.execute(
+            "select accepted_file, count(*), sum(rows) from landing.load_history group by 1"
+        ).fetchall()
     assert sorted(h[0] for h in history) == sorted(p for _, p in landed)
     assert all(h[1] == 1 and h[2] > 0 for h in history)
 
@@ -124,14 +185,23 @@ def test_incremental_builds_equal_a_full_rebuild_after_a_random_sequence_of_file
         con.execute(f"attach '{settings.warehouse}' as inc (read_only)")
         con.execute(f"attach '{full.warehouse}' as rebuilt (read_only)")
         for table in TABLES:
-            cols = [c for (c,) in con.execute(
-                "select column_name from information_schema.columns where table_catalog = 'inc' and table_name = ? "
-                "and column_name != '_landing_high' order by ordinal_position", [table]).fetchall()]
+            cols = [
+                c
+                for (c,) in con.execute(
+                    "select column_name from information_schema.columns where table_catalog = 'inc' and table_name = ? "
+                    "and column_name != '_landing_high' order by ordinal_position",
+                    [table],
+                ).fetchall()
+            ]
             select = ", ".join(f'"{c}"' for c in cols)
-            a_not_b = con.execute(f"select count(*) from (select {select} from inc.{table} except all "
-                                  f"select {select} from rebuilt.{table})").fetchone()[0]
-            b_not_a = con.execute(f"select count(*) from (select {select} from rebuilt.{table} except all "
-                                  f"select {select} from inc.{table})").fetchone()[0]
+            a_not_b = con.execute(
+                f"select count(*) from (select {select} from inc.{table} except all "
+                f"select {select} from rebuilt.{table})"
+            ).fetchone()[0]
+            b_not_a = con.execute(
+                f"select count(*) from (select {select} from rebuilt.{table} except all "
+                f"select {select} from inc.{table})"
+            ).fetchone()[0]
             rows = con.execute(f"select count(*) from rebuilt.{table}").fetchone()[0]
             assert rows > 0, f"{table} is empty: the comparison would prove nothing"
             assert (a_not_b, b_not_a) == (0, 0), f"{table}: incremental and full differ ({a_not_b} / {b_not_a} rows)"
@@ -151,7 +221,9 @@ def test_a_build_reads_only_the_files_it_has_not_loaded(settings, prefect_server
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
         assert con.execute("select count(*) from landing.load_history").fetchone()[0] == 31
         # the late file is older than the one holding product 5: staging keeps the newer one
-        assert con.execute("select product_name from stage_dummyjson__products where product_id = 5").fetchone() == ("t5",)
+        assert con.execute("select product_name from stage_dummyjson__products where product_id = 5").fetchone() == (
+            "t5",
+        )
         assert con.execute("select rows from landing.load_history where accepted_file = ?", [late]).fetchone() == (1,)
 
 

@@ -86,14 +86,29 @@ def lines(proc: subprocess.Popen) -> list[dict]:
 def test_readers_never_fail_never_block_a_build_and_see_each_build_within_3_s(stack, tmp_path):
     settings, env = stack
     tag, products = f"rd{tmp_path.name[-6:].replace('_', '')}", products_folder(settings)
-    (products / "seed.jsonl").write_bytes(product_rows(f"{tag}-seed", 900))  # the readers' file exists before they start
-    wait_for(lambda: warehouse_row(settings, "select count(*) from stage_dummyjson__products where product_name like ?",
-                                   [f"{tag}-seed-%"]) == (3,), 90, "the first build published")
+    (products / "seed.jsonl").write_bytes(
+        product_rows(f"{tag}-seed", 900)
+    )  # the readers' file exists before they start
+    wait_for(
+        lambda: (
+            warehouse_row(
+                settings, "select count(*) from stage_dummyjson__products where product_name like ?", [f"{tag}-seed-%"]
+            )
+            == (3,)
+        ),
+        90,
+        "the first build published",
+    )
     started = time.time()
-    dashboard = subprocess.Popen([sys.executable, "-c", DASHBOARD, str(settings.warehouse), tag, "48"],
-                                 stdout=subprocess.PIPE, text=True, env=env)
-    notebook = subprocess.Popen([sys.executable, "-c", NOTEBOOK, str(settings.warehouse), tag, "30"],
-                                stdout=subprocess.PIPE, text=True, env=env)
+    dashboard = subprocess.Popen(
+        [sys.executable, "-c", DASHBOARD, str(settings.warehouse), tag, "48"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    notebook = subprocess.Popen(
+        [sys.executable, "-c", NOTEBOOK, str(settings.warehouse), tag, "30"], stdout=subprocess.PIPE, text=True, env=env
+    )
     time.sleep(1)
     dropped = []
     for i in range(10):  # 10 drops over 30 s, while the notebook holds its connection
@@ -104,7 +119,9 @@ def test_readers_never_fail_never_block_a_build_and_see_each_build_within_3_s(st
         time.sleep(3)
     reads, held = lines(dashboard), lines(notebook)
 
-    assert reads and not [r for r in reads if "error" in r], f"a dashboard read failed: {[r for r in reads if 'error' in r][:3]}"
+    assert reads and not [r for r in reads if "error" in r], (
+        f"a dashboard read failed: {[r for r in reads if 'error' in r][:3]}"
+    )
     assert len(reads) > 100, f"the dashboard read only {len(reads)} times in 48 s"
     assert held and not [r for r in held if "error" in r], f"the notebook's reads failed: {held[:3]}"
     assert {r["rows"] for r in held} == {3}, "the held connection must keep its own snapshot (the seed's rows only)"
@@ -129,25 +146,40 @@ def test_readers_never_fail_never_block_a_build_and_see_each_build_within_3_s(st
 def test_a_build_waits_for_a_hand_opened_build_file_and_status_names_the_holder(stack, tmp_path):
     settings, env = stack
     tag, products = f"hd{tmp_path.name[-6:].replace('_', '')}", products_folder(settings)
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_RW, str(settings.build_warehouse), "10"],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_RW, str(settings.build_warehouse), "10"], stdout=subprocess.PIPE, text=True
+    )
     assert holder.stdout.readline().strip() == "holding"
     started = time.time()
     (products / "while-held.jsonl").write_bytes(product_rows(tag, 950))
 
     def status_names_holder():
-        out = subprocess.run([sys.executable, "-m", "ops", "status"], env=env, capture_output=True, text=True, timeout=60).stdout
+        out = subprocess.run(
+            [sys.executable, "-m", "ops", "status"], env=env, capture_output=True, text=True, timeout=60
+        ).stdout
         return out if f"held by pid {holder.pid}" in out else None
 
     said = wait_for(status_names_holder, 9, "landing status to name the holder", interval=0.5)
     assert "build waiting" in said and str(settings.build_warehouse) in said
     holder.wait(30)
-    wait_for(lambda: warehouse_row(settings, "select count(*) from stage_dummyjson__products where product_name like ?",
-                                   [f"{tag}-%"]) == (3,), 60, "the build after the holder left")
+    wait_for(
+        lambda: (
+            warehouse_row(
+                settings, "select count(*) from stage_dummyjson__products where product_name like ?", [f"{tag}-%"]
+            )
+            == (3,)
+        ),
+        60,
+        "the build after the holder left",
+    )
     done = [b for b in builds(settings) if b["at"] > started]
     assert done and not [b for b in done if b["status"] == "failed"], done
-    assert "build waiting" not in subprocess.run([sys.executable, "-m", "ops", "status"], env=env, capture_output=True,
-                                                 text=True, timeout=60).stdout
+    assert (
+        "build waiting"
+        not in subprocess.run(
+            [sys.executable, "-m", "ops", "status"], env=env, capture_output=True, text=True, timeout=60
+        ).stdout
+    )
 
 
 def test_a_lock_met_by_dbt_itself_is_retried_at_once_and_never_alerts(settings, prefect_server, monkeypatch, tmp_path):
@@ -155,11 +187,14 @@ def test_a_lock_met_by_dbt_itself_is_retried_at_once_and_never_alerts(settings, 
     tries again within seconds instead of failing and alerting."""
     accepted_without_event(settings, "dummyjson.products", [{"id": 1, "title": "first", "price": 1.0}])
     with dbt_environment(settings):
-        assert dbt_build(["dummyjson.products"], settings=settings)["status"] == "built"  # parsed: the next starts at once
+        assert (
+            dbt_build(["dummyjson.products"], settings=settings)["status"] == "built"
+        )  # parsed: the next starts at once
         accepted_without_event(settings, "dummyjson.products", [{"id": 1, "title": "retried", "price": 1.0}])
         monkeypatch.setattr(readers, "wait_until_free", lambda *a, **k: 0.0)  # the race: dbt meets the lock first
-        holder = subprocess.Popen([sys.executable, "-c", HOLD_RW, str(settings.build_warehouse), "3"],
-                                  stdout=subprocess.PIPE, text=True)
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD_RW, str(settings.build_warehouse), "3"], stdout=subprocess.PIPE, text=True
+        )
         assert holder.stdout.readline().strip() == "holding"
         result = dbt_build(["dummyjson.products"], settings=settings)
     assert result["status"] == "built"
@@ -171,8 +206,17 @@ def test_a_lock_met_by_dbt_itself_is_retried_at_once_and_never_alerts(settings, 
 
 def test_landing_sql_reads_the_newest_build_and_says_what_to_do(stack):
     settings, env = stack
-    run = lambda *args, stdin=None: subprocess.run([sys.executable, "-m", "ops", "sql", *args], env=env, input=stdin,  # noqa: E731
-                                                   capture_output=True, text=True, timeout=60)
+
+    def run(*args, stdin=None):
+        return subprocess.run(
+            [sys.executable, "-m", "ops", "sql", *args],
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
     got = run("select count(*) > 0 as built from stage_dummyjson__products")
     assert got.returncode == 0 and "true" in got.stdout, got.stdout + got.stderr
     got = run("--csv", stdin="select 1 as a, 'x' as b; select 2 as a, 'y' as b;")
@@ -182,5 +226,7 @@ def test_landing_sql_reads_the_newest_build_and_says_what_to_do(stack):
     got = run("select * from no_such_model")
     assert got.returncode == 1 and "no_such_model" in got.stdout
     empty = {**env, "LANDING_STATE_DIR": str(Path(settings.state_dir).parent / "nothing-built")}
-    got = subprocess.run([sys.executable, "-m", "ops", "sql", "select 1"], env=empty, capture_output=True, text=True, timeout=60)
+    got = subprocess.run(
+        [sys.executable, "-m", "ops", "sql", "select 1"], env=empty, capture_output=True, text=True, timeout=60
+    )
     assert got.returncode == 1 and "nothing built yet" in got.stdout

@@ -44,7 +44,9 @@ def slow(tmp_path_factory, prefect_server):
 def start_build(name: str):
     from prefect.deployments import run_deployment
 
-    return run_deployment(BUILD, parameters={"datasets": ["dummyjson.users"], "force": True}, timeout=0, flow_run_name=name)
+    return run_deployment(
+        BUILD, parameters={"datasets": ["dummyjson.users"], "force": True}, timeout=0, flow_run_name=name
+    )
 
 
 def state_of(run_id):
@@ -81,6 +83,7 @@ def request_cancel(run_id) -> None:
 
 def in_slow_model(log, run_id) -> None:
     """Until dbt has started slow_users in this run (the build checks and parses the project first)."""
+
     def started() -> bool:
         state = state_of(run_id)
         assert not state.is_final(), f"the run ended {state.type} before the test could stop it"

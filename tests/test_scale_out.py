@@ -44,9 +44,14 @@ def stack(dummyjson_api):
     base = Path(tempfile.mkdtemp(prefix="landing-scale-", dir="/tmp"))
     base.chmod(0o755)
     settings = Settings(
-        root=base / "landing", state_dir=base / "state", dbt_project_dir=REPO_ROOT / "dbt",
-        dummyjson_base_url=dummyjson_api.url, http_backoff_seconds=0.01,
-        burst_window_seconds=3, settle_seconds=1.0, rescan_seconds=3600,
+        root=base / "landing",
+        state_dir=base / "state",
+        dbt_project_dir=REPO_ROOT / "dbt",
+        dummyjson_base_url=dummyjson_api.url,
+        http_backoff_seconds=0.01,
+        burst_window_seconds=3,
+        settle_seconds=1.0,
+        rescan_seconds=3600,
         reconcile_seconds=30,  # on, as in production: R1 asserts that it had nothing left to build
     )
     running = ScaleOutStack(base, settings).start()
@@ -82,11 +87,18 @@ def _created_by_automation(run_id: str) -> str | None:
 
 def test_the_stack_is_what_it_says(stack):
     components = stack.components()
-    assert {"prefect api", "prefect services", "dbt runner 1", "dbt runner 2", "export worker", "sensor"} <= set(components)
-    workers = subprocess.run(["pgrep", "-P", str(components["prefect api"])], capture_output=True, text=True).stdout.split()
+    assert {"prefect api", "prefect services", "dbt runner 1", "dbt runner 2", "export worker", "sensor"} <= set(
+        components
+    )
+    workers = subprocess.run(
+        ["pgrep", "-P", str(components["prefect api"])], capture_output=True, text=True
+    ).stdout.split()
     assert len(workers) >= 2, "two API worker processes under uvicorn's parent"  # --workers 2
     text = stack.log.read_text()
-    assert "scale-out: Prefect on postgresql+asyncpg://prefect:***@127.0.0.1" in text and stack.postgres.password not in text
+    assert (
+        "scale-out: Prefect on postgresql+asyncpg://prefect:***@127.0.0.1" in text
+        and stack.postgres.password not in text
+    )
 
 
 def test_the_api_refuses_requests_without_credentials(stack):
@@ -96,8 +108,13 @@ def test_the_api_refuses_requests_without_credentials(stack):
     assert wrong.status_code == 401
     user, password = stack.auth.split(":", 1)
     assert httpx.post(f"{stack.api_url}/flows/filter", json={}, timeout=10, auth=(user, password)).status_code == 200
-    status = subprocess.run([UP, "status"], env={**os.environ, **stack.settings.to_env(), **stack.env},
-                            capture_output=True, text=True, timeout=120)
+    status = subprocess.run(
+        [UP, "status"],
+        env={**os.environ, **stack.settings.to_env(), **stack.env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert status.returncode == 0, status.stdout + status.stderr
 
 
@@ -105,7 +122,9 @@ def test_a_dropped_file_is_built_by_a_run_an_automation_created(stack):
     settings = stack.settings
     folder = settings.root / "dummyjson" / "users"
     folder.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["cp", str(REPO_ROOT / "samples" / "dummyjson" / "users.jsonl"), str(folder / "dropped.jsonl")], check=True)
+    subprocess.run(
+        ["cp", str(REPO_ROOT / "samples" / "dummyjson" / "users.jsonl"), str(folder / "dropped.jsonl")], check=True
+    )
     record = wait_for(lambda: _built(settings, "dummyjson.users"), 180, "the users build")[-1]
     assert _created_by_automation(record["flow_run_id"]) == "landing: build dummyjson.users"
     assert _completed(record["flow_run_id"])
@@ -140,7 +159,9 @@ def test_a_build_waits_while_another_machine_writes_its_warehouse_and_others_do_
         first = (REPO_ROOT / "samples" / "dummyjson" / "users.jsonl").read_text().splitlines()[0]
         (folder / "while-held.jsonl").write_text(first.replace('"id": 1,', '"id": 9001,', 1) + "\n")
         time.sleep(12)  # the sensor accepts it, an automation starts a run, a runner claims it and waits for the slot
-        assert not _built(settings, "dummyjson.users", after=before), "a build wrote while another writer held the warehouse"
+        assert not _built(settings, "dummyjson.users", after=before), (
+            "a build wrote while another writer held the warehouse"
+        )
         released = time.time()
     record = wait_for(lambda: _built(settings, "dummyjson.users", after=before), 120, "the build after the release")[-1]
     assert record["started"] >= released - 1
@@ -151,8 +172,16 @@ def test_bad_urls_and_credentials_stop_up_within_30_s_naming_the_url(stack):
     closed = f"postgresql+asyncpg://prefect:x@127.0.0.1:{_closed_port()}/prefect"
     cases = [
         ({"LANDING_PREFECT_DATABASE_URL": closed}, redacted(closed), "does not answer"),
-        ({"LANDING_PREFECT_DATABASE_URL": pg.url.replace(pg.password, "wrong")}, "refused the credentials", "LANDING_PREFECT_DATABASE_URL"),
-        ({"LANDING_REDIS_URL": redis.url.replace(redis.password, "wrong")}, "refused the credentials", "LANDING_REDIS_URL"),
+        (
+            {"LANDING_PREFECT_DATABASE_URL": pg.url.replace(pg.password, "wrong")},
+            "refused the credentials",
+            "LANDING_PREFECT_DATABASE_URL",
+        ),
+        (
+            {"LANDING_REDIS_URL": redis.url.replace(redis.password, "wrong")},
+            "refused the credentials",
+            "LANDING_REDIS_URL",
+        ),
         ({"LANDING_REDIS_URL": f"redis://127.0.0.1:{_closed_port()}/0"}, "does not answer", "LANDING_REDIS_URL"),
         ({"LANDING_REDIS_URL": ""}, "LANDING_REDIS_URL is not set", "make up-scale"),
     ]
@@ -161,8 +190,14 @@ def test_bad_urls_and_credentials_stop_up_within_30_s_naming_the_url(stack):
         env = {**stack.up_env(), "LANDING_STATE_DIR": str(stack.base / f"bad-config-{len(runs)}"), **change}
         if change.get("LANDING_REDIS_URL") == "":
             del env["LANDING_REDIS_URL"]
-        runs.append((change, said, time.monotonic(), subprocess.Popen([UP, "up"], env=env, stdout=subprocess.PIPE,
-                                                                     stderr=subprocess.STDOUT, text=True)))
+        runs.append(
+            (
+                change,
+                said,
+                time.monotonic(),
+                subprocess.Popen([UP, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True),
+            )
+        )
     for change, said, started, proc in runs:
         out = proc.communicate(timeout=60)[0]
         took = time.monotonic() - started
@@ -199,14 +234,19 @@ def test_r1_kill_9_the_sensor_mid_burst_of_1000_files_loses_nothing(stack):
     def burst_records():
         return [r for r in ledger.rows() if "/burst-" in r.path]
 
-    wait_for(lambda: len(burst_records()) == BURST and ledger.pending_count() == 0, 240, "every file announced and sent")
+    wait_for(
+        lambda: len(burst_records()) == BURST and ledger.pending_count() == 0, 240, "every file announced and sent"
+    )
     records = burst_records()
     assert {r.status for r in records} == {"announced"} and len({r.event_id for r in records}) == BURST
     assert not list(folder.iterdir()), "every file accepted"
 
     def rows_built():
-        return warehouse_row(settings, "select count(*), count(distinct source_file) from stage_dummyjson__products "
-                             "where product_name like ?", [f"{tag}-%"])
+        return warehouse_row(
+            settings,
+            "select count(*), count(distinct source_file) from stage_dummyjson__products where product_name like ?",
+            [f"{tag}-%"],
+        )
 
     wait_for(lambda: rows_built() == (BURST * 3, BURST), 300, "every file's rows in the warehouse")
     events = read_events(FILE_CREATED, since, "landing.dataset.dummyjson.products", timeout=120, expect=BURST)

@@ -124,7 +124,9 @@ def test_files_dropped_while_stopped_are_caught_up(harness):
         (harness.folder / f"while-down-{i}.jsonl").write_bytes(rows(f"down-{i}"))
     harness.start()
     events = harness.events(expect=3)
-    assert sorted(e.payload["dropped_as"].rsplit("/", 1)[1] for e in events) == [f"while-down-{i}.jsonl" for i in range(3)]
+    assert sorted(e.payload["dropped_as"].rsplit("/", 1)[1] for e in events) == [
+        f"while-down-{i}.jsonl" for i in range(3)
+    ]
     assert len(harness.quiet_events()) == 3
 
 
@@ -176,7 +178,9 @@ def test_server_down_while_files_drop_then_back(sensor_settings, tmp_path):
         since = datetime.now(timezone.utc) - timedelta(seconds=5)
         for i in range(20):
             (folder / f"outage-{i:02d}.jsonl").write_bytes(rows(f"outage-{i}"))
-        wait_for(lambda: b"waiting for the server" in (tmp_path / "sensor.log").read_bytes(), 60, "the sensor to notice")
+        wait_for(
+            lambda: b"waiting for the server" in (tmp_path / "sensor.log").read_bytes(), 60, "the sensor to notice"
+        )
         time.sleep(3)
         server.start()
         with using_server(server.api_url):
@@ -204,16 +208,24 @@ def test_once_decides_the_backlog_sends_its_events_and_exits(sensor_settings, pr
         os.utime(p, (old, old))
     since = datetime.now(timezone.utc) - timedelta(seconds=5)
     env = {**os.environ, **sensor_settings.to_env(), "PREFECT_API_URL": prefect_server.api_url}
-    done = subprocess.run([sys.executable, "-m", "sensors", "--once"], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "sensors", "--once"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "catching up once" in done.stdout and "watching" not in done.stdout
     assert "stopped; 0 event(s) left in the ledger" in done.stdout
     ledger = Ledger(ledger_path(sensor_settings.state_dir))
     assert sorted((Path(r.path).name, r.status) for r in ledger.rows()) == [
-        ("broken.jsonl", "quarantined"), *[(f"waited-{i}.jsonl", "announced") for i in range(3)]]
+        ("broken.jsonl", "quarantined"),
+        *[(f"waited-{i}.jsonl", "announced") for i in range(3)],
+    ]
     assert not list(folder.iterdir()), "every file was moved: accepted or quarantined"
     accepted = sensor_settings.accepted / "dummyjson" / "products"  # what dbt reads: the good files, whole
-    assert sorted(p.read_bytes() for p in accepted.iterdir()) == sorted(rows(f"once-{tmp_path.name}-{i}") for i in range(3))
+    assert sorted(p.read_bytes() for p in accepted.iterdir()) == sorted(
+        rows(f"once-{tmp_path.name}-{i}") for i in range(3)
+    )
     created = read_events(FILE_CREATED, since, "landing.dataset.dummyjson.products", timeout=60, expect=3)
-    assert sorted(e.payload["dropped_as"] for e in created) == [f"dummyjson/products/waited-{i}.jsonl" for i in range(3)]
+    assert sorted(e.payload["dropped_as"] for e in created) == [
+        f"dummyjson/products/waited-{i}.jsonl" for i in range(3)
+    ]
     assert read_events(FILE_REJECTED, since, "landing.dataset.dummyjson.products", timeout=60, expect=1)

@@ -47,17 +47,26 @@ def test_up_demo_explain_status_and_clean_stop(tmp_path):
         LANDING_BURST_WINDOW_SECONDS="2",
     )
     log = tmp_path / "up.log"
-    up = subprocess.Popen([LANDING, "up"], env=env, cwd=REPO_ROOT,
-                          stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    up = subprocess.Popen(
+        [LANDING, "up"],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     api = f"http://127.0.0.1:{port}/api"
     cli_env = {**env, "PREFECT_API_URL": api}
 
     def cli(*args, timeout=240):
-        return subprocess.run([LANDING, *args], env=cli_env, cwd=REPO_ROOT,
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [LANDING, *args], env=cli_env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout
+        )
 
     try:
-        wait_for(lambda: b"Ctrl-C stops everything" in log.read_bytes() or up.poll() is not None, 240, "the stack to come up")
+        wait_for(
+            lambda: b"Ctrl-C stops everything" in log.read_bytes() or up.poll() is not None, 240, "the stack to come up"
+        )
         text = log.read_text()
         assert up.poll() is None, text[-3000:]
         assert f"Prefect UI:      http://127.0.0.1:{port}" in text
@@ -149,8 +158,13 @@ def _sensor_killed_comes_back_and_loses_nothing(state, landing, cli, up) -> None
     dropped = _drop_sample(landing, "users", "while-the-sensor-was-down", lines=5)
     wait_for(lambda: _components(state)["sensor"] != before, 10, "the sensor to be restarted", interval=0.2)
     assert time.monotonic() - killed < 10
-    explained = wait_for(lambda: (r := cli("explain", str(dropped), timeout=60)).returncode == 0
-                         and "ledger    announced" in r.stdout and r, 60, "the file dropped meanwhile to be announced")
+    explained = wait_for(
+        lambda: (
+            (r := cli("explain", str(dropped), timeout=60)).returncode == 0 and "ledger    announced" in r.stdout and r
+        ),
+        60,
+        "the file dropped meanwhile to be announced",
+    )
     assert "dataset   dummyjson.users" in explained.stdout, explained.stdout
     assert up.poll() is None, "the stack stays up"
 
@@ -165,10 +179,17 @@ def _crash_the_sensor_until_up_gives_up(state, proc, log) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        wait_for(lambda pid=pid: proc.poll() is not None or _components(state).get("sensor") != pid, 30, "a restart", interval=0.2)
+        wait_for(
+            lambda pid=pid: proc.poll() is not None or _components(state).get("sensor") != pid,
+            30,
+            "a restart",
+            interval=0.2,
+        )
     assert proc.wait(60) == 1, log.read_text()[-3000:]
     text = log.read_text()
-    assert re.search(r"sensor exited with -9 and has crashed \d times within 60 s; stopping everything", text), text[-3000:]
+    assert re.search(r"sensor exited with -9 and has crashed \d times within 60 s; stopping everything", text), text[
+        -3000:
+    ]
     assert "restarting it in 1 s" in text and "restarting it in 2 s" in text
 
 
@@ -179,14 +200,29 @@ def _up_again_on_changed_projects(env: dict, project, api: str, tmp_path, times:
     for i in range(times):
         _change(project, f"{tmp_path.name} start {i}")
         log = tmp_path / f"up-again-{i}.log"
-        again_env = {**env, "PREFECT_API_URL": api, "LANDING_STATE_DIR": str(tmp_path / f"state-again-{i}"),
-                     "LANDING_ROOT": str(tmp_path / f"landing-again-{i}")}
-        proc = subprocess.Popen([LANDING, "up"], env=again_env, cwd=REPO_ROOT,
-                                stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        again_env = {
+            **env,
+            "PREFECT_API_URL": api,
+            "LANDING_STATE_DIR": str(tmp_path / f"state-again-{i}"),
+            "LANDING_ROOT": str(tmp_path / f"landing-again-{i}"),
+        }
+        proc = subprocess.Popen(
+            [LANDING, "up"],
+            env=again_env,
+            cwd=REPO_ROOT,
+            stdout=open(log, "wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             try:
-                wait_for(lambda log=log, proc=proc: b"Ctrl-C stops everything" in log.read_bytes() or proc.poll() is not None, 240,
-                         f"start {i} on a changed project")
+                wait_for(
+                    lambda log=log, proc=proc: (
+                        b"Ctrl-C stops everything" in log.read_bytes() or proc.poll() is not None
+                    ),
+                    240,
+                    f"start {i} on a changed project",
+                )
             except AssertionError as exc:
                 raise AssertionError(f"{exc}: {log.read_text()[-4000:]}") from None
             assert proc.poll() is None, log.read_text()[-3000:]

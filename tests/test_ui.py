@@ -21,8 +21,9 @@ from sensors.sensor import Sensor
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-needs_chromium = pytest.mark.skipif(not CHROMIUM and not os.environ.get("CI"),
-                                    reason="chromium is not installed (.ci/run installs it)")
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM and not os.environ.get("CI"), reason="chromium is not installed (.ci/run installs it)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +44,24 @@ def page_dom(url: str, profile, expected: list[str]) -> str:
     dom = ""
     for _ in range(5):
         dom = subprocess.run(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", "--virtual-time-budget=15000", "--dump-dom", url],
-            capture_output=True, text=True, timeout=90,
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                "--virtual-time-budget=15000",
+                "--dump-dom",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=90,
         ).stdout
         if all(text in dom for text in expected):
             break
@@ -61,10 +76,22 @@ def page_text_after_clicks(url: str, profile, labels: list[str], expected: list[
 
     port = free_port()
     browser = subprocess.Popen(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
-         f"--remote-debugging-port={port}", "--window-size=1400,4000", "about:blank"],  # tall: lists render what is in view
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            f"--remote-debugging-port={port}",
+            "--window-size=1400,4000",
+            "about:blank",
+        ],  # tall: lists render what is in view
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     text = ""
     try:
@@ -81,13 +108,17 @@ def page_text_after_clicks(url: str, profile, labels: list[str], expected: list[
                         return reply.get("result", {})
 
             call("Page.navigate", url=url)
-            click = (f"(() => {{ for (const label of {json.dumps(labels)}) {{"
-                     "  const hits = [...document.querySelectorAll('*')].filter(e => e.textContent.trim() === label);"
-                     "  if (hits.length) hits[hits.length - 1].click(); }"
-                     " return document.body ? document.body.innerText : ''; })()")
+            click = (
+                f"(() => {{ for (const label of {json.dumps(labels)}) {{"
+                "  const hits = [...document.querySelectorAll('*')].filter(e => e.textContent.trim() === label);"
+                "  if (hits.length) hits[hits.length - 1].click(); }"
+                " return document.body ? document.body.innerText : ''; })()"
+            )
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                text = call("Runtime.evaluate", expression=click, returnByValue=True).get("result", {}).get("value") or ""
+                text = (
+                    call("Runtime.evaluate", expression=click, returnByValue=True).get("result", {}).get("value") or ""
+                )
                 if all(e in text for e in expected):
                     break
                 time.sleep(1)
@@ -137,19 +168,28 @@ def test_a_build_runs_page_shows_the_file_that_caused_it_and_its_artifact(settin
     [record] = [b for b in builds(settings) if b["flow_run_id"] == str(run.id)]
     accepted = record["newest_files"]["dummyjson.users"]
     # the staging model's asset event names its upstream as the dataset, not dbt-duckdb's read_json(...) call
-    [referenced] = read_events("prefect.asset.referenced", since, "landing://dataset/dummyjson.users", expect=1, timeout=30)
+    [referenced] = read_events(
+        "prefect.asset.referenced", since, "landing://dataset/dummyjson.users", expect=1, timeout=30
+    )
     assert referenced.resource.get("prefect.resource.name") == "dummyjson.users"
     # the model's materialization, sent by the build itself (no task per dbt node): upstream the dataset, by dbt, in this run
     [made] = read_events("prefect.asset.materialization.succeeded", since, "duckdb://", expect=1, timeout=30)
     assert made.resource.get("prefect.resource.name", "").endswith("stage_dummyjson__users"), made.resource
     related = {(r.id, r.role) for r in made.related}
-    assert {("landing://dataset/dummyjson.users", "asset"), ("dbt", "asset-materialized-by"),
-            (f"prefect.flow-run.{run.id}", "flow-run")} <= related, related
+    assert {
+        ("landing://dataset/dummyjson.users", "asset"),
+        ("dbt", "asset-materialized-by"),
+        (f"prefect.flow-run.{run.id}", "flow-run"),
+    } <= related, related
 
     expected = ["Files this build loaded", accepted, dropped.name, "stage_dummyjson__users", "12"]
     # the run page's Artifacts tab, then the build's artifact on it (a card titled with the artifact's key)
-    text = page_text_after_clicks(f"http://127.0.0.1:{ui_server.port}/runs/flow-run/{run.id}", tmp_path / "chrome",
-                                  ["Artifacts", "landing-build-dummyjson-users"], expected)
+    text = page_text_after_clicks(
+        f"http://127.0.0.1:{ui_server.port}/runs/flow-run/{run.id}",
+        tmp_path / "chrome",
+        ["Artifacts", "landing-build-dummyjson-users"],
+        expected,
+    )
     (tmp_path / "run-page.txt").write_text(text)
     for item in expected:
         assert item in text, f"{item!r} is not on the run's page ({run.id}; its text: {tmp_path / 'run-page.txt'})"

@@ -47,8 +47,13 @@ def extended(tmp_path_factory, prefect_server):
     shutil.copytree(REPO_ROOT / "dbt", project, ignore=shutil.ignore_patterns("target", "logs", ".user.yml"))
     (project / "models" / "staging" / "shop").mkdir(parents=True)
     (project / "models" / "staging" / "shop" / "__sources.yml").write_text(textwrap.dedent(EXTRA_SOURCES))
-    settings = Settings(root=base / "landing", state_dir=base / "state", dbt_project_dir=project, burst_window_seconds=2,
-                        reconcile_seconds=0)
+    settings = Settings(
+        root=base / "landing",
+        state_dir=base / "state",
+        dbt_project_dir=project,
+        burst_window_seconds=2,
+        reconcile_seconds=0,
+    )
     with Served(settings, prefect_server.api_url, base / "serve.log"):
         yield settings
     asyncio.run(delete_managed_automations())
@@ -57,13 +62,21 @@ def extended(tmp_path_factory, prefect_server):
 def test_apply_cli_creates_the_new_sources_automations(extended):
     env = {**__import__("os").environ, **extended.to_env()}
     result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "automations" / "apply.py")], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, str(REPO_ROOT / "automations" / "apply.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert "create     landing: build shop.orders" in result.stdout
     assert "create     landing: stale shop.orders" in result.stdout
     again = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "automations" / "apply.py"), "--dry-run"], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, str(REPO_ROOT / "automations" / "apply.py"), "--dry-run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert again.returncode == 0 and "0 to create, 0 to update, 0 to delete" in again.stdout
 
@@ -71,7 +84,11 @@ def test_apply_cli_creates_the_new_sources_automations(extended):
 def test_new_source_builds_on_landing(extended):
     assert "shop.orders" in load_catalog(extended).datasets
     land_rows("shop.orders", [{"id": 1}, {"id": 2}], "test:zero-code", extended)
-    wait_for(lambda: [b for b in builds(extended) if b["datasets"] == ["shop.orders"] and b["status"] == "built"], 90, "a shop.orders build")
+    wait_for(
+        lambda: [b for b in builds(extended) if b["datasets"] == ["shop.orders"] and b["status"] == "built"],
+        90,
+        "a shop.orders build",
+    )
 
 
 def test_stale_event_when_nothing_lands(extended):
@@ -84,15 +101,24 @@ def test_stale_event_when_nothing_lands(extended):
     assert payload["late_by_seconds"] is not None and payload["late_by_seconds"] >= 0
 
 
-BUILD_BY_HAND = ("import sys; from automations.dbt_build import dbt_build; "
-                 "print('STATUS', dbt_build(['shop.orders'], force=sys.argv[1] == 'force')['status'])")
+BUILD_BY_HAND = (
+    "import sys; from automations.dbt_build import dbt_build; "
+    "print('STATUS', dbt_build(['shop.orders'], force=sys.argv[1] == 'force')['status'])"
+)
 
 
 def _build_by_hand(settings: Settings, force: bool = False) -> str:
     """A manual dbt-build run, as the UI's Run button makes one (force off or on)."""
-    result = subprocess.run([sys.executable, "-c", BUILD_BY_HAND, "force" if force else "-"],
-                            env={**__import__("os").environ, **settings.to_env()}, capture_output=True, text=True, timeout=300)
-    errors = "\n".join(line for line in result.stderr.splitlines() if "leaked" not in line)  # DuckDB's exit noise (issue 15)
+    result = subprocess.run(
+        [sys.executable, "-c", BUILD_BY_HAND, "force" if force else "-"],
+        env={**__import__("os").environ, **settings.to_env()},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    errors = "\n".join(
+        line for line in result.stderr.splitlines() if "leaked" not in line
+    )  # DuckDB's exit noise (issue 15)
     assert result.returncode == 0, result.stdout[-3000:] + errors[-3000:]
     return result.stdout.rsplit("STATUS ", 1)[1].strip()
 
@@ -102,19 +128,36 @@ def test_a_code_change_is_a_reason_to_build(extended):
 
     model = extended.dbt_project_dir / "models" / "staging" / "shop" / "stage_shop__orders.sql"
     # a new model downstream of a built source, then apply.py: it is built without a new file
-    wait_for(lambda: [b for b in builds(extended) if b["datasets"] == ["shop.orders"] and b["status"] == "built"], 90,
-             "shop.orders built once")
+    wait_for(
+        lambda: [b for b in builds(extended) if b["datasets"] == ["shop.orders"] and b["status"] == "built"],
+        90,
+        "shop.orders built once",
+    )
     model.write_text("select id, 'v1' as version from {{ source('shop', 'orders') }}\n")
     before = len(builds(extended))
     env = {**__import__("os").environ, **extended.to_env()}
-    applied = subprocess.run([sys.executable, str(REPO_ROOT / "automations" / "apply.py")], env=env, capture_output=True,
-                             text=True, timeout=120)
+    applied = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "automations" / "apply.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert applied.returncode == 0 and "the dbt project changed" in applied.stdout, applied.stdout + applied.stderr
     # the build record first, the warehouse after: a read-only DuckDB open in this process while the build opens the
     # warehouse to write makes the build fail ("Could not set lock"), as for any reader of the file
-    rebuilt = wait_for(lambda: next((b for b in builds(extended)[before:] if b["datasets"] == ["shop.orders"]
-                                     and b["status"] in ("built", "failed")), None), 120,
-                       "the build of the new model by the reconcile run the project change started")
+    rebuilt = wait_for(
+        lambda: next(
+            (
+                b
+                for b in builds(extended)[before:]
+                if b["datasets"] == ["shop.orders"] and b["status"] in ("built", "failed")
+            ),
+            None,
+        ),
+        120,
+        "the build of the new model by the reconcile run the project change started",
+    )
     assert rebuilt["status"] == "built", rebuilt["error"]
     assert warehouse_row(extended, "select count(*), min(version) from stage_shop__orders") == (2, "v1")
 

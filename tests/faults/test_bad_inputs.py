@@ -22,10 +22,15 @@ def test_bad_inputs_are_quarantined_or_refused_and_good_files_flow(sensor_settin
             "empty.jsonl": (b"", "no rows: the file is empty"),
             "truncated.jsonl": (rows(f"trunc-{tag}")[:-7], "unexpected end of data"),
             "binary.jsonl": (bytes(range(256)) * 8 + b"\n", "Malformed JSON"),
-            "wrong-fields.jsonl": (b'{"sku": "X-1", "name": "no id, title or price"}\n', "required column 'id' is missing"),
-            "array.jsonl": (b'[1, 2, 3]\n', "Expected OBJECT"),
-            "bad-type.jsonl": (b'{"id": 1, "title": "a", "price": 1}\n{"id": "seven", "title": "b", "price": 2}\n',
-                               "row 2, column 'id': value '\"seven\"' does not cast to the declared type integer"),
+            "wrong-fields.jsonl": (
+                b'{"sku": "X-1", "name": "no id, title or price"}\n',
+                "required column 'id' is missing",
+            ),
+            "array.jsonl": (b"[1, 2, 3]\n", "Expected OBJECT"),
+            "bad-type.jsonl": (
+                b'{"id": 1, "title": "a", "price": 1}\n{"id": "seven", "title": "b", "price": 2}\n',
+                "row 2, column 'id': value '\"seven\"' does not cast to the declared type integer",
+            ),
         }
         for name, (data, _) in quarantined.items():
             (f / name).write_bytes(data)

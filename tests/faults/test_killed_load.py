@@ -26,8 +26,11 @@ def test_kill_9_mid_load_then_a_build_loads_every_file_once(settings, prefect_se
     log = tmp_path / "build.log"
     proc = subprocess.Popen([sys.executable, "-c", BUILD], env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
     try:
-        wait_for(lambda: b"loaded 500 of 1500 new files" in log.read_bytes() or proc.poll() is not None, 120,
-                 "the first chunk loaded")
+        wait_for(
+            lambda: b"loaded 500 of 1500 new files" in log.read_bytes() or proc.poll() is not None,
+            120,
+            "the first chunk loaded",
+        )
         assert proc.poll() is None, log.read_text()[-3000:]
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
@@ -38,10 +41,14 @@ def test_kill_9_mid_load_then_a_build_loads_every_file_once(settings, prefect_se
     with dbt_environment(settings):  # the next build, after the killed one's slot lease expired
         assert dbt_build(["dummyjson.products"], settings=settings)["status"] == "built"
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
-        history = con.execute("select count(*), count(distinct accepted_file), sum(rows) from landing.load_history").fetchone()
+        history = con.execute(
+            "select count(*), count(distinct accepted_file), sum(rows) from landing.load_history"
+        ).fetchone()
         raw = con.execute("select count(*), count(distinct id) from landing.dummyjson__products").fetchone()
-        staged = con.execute("select count(*), count(distinct product_id) from stage_dummyjson__products "
-                             "where product_name like 'killed-%'").fetchone()
+        staged = con.execute(
+            "select count(*), count(distinct product_id) from stage_dummyjson__products "
+            "where product_name like 'killed-%'"
+        ).fetchone()
     assert history == (1500, 1500, 4500), "one history row per file, each file's rows counted once"
     assert raw == (4500, 4500) and staged == (4500, 4500), "every good row in the warehouse exactly once"
     again = builds(settings)[-1]["loaded"]["dummyjson.products"]

@@ -25,5 +25,7 @@ def test_reconcile_builds_what_no_automation_built_and_then_idles(settings, pref
     assert [b["datasets"] for b in done if b["status"] == "built"] == [["dummyjson.users"]], "built once, then idle"
     assert {r.id for r in runs_of()} == build_runs_before, "no dbt-build deployment run: no automation was involved"
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
-        got = con.execute("select count(*) from stage_dummyjson__users where first_name like ?", [f"%-{tmp_path.name}"]).fetchone()
+        got = con.execute(
+            "select count(*) from stage_dummyjson__users where first_name like ?", [f"%-{tmp_path.name}"]
+        ).fetchone()
     assert got == (30,)

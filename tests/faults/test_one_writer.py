@@ -19,8 +19,13 @@ def test_concurrent_builds_on_one_warehouse_take_turns(settings, prefect_server)
         accepted_without_event(settings, f"dummyjson.{table}", load_fixture(table)[:40])
     env = {**os.environ, **settings.to_env(), "PREFECT_API_URL": prefect_server.api_url}
     procs = [
-        subprocess.Popen([sys.executable, "-c", BUILD, f"dummyjson.{t}"], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", BUILD, f"dummyjson.{t}"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for t in ("products", "users", "carts")
     ]
     outputs = [p.communicate(timeout=300)[0] for p in procs]

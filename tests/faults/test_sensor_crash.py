@@ -38,7 +38,9 @@ def test_kill_9_mid_burst_then_restart_loses_nothing(sensor_settings, tmp_path):
 def _burst_kill_restart(sensor_settings, prefect_server, tmp_path):
     # the reconcile safety net on, as in production: under this burst a SQLite server can fail a run-deployment
     # action ("database is locked", 503), and then only the scheduled reconcile run builds the files
-    settings = sensor_settings.model_copy(update={"burst_window_seconds": 3, "reconcile_seconds": 10, "reconcile_grace_seconds": 5})
+    settings = sensor_settings.model_copy(
+        update={"burst_window_seconds": 3, "reconcile_seconds": 10, "reconcile_grace_seconds": 5}
+    )
     env = {**os.environ, **settings.to_env(), "PREFECT_API_URL": prefect_server.api_url, "LANDING_SETTLE_SECONDS": "1"}
     folder = settings.root / "dummyjson" / "products"
     folder.mkdir(parents=True, exist_ok=True)
@@ -46,7 +48,9 @@ def _burst_kill_restart(sensor_settings, prefect_server, tmp_path):
     runs_before = {r.id for r in runs_of()}
 
     def start(starts: int):
-        proc = subprocess.Popen([sys.executable, "-m", "sensors"], env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sensors"], env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT
+        )
         wait_for(lambda: log.read_bytes().count(b"watching") >= starts, 60, "the sensor to start")
         return proc
 
@@ -63,7 +67,11 @@ def _burst_kill_restart(sensor_settings, prefect_server, tmp_path):
             proc = start(2)
             # local checks first: reading hundreds of events back page by page slows a server still busy with them
             ledger = Ledger(ledger_path(settings.state_dir))
-            wait_for(lambda: len(ledger.rows()) == FILES and ledger.pending_count() == 0, 120, "every file announced and sent")
+            wait_for(
+                lambda: len(ledger.rows()) == FILES and ledger.pending_count() == 0,
+                120,
+                "every file announced and sent",
+            )
             records = ledger.rows()
             assert {r.status for r in records} == {"announced"}
             assert all(os.path.exists(r.accepted_path) for r in records) and not list(folder.iterdir())
@@ -88,7 +96,9 @@ def _burst_kill_restart(sensor_settings, prefect_server, tmp_path):
             runs = [r for r in runs_of() if r.id not in runs_before]
             assert all(r.state.is_completed() for r in runs), [(r.name, r.state) for r in runs]
             events = read_events(FILE_CREATED, since, "landing.dataset.dummyjson.products", timeout=60, expect=FILES)
-            mine = sorted(e.payload["dropped_as"] for e in events if e.payload["path"].startswith(str(settings.accepted)))
+            mine = sorted(
+                e.payload["dropped_as"] for e in events if e.payload["path"].startswith(str(settings.accepted))
+            )
             assert mine == [f"dummyjson/products/burst-{i:04d}.jsonl" for i in range(FILES)], "one event per file"
             assert rows_built() == (FILES * 3, FILES)
         finally:

@@ -34,10 +34,15 @@ def test_sixty_second_outage_during_an_export_and_a_drop_loses_nothing(settings,
     users = [dict(u, firstName=f"{u['firstName']}-{tag}") for u in load_fixture("users")[:200]]
     products = [dict(p, title=f"{p['title']}-{tag}") for p in load_fixture("products")]
     sensor_log = tmp_path / "sensor.log"
-    with using_server(server.api_url), DummyJSONServer({"products": products}) as api, \
-            Served(settings, server.api_url, tmp_path / "serve.log"):
+    with (
+        using_server(server.api_url),
+        DummyJSONServer({"products": products}) as api,
+        Served(settings, server.api_url, tmp_path / "serve.log"),
+    ):
         asyncio.run(apply(settings, out=lambda *_: None))
-        sensor = subprocess.Popen([sys.executable, "-m", "sensors"], env=env, stdout=open(sensor_log, "wb"), stderr=subprocess.STDOUT)
+        sensor = subprocess.Popen(
+            [sys.executable, "-m", "sensors"], env=env, stdout=open(sensor_log, "wb"), stderr=subprocess.STDOUT
+        )
         export = None
         try:
             wait_for(lambda: b"watching" in sensor_log.read_bytes(), 60, "the sensor to start")
@@ -46,7 +51,8 @@ def test_sixty_second_outage_during_an_export_and_a_drop_loses_nothing(settings,
             export = subprocess.Popen(
                 [sys.executable, "-c", EXPORT],
                 env={**env, "LANDING_DUMMYJSON_BASE_URL": api.url, "LANDING_PAGE_SIZE": "50"},
-                stdout=open(tmp_path / "export.log", "wb"), stderr=subprocess.STDOUT,
+                stdout=open(tmp_path / "export.log", "wb"),
+                stderr=subprocess.STDOUT,
             )
             wait_for(lambda: len(api.requests) >= 1, 60, "the export to start fetching")
             server.stop()
@@ -61,14 +67,23 @@ def test_sixty_second_outage_during_an_export_and_a_drop_loses_nothing(settings,
 
             assert export.wait(180) == 0, (tmp_path / "export.log").read_text()[-3000:]
             events = read_events(FILE_CREATED, since, "landing.dataset.dummyjson.", timeout=90, expect=6)
-            mine = sorted(e.payload["relative_path"].rsplit("/", 1)[0] for e in events if e.payload["path"].startswith(str(settings.accepted)))
+            mine = sorted(
+                e.payload["relative_path"].rsplit("/", 1)[0]
+                for e in events
+                if e.payload["path"].startswith(str(settings.accepted))
+            )
             assert mine == ["dummyjson/products"] + ["dummyjson/users"] * 5
             assert len({e.id for e in events}) == 6
 
             def settled():
                 built = {b["datasets"][0] for b in builds(settings) if b["status"] == "built"}
                 runs = runs_of()
-                return built >= {"dummyjson.products", "dummyjson.users"} and len(runs) >= 4 and all(r.state.is_final() for r in runs) and runs
+                return (
+                    built >= {"dummyjson.products", "dummyjson.users"}
+                    and len(runs) >= 4
+                    and all(r.state.is_final() for r in runs)
+                    and runs
+                )
 
             wait_for(settled, 120, "builds of both datasets")
             time.sleep(settings.burst_window_seconds + 3)  # room for a wrong extra run to show up
@@ -76,13 +91,19 @@ def test_sixty_second_outage_during_an_export_and_a_drop_loses_nothing(settings,
             # per dataset: the leading build, and one after its burst window. Since 2026-11-25 the users' five events,
             # delivered together 90 s after they occurred, sometimes fire the reactive trigger twice (two more runs,
             # both "up to date"); why is not understood yet. Every run completes and each dataset is built once.
-            assert 4 <= len(runs) <= 6 and {r.state.type.value for r in runs} == {"COMPLETED"}, [(r.name, r.state) for r in runs]
+            assert 4 <= len(runs) <= 6 and {r.state.type.value for r in runs} == {"COMPLETED"}, [
+                (r.name, r.state) for r in runs
+            ]
             built = [b["datasets"] for b in builds(settings) if b["status"] == "built"]
             assert sorted(built) == [["dummyjson.products"], ["dummyjson.users"]], builds(settings)
             assert Ledger(ledger_path(settings.state_dir)).pending_count() == 0
             with duckdb.connect(str(settings.warehouse), read_only=True) as con:
-                assert con.execute("select count(*), count(distinct product_id) from stage_dummyjson__products").fetchone() == (194, 194)
-                assert con.execute(f"select count(*) from stage_dummyjson__users where first_name like '%-{tag}'").fetchone() == (200,)
+                assert con.execute(
+                    "select count(*), count(distinct product_id) from stage_dummyjson__products"
+                ).fetchone() == (194, 194)
+                assert con.execute(
+                    f"select count(*) from stage_dummyjson__users where first_name like '%-{tag}'"
+                ).fetchone() == (200,)
         finally:
             for proc in (sensor, export):
                 if proc and proc.poll() is None:

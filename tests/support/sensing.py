@@ -49,7 +49,9 @@ class Harness:
         found = read_events(name, self.since, "landing.dataset.", timeout=timeout, expect=None)
         deadline = time.monotonic() + timeout
         while True:
-            mine = [e for e in found if str(e.payload.get("path", e.payload.get("quarantined_to", ""))).startswith(root)]
+            mine = [
+                e for e in found if str(e.payload.get("path", e.payload.get("quarantined_to", ""))).startswith(root)
+            ]
             if expect is None or len(mine) >= expect or time.monotonic() > deadline:
                 return mine
             time.sleep(0.5)

@@ -19,13 +19,21 @@ from ops.local import Served, delete_managed_automations, wait_for
 @contextmanager
 def served_stack(base: Path, api_url: str, burst_window_seconds: int):
     """(settings, env) of a running stack under `base`; the automations are deleted when it stops."""
-    settings = Settings(root=base / "landing", state_dir=base / "state", dbt_project_dir=REPO_ROOT / "dbt",
-                        burst_window_seconds=burst_window_seconds, reconcile_seconds=0, settle_seconds=1.0)
+    settings = Settings(
+        root=base / "landing",
+        state_dir=base / "state",
+        dbt_project_dir=REPO_ROOT / "dbt",
+        burst_window_seconds=burst_window_seconds,
+        reconcile_seconds=0,
+        settle_seconds=1.0,
+    )
     env = {**os.environ, **settings.to_env(), "PREFECT_API_URL": api_url, "LANDING_SETTLE_SECONDS": "1"}
     log = base / "sensor.log"
     with Served(settings, api_url, base / "serve.log"):
         asyncio.run(apply(settings, out=lambda *_: None))
-        sensor = subprocess.Popen([sys.executable, "-m", "sensors"], env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+        sensor = subprocess.Popen(
+            [sys.executable, "-m", "sensors"], env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT
+        )
         try:
             wait_for(lambda: b"watching" in log.read_bytes(), 60, "the sensor to start")
             yield settings, env

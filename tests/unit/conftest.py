@@ -1,4 +1,7 @@
-"""The unit layer's fixtures: a small project's catalog built from a manifest written here, no dbt and no server."""
+"""The unit layer's fixtures: a small project's catalog built from a manifest written here, with no server.
+
+No test here starts a server or a browser; `test_reader.py` also parses the shipped dbt project with dbt.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,9 @@ from landing.settings import Settings
 
 def source(name: str, table: str, location: str, columns: dict[str, str], freshness_hours: int | None = None) -> dict:
     return {
-        "source_name": name, "name": table, "description": f"{name} {table}",
+        "source_name": name,
+        "name": table,
+        "description": f"{name} {table}",
         "meta": {"external_location": location},
         "columns": {c: {"name": c, "data_type": t} for c, t in columns.items()},
         "freshness": {"warn_after": {"count": freshness_hours, "period": "hour"}} if freshness_hours else {},
@@ -18,13 +23,21 @@ def source(name: str, table: str, location: str, columns: dict[str, str], freshn
 
 
 def not_null(source_uid: str, column: str) -> dict:
-    return {"resource_type": "test", "test_metadata": {"name": "not_null"}, "column_name": column,
-            "depends_on": {"nodes": [source_uid]}}
+    return {
+        "resource_type": "test",
+        "test_metadata": {"name": "not_null"},
+        "column_name": column,
+        "depends_on": {"nodes": [source_uid]},
+    }
 
 
 def model(name: str, parents: list[str], **landing) -> dict:
-    return {"resource_type": "model", "name": name, "depends_on": {"nodes": parents},
-            "config": {"meta": {"landing": landing} if landing else {}}}
+    return {
+        "resource_type": "model",
+        "name": name,
+        "depends_on": {"nodes": parents},
+        "config": {"meta": {"landing": landing} if landing else {}},
+    }
 
 
 def manifest() -> dict:
@@ -32,12 +45,25 @@ def manifest() -> dict:
     acc = ACCEPTED_PLACEHOLDER
     return {
         "sources": {
-            "source.p.shop.products": source("shop", "products", f"read_json('{acc}/shop/products/*.jsonl', format='auto', filename=true)",
-                                             {"id": "integer", "title": "varchar", "price": "double", "brand": "varchar"}, 24),
-            "source.p.shop.orders": source("shop", "orders", f"read_json('{acc}/shop/orders/*.jsonl', format='auto', filename=true)",
-                                           {"id": "integer", "product_id": "integer"}),
-            "source.p.fx.rates": source("fx", "rates", f"read_csv('{acc}/fx/rates/*.csv*', header=true, filename=true)",
-                                        {"day": "date", "currency": "varchar", "rate": "double"}),
+            "source.p.shop.products": source(
+                "shop",
+                "products",
+                f"read_json('{acc}/shop/products/*.jsonl', format='auto', filename=true)",
+                {"id": "integer", "title": "varchar", "price": "double", "brand": "varchar"},
+                24,
+            ),
+            "source.p.shop.orders": source(
+                "shop",
+                "orders",
+                f"read_json('{acc}/shop/orders/*.jsonl', format='auto', filename=true)",
+                {"id": "integer", "product_id": "integer"},
+            ),
+            "source.p.fx.rates": source(
+                "fx",
+                "rates",
+                f"read_csv('{acc}/fx/rates/*.csv*', header=true, filename=true)",
+                {"day": "date", "currency": "varchar", "rate": "double"},
+            ),
         },
         "nodes": {
             "test.p.nn_id": not_null("source.p.shop.products", "id"),
@@ -46,8 +72,12 @@ def manifest() -> dict:
             "model.p.stage_products": model("stage_products", ["source.p.shop.products"]),
             "model.p.stage_orders": model("stage_orders", ["source.p.shop.orders"]),
             "model.p.stage_rates": model("stage_rates", ["source.p.fx.rates"]),
-            "model.p.order_lines": model("order_lines", ["model.p.stage_orders", "model.p.stage_products"],
-                                         requires_all_sources=True, within_seconds=600),
+            "model.p.order_lines": model(
+                "order_lines",
+                ["model.p.stage_orders", "model.p.stage_products"],
+                requires_all_sources=True,
+                within_seconds=600,
+            ),
             "model.p.order_report": model("order_report", ["model.p.order_lines", "model.p.stage_rates"]),
         },
     }

@@ -30,13 +30,16 @@ def imported(path) -> set[str]:
     return found & set(OURS)
 
 
-@pytest.mark.parametrize("package, path", list(modules()), ids=lambda v: str(v.relative_to(REPO_ROOT)) if hasattr(v, "relative_to") else v)
+@pytest.mark.parametrize(
+    "package, path", list(modules()), ids=lambda v: str(v.relative_to(REPO_ROOT)) if hasattr(v, "relative_to") else v
+)
 def test_imports_point_down_and_never_into_tests(package, path):
     for other in imported(path):
         assert other != "tests", f"{path.relative_to(REPO_ROOT)} imports tests"
         if other != package:
-            assert LAYERS[other] < LAYERS[package] or package == "benchmarks", \
+            assert LAYERS[other] < LAYERS[package] or package == "benchmarks", (
                 f"{path.relative_to(REPO_ROOT)} ({package}) imports {other}: sideways or upward"
+            )
 
 
 def test_no_process_is_started_by_a_module_name_written_as_a_string():

@@ -12,7 +12,9 @@ from automations.buildlog import BuildRecord, BuildStatus
 
 def test_a_build_record_reads_back_typed(tmp_path):
     log = tmp_path / "builds.jsonl"
-    buildlog.append(log, BuildRecord(status=BuildStatus.FAILED, datasets=["shop.orders"], failed_nodes=["stage_orders"]))
+    buildlog.append(
+        log, BuildRecord(status=BuildStatus.FAILED, datasets=["shop.orders"], failed_nodes=["stage_orders"])
+    )
     buildlog.append(log, BuildRecord(status=BuildStatus.BUILT, datasets=["shop.orders"], started=1.0))
     first, second = buildlog.read(log)
     assert first.status is BuildStatus.FAILED and first.failed_nodes == ["stage_orders"]
@@ -35,7 +37,7 @@ def test_a_record_being_appended_is_not_read_until_its_line_is_complete(tmp_path
         fh.write(whole[: len(whole) // 2])
     assert [r.status for r in buildlog.read(log)] == [BuildStatus.BUILT]
     with open(log, "a") as fh:
-        fh.write(whole[len(whole) // 2:])
+        fh.write(whole[len(whole) // 2 :])
     assert [r.status for r in buildlog.read(log)] == [BuildStatus.BUILT, BuildStatus.BUILT]
 
 
@@ -77,8 +79,12 @@ def test_one_writer_at_a_time_on_a_warehouse(settings):
 def test_failed_nodes_come_from_the_run_end_results():
     from automations.dbt_build import failed_nodes
 
-    results = {"model.p.stage_orders": {"status": "success"}, "test.p.not_null_stage_orders_id": {"status": "fail"},
-               "model.p.order_lines": {"status": "error"}, "model.p.skipped": {"status": "skipped"}}
+    results = {
+        "model.p.stage_orders": {"status": "success"},
+        "test.p.not_null_stage_orders_id": {"status": "fail"},
+        "model.p.order_lines": {"status": "error"},
+        "model.p.skipped": {"status": "skipped"},
+    }
     assert failed_nodes(results) == ["not_null_stage_orders_id", "order_lines"]
     assert failed_nodes(None) == []
 
@@ -86,9 +92,17 @@ def test_failed_nodes_come_from_the_run_end_results():
 def test_node_summary_counts_what_dbt_built_and_tested():
     from automations.dbt_build import node_summary
 
-    results = {"model.p.stage_orders": {"status": "success"}, "seed.p.countries": {"status": "success"},
-               "model.p.order_lines": {"status": "skipped"}, "test.p.not_null_stage_orders_id": {"status": "pass"},
-               "test.p.unique_stage_orders_id": {"status": "fail"}, "unit_test.p.stage_orders.t": {"status": "pass"}}
-    assert node_summary(results) == {"built_nodes": ["model stage_orders", "seed countries"], "tests_run": 3,
-                                     "tests_passed": 2}
+    results = {
+        "model.p.stage_orders": {"status": "success"},
+        "seed.p.countries": {"status": "success"},
+        "model.p.order_lines": {"status": "skipped"},
+        "test.p.not_null_stage_orders_id": {"status": "pass"},
+        "test.p.unique_stage_orders_id": {"status": "fail"},
+        "unit_test.p.stage_orders.t": {"status": "pass"},
+    }
+    assert node_summary(results) == {
+        "built_nodes": ["model stage_orders", "seed countries"],
+        "tests_run": 3,
+        "tests_passed": 2,
+    }
     assert node_summary(None) == {"built_nodes": [], "tests_run": 0, "tests_passed": 0}

@@ -38,7 +38,9 @@ def test_a_location_outside_the_accepted_root_is_refused_naming_the_source():
 
 def test_a_glob_into_subfolders_is_refused():
     bad = manifest()
-    bad["sources"]["source.p.x.y"] = source("x", "y", f"read_json('{ACCEPTED_PLACEHOLDER}/x/*/y.jsonl')", {"id": "integer"})
+    bad["sources"]["source.p.x.y"] = source(
+        "x", "y", f"read_json('{ACCEPTED_PLACEHOLDER}/x/*/y.jsonl')", {"id": "integer"}
+    )
     with pytest.raises(CatalogError, match="directly in one folder"):
         catalog_from_manifest(bad)
 

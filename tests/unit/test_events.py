@@ -13,16 +13,28 @@ DOC = (REPO_ROOT / "docs" / "events.md").read_text()
 
 
 def landed(**kw) -> LandedFile:
-    return LandedFile(**{"dataset": "shop.orders", "path": "/acc/shop/orders/1.jsonl", "relative_path": "shop/orders/1.jsonl",
-                         "bytes": 3, "sha256": "ab" * 32, "rows": 1, "landed_at": "2026-11-25T00:00:00+00:00",
-                         "producer": "test", **kw})
+    return LandedFile(
+        **{
+            "dataset": "shop.orders",
+            "path": "/acc/shop/orders/1.jsonl",
+            "relative_path": "shop/orders/1.jsonl",
+            "bytes": 3,
+            "sha256": "ab" * 32,
+            "rows": 1,
+            "landed_at": "2026-11-25T00:00:00+00:00",
+            "producer": "test",
+            **kw,
+        }
+    )
 
 
 def builders() -> dict[str, dict]:
     """One event of each kind, as the module builds it."""
     return {
         events.FILE_CREATED: events.file_created(landed()),
-        events.FILE_REJECTED: events.file_rejected("shop.orders", "shop/orders/x.jsonl", "ab" * 32, "bad", "/q/x.jsonl"),
+        events.FILE_REJECTED: events.file_rejected(
+            "shop.orders", "shop/orders/x.jsonl", "ab" * 32, "bad", "/q/x.jsonl"
+        ),
         events.DATASET_STALE: events.dataset_stale("shop.orders", 60, 5, None),
         events.BUILD_FAILED: events.build_failed("shop.orders", ["stage_orders"], "boom", None),
         events.PROJECT_CHANGED: events.project_changed("/p/dbt", "f1", "f0"),
@@ -31,8 +43,13 @@ def builders() -> dict[str, dict]:
 
 def test_the_doc_names_exactly_the_events_the_module_defines():
     documented = set(re.findall(r"`(landing\.(?:file|dataset|build|project)\.[a-z]+)`", DOC))
-    assert documented == {events.FILE_CREATED, events.FILE_REJECTED, events.DATASET_STALE, events.BUILD_FAILED,
-                          events.PROJECT_CHANGED}
+    assert documented == {
+        events.FILE_CREATED,
+        events.FILE_REJECTED,
+        events.DATASET_STALE,
+        events.BUILD_FAILED,
+        events.PROJECT_CHANGED,
+    }
 
 
 def test_the_created_payload_fields_are_the_documented_ones():
@@ -55,7 +72,10 @@ def test_every_event_is_about_its_dataset_and_reads_well_in_the_ui():
         if name == events.PROJECT_CHANGED:
             assert event["resource"]["prefect.resource.id"] == "landing.project.dbt"
             continue
-        assert event["resource"] == {"prefect.resource.id": "landing.dataset.shop.orders", "prefect.resource.name": "shop.orders"}
+        assert event["resource"] == {
+            "prefect.resource.id": "landing.dataset.shop.orders",
+            "prefect.resource.name": "shop.orders",
+        }
         uuid.UUID(event["id"])
 
 

@@ -19,7 +19,9 @@ def event(eid: str) -> dict:
 
 
 def record(ledger, path: str, eid: str, **kw) -> None:
-    ledger.record(path, "shop.orders", "ab" * 32, 10, 1, kw.pop("status", "pending"), event_id=eid, event=event(eid), **kw)
+    ledger.record(
+        path, "shop.orders", "ab" * 32, 10, 1, kw.pop("status", "pending"), event_id=eid, event=event(eid), **kw
+    )
 
 
 def test_a_recorded_file_and_its_event_are_there_after_a_reopen(tmp_path):
@@ -75,8 +77,12 @@ def test_the_same_event_id_is_kept_once_and_owned_by_its_first_path(ledger):
 def test_the_backlog_keeps_unknown_or_changed_files_in_arrival_order(ledger):
     ledger.record("/d/known.jsonl", "shop.orders", "aa", 10, 1, "announced")
     ledger.record("/d/changed.jsonl", "shop.orders", "bb", 10, 1, "announced")
-    found = [(30, "/d/late.jsonl", 5, 1, True), (10, "/d/known.jsonl", 10, 1, True),
-             (20, "/d/changed.jsonl", 11, 2, True), (5, "/d/early.jsonl", 5, 1, False)]
+    found = [
+        (30, "/d/late.jsonl", 5, 1, True),
+        (10, "/d/known.jsonl", 10, 1, True),
+        (20, "/d/changed.jsonl", 11, 2, True),
+        (5, "/d/early.jsonl", 5, 1, False),
+    ]
     backlog = ledger.backlog(iter(found))
     assert backlog.total == 3
     chunks = list(backlog.chunks(2))

@@ -27,16 +27,22 @@ def land(ds, name: str, rows: list[dict]) -> str:
 
 def test_each_file_is_loaded_once_with_its_history_and_late_files_too(con, settings, catalog):
     ds = catalog.get("shop.products")
-    a = land(ds, "20260102T000000000000Z-a.jsonl", [{"id": 1, "title": "a", "price": 1}, {"id": 2, "title": "b", "price": 2}])
+    a = land(
+        ds, "20260102T000000000000Z-a.jsonl", [{"id": 1, "title": "a", "price": 1}, {"id": 2, "title": "b", "price": 2}]
+    )
     first = load.load(con, settings, ds, flow_run_id="run-1")
     assert (first.files, first.rows) == ([a], 2)
     late = land(ds, "20260101T000000000000Z-late.jsonl", [{"id": 3, "title": "c", "price": 3}])  # an older name
     again = load.load(con, settings, ds)
     assert again.files == [late] and again.first_load_id > first.first_load_id
     assert load.load(con, settings, ds).files == []  # nothing new: nothing read
-    assert con.execute(f"select accepted_file, rows, flow_run_id, sha256 is not null from {load.HISTORY} order by load_id"
-                       ).fetchall() == [(a, 2, "run-1", True), (late, 1, None, True)]
-    assert con.execute(f"select count(*), count(distinct _landing_batch) from {load.raw_table(ds)}").fetchone() == (3, 2)
+    assert con.execute(
+        f"select accepted_file, rows, flow_run_id, sha256 is not null from {load.HISTORY} order by load_id"
+    ).fetchall() == [(a, 2, "run-1", True), (late, 1, None, True)]
+    assert con.execute(f"select count(*), count(distinct _landing_batch) from {load.raw_table(ds)}").fetchone() == (
+        3,
+        2,
+    )
     assert load.history(con, late)[2] == 1
 
 
@@ -49,15 +55,21 @@ def test_a_bad_file_is_set_aside_with_the_test_that_failed_and_the_others_load(c
     done = load.load(con, settings, ds)
     assert sorted(done.files) == sorted(good) and done.rows == 3
     assert "not_null test on title" in done.rejected[bad] and broken in done.rejected
-    reason = (settings.root / "_quarantine" / "shop.products" / "20260105T000000000000Z-bad.jsonl.reason.txt").read_text()
+    reason = (
+        settings.root / "_quarantine" / "shop.products" / "20260105T000000000000Z-bad.jsonl.reason.txt"
+    ).read_text()
     assert "not_null_shop_products_title" in reason and "landing replay" in reason
     assert con.execute(f"select count(*) from {load.raw_table(ds)}").fetchone() == (3,)  # no row of a bad file
 
     from ops.inspect import explain
 
     said = []
-    explain(str(settings.root / "_quarantine" / "shop.products" / "20260105T000000000000Z-bad.jsonl"), settings,
-            out=said.append, catalog=catalog)
+    explain(
+        str(settings.root / "_quarantine" / "shop.products" / "20260105T000000000000Z-bad.jsonl"),
+        settings,
+        out=said.append,
+        catalog=catalog,
+    )
     text = "\n".join(said)
     assert "dataset   shop.products" in text and "not_null_shop_products_title" in text and "landing replay" in text
 
@@ -87,8 +99,11 @@ def test_undeclared_columns_go_into_the_history_and_the_drift_table_and_rescue_k
     from dataclasses import replace
 
     ds = catalog.get("shop.products")
-    a = land(ds, "20260101T000000000000Z-a.jsonl", [{"id": 1, "title": "a", "price": 1, "colour": "red"},
-                                                    {"id": 2, "title": "b", "price": 2, "size": {"w": 3}}])
+    a = land(
+        ds,
+        "20260101T000000000000Z-a.jsonl",
+        [{"id": 1, "title": "a", "price": 1, "colour": "red"}, {"id": 2, "title": "b", "price": 2, "size": {"w": 3}}],
+    )
     b = land(ds, "20260102T000000000000Z-b.jsonl", [{"id": 3, "title": "c", "price": 3}])
     load.load(con, settings, ds)
     assert load.history(con, a)[5] == ["colour", "size"] and load.history(con, b)[5] == []
@@ -103,7 +118,12 @@ def test_undeclared_columns_go_into_the_history_and_the_drift_table_and_rescue_k
     again = load.load(con, settings, rescued)
     assert again.reloaded and sorted(again.files) == sorted([a, b, c])
     got = con.execute(f"select id, title, _rescued::varchar from {load.raw_table(ds)} order by id").fetchall()
-    assert got == [(1, "a", '{"colour":"red"}'), (2, "b", '{"size":{"w":3}}'), (3, "c", None), (4, "d", '{"colour":"blue"}')]
+    assert got == [
+        (1, "a", '{"colour":"red"}'),
+        (2, "b", '{"size":{"w":3}}'),
+        (3, "c", None),
+        (4, "d", '{"colour":"blue"}'),
+    ]
     assert [(d, cols, n) for d, cols, n, _ in load.drift(con)] == [("shop.products", ["colour", "size"], 2)]
 
 
@@ -118,7 +138,9 @@ def test_undeclared_columns_of_a_csv_file_come_from_its_header(con, settings, ca
     path.write_text("day,currency,rate,source\n2026-01-01,EUR,1.1,ecb\n")
     assert undeclared_columns(connect(), ds, [str(path)]) == {str(path): ("source",)}
     load.load(con, settings, replace(ds, rescue=True))
-    assert con.execute(f"select currency, _rescued::varchar from {load.raw_table(ds)}").fetchall() == [("EUR", '{"source":"ecb"}')]
+    assert con.execute(f"select currency, _rescued::varchar from {load.raw_table(ds)}").fetchall() == [
+        ("EUR", '{"source":"ecb"}')
+    ]
 
 
 def test_old_loaded_files_are_compacted_per_day_and_a_reload_from_the_parts_gives_the_same_rows(con, settings, catalog):
@@ -131,8 +153,10 @@ def test_old_loaded_files_are_compacted_per_day_and_a_reload_from_the_parts_give
     for day in (1, 2):
         for i in range(3):
             name = f"2026010{day}T00000{i}000000Z-{day}{i}.jsonl"
-            rows[name] = [{"id": day * 10 + i, "title": f"t{day}{i}", "price": 1.5, "colour": "red"},
-                          {"id": day * 10 + i + 100, "title": "second row of the file", "price": 2}]
+            rows[name] = [
+                {"id": day * 10 + i, "title": f"t{day}{i}", "price": 1.5, "colour": "red"},
+                {"id": day * 10 + i + 100, "title": "second row of the file", "price": 2},
+            ]
             land(ds, name, rows[name])
     young = land(ds, "20260110T000000000000Z-young.jsonl", [{"id": 99, "title": "young", "price": 1}])
     unloaded = land(ds, "20260101T120000000000Z-later.jsonl", [{"id": 98, "title": "not loaded yet", "price": 1}])
@@ -150,16 +174,19 @@ def test_old_loaded_files_are_compacted_per_day_and_a_reload_from_the_parts_give
     load.forget(con, ds)  # a rebuild: the parts and the loose files load again
     again = load.load(con, settings, ds)
     assert len(again.files) == 8 and again.rows == 14
-    after = con.execute(f"select * exclude (_landing_batch) from {load.raw_table(ds)} "
-                        "where filename <> ? order by all", [unloaded]).fetchall()
+    after = con.execute(
+        f"select * exclude (_landing_batch) from {load.raw_table(ds)} where filename <> ? order by all", [unloaded]
+    ).fetchall()
     assert after == before
     assert load.history(con, str(first))[5] == ["colour"]  # drift is kept through the part
-    assert compact.compact(con, settings, ds, now=datetime(2026, 1, 10, tzinfo=timezone.utc)).parts == \
-        [str(compact.parts_folder(settings, ds) / "20260101-1.jsonl.gz")]  # the late-loaded file of an old day
+    assert compact.compact(con, settings, ds, now=datetime(2026, 1, 10, tzinfo=timezone.utc)).parts == [
+        str(compact.parts_folder(settings, ds) / "20260101-1.jsonl.gz")
+    ]  # the late-loaded file of an old day
     assert not Path(unloaded).exists()
     load.forget(con, ds)
     assert load.load(con, settings, ds).rows == 14 and con.execute(
-        f"select count(*) from {load.raw_table(ds)} where filename = ?", [unloaded]).fetchone() == (1,)
+        f"select count(*) from {load.raw_table(ds)} where filename = ?", [unloaded]
+    ).fetchone() == (1,)
 
 
 def test_a_column_declared_after_compaction_is_read_from_the_parts(con, settings, catalog):

@@ -35,7 +35,9 @@ def test_a_model_needing_all_its_sources_waits_for_each_within_its_window(catalo
     assert isinstance(both.trigger, CompoundTrigger) and both.trigger.require == "all"
     assert both.trigger.within.total_seconds() == 600
     assert [t.match.model_dump()["prefect.resource.id"] for t in both.trigger.triggers] == [
-        "landing.dataset.shop.orders", "landing.dataset.shop.products"]
+        "landing.dataset.shop.orders",
+        "landing.dataset.shop.products",
+    ]
     assert both.actions[0].parameters == {"datasets": ["shop.orders", "shop.products"], "and_models": ["order_lines"]}
 
 
@@ -55,7 +57,9 @@ def test_the_plan_creates_what_is_missing_and_leaves_what_matches(catalog, setti
 def test_the_plan_updates_a_changed_automation_and_deletes_only_managed_ones(catalog, settings):
     wanted = desired_automations(catalog, BUILD, STALE, settings)
     changed = _existing(wanted[0]).model_copy(update={"description": "edited by hand"})
-    gone = AutomationCore(name="landing: build old.table", tags=[MANAGED_TAG], trigger=EventTrigger(expect={"x"}), actions=[])
+    gone = AutomationCore(
+        name="landing: build old.table", tags=[MANAGED_TAG], trigger=EventTrigger(expect={"x"}), actions=[]
+    )
     mine = AutomationCore(name="someone else's", tags=["team"], trigger=EventTrigger(expect={"x"}), actions=[])
     plan = make_plan(wanted, [changed, gone, mine, *[_existing(a) for a in wanted[1:]]])
     assert [d.name for _, d in plan.update] == [wanted[0].name]

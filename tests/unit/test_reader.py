@@ -36,40 +36,56 @@ def write(tmp_path, name: str, data: bytes | str) -> str:
 PRODUCT = '{"id": 1, "title": "a", "price": 1.5}\n'
 
 
-@pytest.mark.parametrize("name, data, rows", [
-    ("only-required.jsonl", PRODUCT, 1),
-    ("all-columns.jsonl", '{"id": 1, "title": "a", "price": 1.5, "category": "c", "brand": "b", "stock": 3}\n', 1),
-    ("extra-columns.jsonl", '{"id": 1, "title": "a", "price": 1.5, "colour": "red"}\n', 1),
-    ("no-final-newline.jsonl", PRODUCT.strip(), 1),
-    ("array.json", '[{"id": 1, "title": "a", "price": 1}, {"id": 2, "title": "b", "price": 2}]', 2),
-    ("compressed.jsonl.gz", gzip.compress(PRODUCT.encode() * 3, mtime=0), 3),
-])
+@pytest.mark.parametrize(
+    "name, data, rows",
+    [
+        ("only-required.jsonl", PRODUCT, 1),
+        ("all-columns.jsonl", '{"id": 1, "title": "a", "price": 1.5, "category": "c", "brand": "b", "stock": 3}\n', 1),
+        ("extra-columns.jsonl", '{"id": 1, "title": "a", "price": 1.5, "colour": "red"}\n', 1),
+        ("no-final-newline.jsonl", PRODUCT.strip(), 1),
+        ("array.json", '[{"id": 1, "title": "a", "price": 1}, {"id": 2, "title": "b", "price": 2}]', 2),
+        ("compressed.jsonl.gz", gzip.compress(PRODUCT.encode() * 3, mtime=0), 3),
+    ],
+)
 def test_good_json_files(catalog, con, tmp_path, name, data, rows):
     assert validate_file(con, catalog.get("dummyjson.products"), write(tmp_path, name, data)) == rows
 
 
 def test_zstd_json_and_csv(catalog, con, tmp_path):
-    con.execute(f"copy (select 1 as id, 'a' as title, 2.5 as price) to '{tmp_path}/p.jsonl.zst' (format json, compression zstd)")
+    con.execute(
+        f"copy (select 1 as id, 'a' as title, 2.5 as price) to '{tmp_path}/p.jsonl.zst' (format json, compression zstd)"
+    )
     assert validate_file(con, catalog.get("dummyjson.products"), f"{tmp_path}/p.jsonl.zst") == 1
-    con.execute(f"copy (select 'EUR' as currency, 1.1 as rate_to_usd, date '2026-11-24' as as_of) "
-                f"to '{tmp_path}/r.csv.zst' (format csv, header, compression zstd)")
+    con.execute(
+        f"copy (select 'EUR' as currency, 1.1 as rate_to_usd, date '2026-11-24' as as_of) "
+        f"to '{tmp_path}/r.csv.zst' (format csv, header, compression zstd)"
+    )
     assert validate_file(con, catalog.get("finance.exchange_rates"), f"{tmp_path}/r.csv.zst") == 1
 
 
-@pytest.mark.parametrize("name, data, reason", [
-    ("empty.jsonl", "", "no rows: the file is empty"),
-    ("malformed.jsonl", PRODUCT + '{"id": 2, "title": \n', "Malformed JSON"),
-    ("cut.jsonl", PRODUCT + '{"id": 2, "tit', "unexpected end of data"),
-    ("binary.jsonl", bytes(range(256)) * 4, "Malformed JSON"),
-    ("scalars.jsonl", "[1, 2, 3]\n", "Expected OBJECT"),
-    ("missing-required.jsonl", '{"id": 1, "title": "a"}\n', "the required column 'price' is missing"),
-    ("one-row-missing.jsonl", PRODUCT + '{"id": 2, "title": "b"}\n' + PRODUCT,
-     "row 2 has no value for the required column 'price'"),
-    ("null-required.jsonl", '{"id": 1, "title": null, "price": 1}\n', "required column 'title' is missing"),
-    ("bad-type.jsonl", PRODUCT + '{"id": "seven", "title": "b", "price": 2}\n',
-     "row 2, column 'id': value '\"seven\"' does not cast to the declared type integer"),
-    ("truncated.jsonl.gz", gzip.compress(PRODUCT.encode() * 50, mtime=0)[:30], "GZIP"),
-])
+@pytest.mark.parametrize(
+    "name, data, reason",
+    [
+        ("empty.jsonl", "", "no rows: the file is empty"),
+        ("malformed.jsonl", PRODUCT + '{"id": 2, "title": \n', "Malformed JSON"),
+        ("cut.jsonl", PRODUCT + '{"id": 2, "tit', "unexpected end of data"),
+        ("binary.jsonl", bytes(range(256)) * 4, "Malformed JSON"),
+        ("scalars.jsonl", "[1, 2, 3]\n", "Expected OBJECT"),
+        ("missing-required.jsonl", '{"id": 1, "title": "a"}\n', "the required column 'price' is missing"),
+        (
+            "one-row-missing.jsonl",
+            PRODUCT + '{"id": 2, "title": "b"}\n' + PRODUCT,
+            "row 2 has no value for the required column 'price'",
+        ),
+        ("null-required.jsonl", '{"id": 1, "title": null, "price": 1}\n', "required column 'title' is missing"),
+        (
+            "bad-type.jsonl",
+            PRODUCT + '{"id": "seven", "title": "b", "price": 2}\n',
+            "row 2, column 'id': value '\"seven\"' does not cast to the declared type integer",
+        ),
+        ("truncated.jsonl.gz", gzip.compress(PRODUCT.encode() * 50, mtime=0)[:30], "GZIP"),
+    ],
+)
 def test_bad_json_files(catalog, con, tmp_path, name, data, reason):
     with pytest.raises(InvalidFile) as err:
         validate_file(con, catalog.get("dummyjson.products"), write(tmp_path, name, data))
@@ -79,15 +95,28 @@ def test_bad_json_files(catalog, con, tmp_path, name, data, reason):
 RATES = "currency,rate_to_usd,as_of\n"
 
 
-@pytest.mark.parametrize("name, data, reason", [
-    ("header-only.csv", RATES, "no rows: the file is empty or has only a header"),
-    ("ragged.csv", RATES + "EUR,1.1,2026-11-24\nGBP,1.2,2026-11-24,oops\n",
-     "line 3 has 4 field(s) where the header has 3"),
-    ("bad-type.csv", RATES + "EUR,1.1,2026-11-24\nGBP,lots,2026-11-24\n",
-     "row 2, column 'rate_to_usd': value 'lots' does not cast to the declared type double"),
-    ("bad-date.csv", RATES + "EUR,1.1,yesterday\n", "column 'as_of': value 'yesterday' does not cast to the declared type date"),
-    ("missing-column.csv", "currency,as_of\nEUR,2026-11-24\n", "the required column 'rate_to_usd' is missing"),
-])
+@pytest.mark.parametrize(
+    "name, data, reason",
+    [
+        ("header-only.csv", RATES, "no rows: the file is empty or has only a header"),
+        (
+            "ragged.csv",
+            RATES + "EUR,1.1,2026-11-24\nGBP,1.2,2026-11-24,oops\n",
+            "line 3 has 4 field(s) where the header has 3",
+        ),
+        (
+            "bad-type.csv",
+            RATES + "EUR,1.1,2026-11-24\nGBP,lots,2026-11-24\n",
+            "row 2, column 'rate_to_usd': value 'lots' does not cast to the declared type double",
+        ),
+        (
+            "bad-date.csv",
+            RATES + "EUR,1.1,yesterday\n",
+            "column 'as_of': value 'yesterday' does not cast to the declared type date",
+        ),
+        ("missing-column.csv", "currency,as_of\nEUR,2026-11-24\n", "the required column 'rate_to_usd' is missing"),
+    ],
+)
 def test_bad_csv_files(catalog, con, tmp_path, name, data, reason):
     with pytest.raises(InvalidFile) as err:
         validate_file(con, catalog.get("finance.exchange_rates"), write(tmp_path, name, data))
@@ -96,8 +125,14 @@ def test_bad_csv_files(catalog, con, tmp_path, name, data, reason):
 
 def test_csv_columns_in_any_order_and_gzip(catalog, con, tmp_path):
     ds = catalog.get("finance.exchange_rates")
-    assert validate_file(con, ds, write(tmp_path, "reordered.csv", "as_of,currency,rate_to_usd\n2026-11-24,EUR,1.1\n")) == 1
-    assert validate_file(con, ds, write(tmp_path, "r.csv.gz", gzip.compress((RATES + "EUR,1.1,2026-11-24\n").encode()))) == 1
+    assert (
+        validate_file(con, ds, write(tmp_path, "reordered.csv", "as_of,currency,rate_to_usd\n2026-11-24,EUR,1.1\n"))
+        == 1
+    )
+    assert (
+        validate_file(con, ds, write(tmp_path, "r.csv.gz", gzip.compress((RATES + "EUR,1.1,2026-11-24\n").encode())))
+        == 1
+    )
 
 
 def test_parquet_good_and_corrupt(catalog, con, tmp_path):

@@ -47,7 +47,9 @@ def count(path) -> int:
 
 
 def hold(path, mode: str, seconds: float) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(path), mode, str(seconds)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(path), mode, str(seconds)], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "holding"
     return proc
 
@@ -55,8 +57,12 @@ def hold(path, mode: str, seconds: float) -> subprocess.Popen:
 def test_a_reader_keeps_its_snapshot_and_the_next_reader_sees_the_new_build(settings):
     build(settings, 10)
     assert readers.publish(settings).bytes > 0
-    held = subprocess.Popen([sys.executable, "-c", HELD_READER, str(settings.warehouse)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    held = subprocess.Popen(
+        [sys.executable, "-c", HELD_READER, str(settings.warehouse)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert held.stdout.readline().strip() == "10"
         build(settings, 25)  # the build's file is free: the reader holds the readers' copy
@@ -129,8 +135,9 @@ def test_a_build_waits_for_a_holder_and_says_who_it_is_while_it_waits(settings):
     build(settings, 1)
     proc = hold(settings.build_warehouse, "rw", 3)
     said, seen = [], []
-    watcher = threading.Thread(target=lambda: [seen.append(readers.read_waiting(settings)) or time.sleep(0.2)
-                                               for _ in range(10)])
+    watcher = threading.Thread(
+        target=lambda: [seen.append(readers.read_waiting(settings)) or time.sleep(0.2) for _ in range(10)]
+    )
     watcher.start()
     waited = readers.wait_until_free(settings, said.append)
     watcher.join()

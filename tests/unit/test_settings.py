@@ -15,16 +15,23 @@ def test_to_env_round_trips_and_carries_what_dbt_reads(tmp_path, monkeypatch):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     again = Settings()
-    assert (again.root, again.accepted, again.warehouse, again.build_warehouse, again.burst_window_seconds) == \
-        (settings.root, settings.accepted, settings.warehouse, settings.build_warehouse, 7)
+    assert (again.root, again.accepted, again.warehouse, again.build_warehouse, again.burst_window_seconds) == (
+        settings.root,
+        settings.accepted,
+        settings.warehouse,
+        settings.build_warehouse,
+        7,
+    )
 
 
 def test_the_build_writes_its_own_file_beside_the_readers_one(tmp_path):
     settings = Settings(state_dir=tmp_path / "state", warehouse_path=tmp_path / "bi" / "shop.duckdb")
     assert settings.warehouse == tmp_path / "bi" / "shop.duckdb"
     assert settings.build_warehouse == tmp_path / "bi" / "shop.build.duckdb"  # same filesystem: publish is a rename
-    assert "warehouse" in str((REPO_ROOT / "dbt" / "profiles.yml").read_text()) and \
-        "LANDING_BUILD_WAREHOUSE_PATH" in (REPO_ROOT / "dbt" / "profiles.yml").read_text()
+    assert (
+        "warehouse" in str((REPO_ROOT / "dbt" / "profiles.yml").read_text())
+        and "LANDING_BUILD_WAREHOUSE_PATH" in (REPO_ROOT / "dbt" / "profiles.yml").read_text()
+    )
 
 
 def test_dbt_env_mismatch_names_each_variable_and_what_to_do(tmp_path):

@@ -20,7 +20,10 @@ def test_a_crashed_component_is_restarted_with_backoff_and_said_so(capsys):
         first.kill()
         first.wait()
         assert supervisor.check() is None
-        assert "sensor exited with -9; restarting it in 1 s (restart 1 of 3 allowed within 60 s)" in capsys.readouterr().out
+        assert (
+            "sensor exited with -9; restarting it in 1 s (restart 1 of 3 allowed within 60 s)"
+            in capsys.readouterr().out
+        )
         assert sensor.proc is first, "not before its backoff"
         wait_for(lambda: supervisor.check() is None and sensor.proc is not first, 5, "the restart", interval=0.1)
         assert sensor.proc.poll() is None
@@ -56,11 +59,13 @@ def test_crashes_outside_the_window_are_forgotten():
 
 
 def test_stop_all_sends_each_component_its_own_signal_newest_first(tmp_path):
-    trap = ("import signal, sys, time\n"
-            "signal.signal(signal.SIGINT, lambda *_: (open(sys.argv[1], 'a').write(sys.argv[2] + ' SIGINT\\n'), sys.exit(0)))\n"
-            "signal.signal(signal.SIGTERM, lambda *_: (open(sys.argv[1], 'a').write(sys.argv[2] + ' SIGTERM\\n'), sys.exit(0)))\n"
-            "open(sys.argv[1] + '.' + sys.argv[2], 'w').close()\n"
-            "time.sleep(60)\n")
+    trap = (
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGINT, lambda *_: (open(sys.argv[1], 'a').write(sys.argv[2] + ' SIGINT\\n'), sys.exit(0)))\n"
+        "signal.signal(signal.SIGTERM, lambda *_: (open(sys.argv[1], 'a').write(sys.argv[2] + ' SIGTERM\\n'), sys.exit(0)))\n"
+        "open(sys.argv[1] + '.' + sys.argv[2], 'w').close()\n"
+        "time.sleep(60)\n"
+    )
     log = tmp_path / "stops"
     supervisor = Supervisor(env={})
     supervisor.start(Component("server", [sys.executable, "-c", trap, str(log), "server"]))

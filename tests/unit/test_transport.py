@@ -10,8 +10,10 @@ from landing.transport import events_url
 
 
 def test_the_sensor_process_never_imports_prefect():
-    code = ("import sys, sensors.__main__, landing.contract, landing.reader, landing.ledger; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'prefect'))")
+    code = (
+        "import sys, sensors.__main__, landing.contract, landing.reader, landing.ledger; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'prefect'))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

@@ -16,11 +16,31 @@ import pytest
 
 from landing.settings import REPO_ROOT
 
-UPSTREAM = {"prefect", "prefect_dbt", "prefect_redis", "dbt", "watchdog", "httpx", "websockets", "duckdb", "pydantic",
-            "pydantic_settings", "sqlalchemy", "fastapi", "uvicorn"}
+UPSTREAM = {
+    "prefect",
+    "prefect_dbt",
+    "prefect_redis",
+    "dbt",
+    "watchdog",
+    "httpx",
+    "websockets",
+    "duckdb",
+    "pydantic",
+    "pydantic_settings",
+    "sqlalchemy",
+    "fastapi",
+    "uvicorn",
+}
 # modules that are an upstream package's internals though their names are public
-INTERNAL = ("prefect.server", "prefect._internal", "prefect_dbt.core.runner", "dbt.adapters.factory",
-            "dbt.adapters.duckdb.connections", "watchdog.observers.api", "watchdog.observers.inotify")
+INTERNAL = (
+    "prefect.server",
+    "prefect._internal",
+    "prefect_dbt.core.runner",
+    "dbt.adapters.factory",
+    "dbt.adapters.duckdb.connections",
+    "watchdog.observers.api",
+    "watchdog.observers.inotify",
+)
 PRODUCT = ("landing", "flows", "sensors", "automations", "ops", "benchmarks")
 FENCE = "_upstream.py"
 
@@ -53,18 +73,31 @@ def private_uses(source: str) -> list[str]:
                     bound.add(a.asname or a.name.split(".")[0])
                     if any(_private(p) for p in a.name.split(".")) or _internal(a.name):
                         found.append(f"line {node.lineno}: import {a.name}")
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.split(".")[0] in UPSTREAM:
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.level == 0
+            and node.module.split(".")[0] in UPSTREAM
+        ):
             for a in node.names:
                 bound.add(a.asname or a.name)
                 if any(_private(p) for p in node.module.split(".")) or _private(a.name) or _internal(node.module):
                     found.append(f"line {node.lineno}: from {node.module} import {a.name}")
-    subclasses = [c for c in ast.walk(tree) if isinstance(c, ast.ClassDef)
-                  and any(isinstance(_root(b), ast.Name) and _root(b).id in bound for b in c.bases)]
+    subclasses = [
+        c
+        for c in ast.walk(tree)
+        if isinstance(c, ast.ClassDef) and any(isinstance(_root(b), ast.Name) and _root(b).id in bound for b in c.bases)
+    ]
     for cls in subclasses:
         own = {n.name for n in ast.walk(cls) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
         for node in ast.walk(cls):
-            if (isinstance(node, ast.Attribute) and _private(node.attr) and node.attr not in own
-                    and isinstance(node.value, ast.Name) and node.value.id == "self"):
+            if (
+                isinstance(node, ast.Attribute)
+                and _private(node.attr)
+                and node.attr not in own
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "self"
+            ):
                 found.append(f"line {node.lineno}: self.{node.attr} in {cls.name}, a subclass of an upstream class")
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and _private(node.attr):
@@ -87,10 +120,15 @@ def product_modules():
 
 
 def test_private_upstream_names_are_used_only_behind_the_fence():
-    offenders = {str(p.relative_to(REPO_ROOT)): uses for p in product_modules()
-                 if p.name != FENCE and (uses := private_uses(p.read_text()))}
-    assert offenders == {}, ("private or internal upstream names outside an _upstream.py module: move the use into "
-                             f"its layer's _upstream.py and add a docs/upstream.md entry: {offenders}")
+    offenders = {
+        str(p.relative_to(REPO_ROOT)): uses
+        for p in product_modules()
+        if p.name != FENCE and (uses := private_uses(p.read_text()))
+    }
+    assert offenders == {}, (
+        "private or internal upstream names outside an _upstream.py module: move the use into "
+        f"its layer's _upstream.py and add a docs/upstream.md entry: {offenders}"
+    )
 
 
 def test_the_fence_test_finds_each_kind_of_use():
@@ -98,10 +136,14 @@ def test_the_fence_test_finds_each_kind_of_use():
     assert private_uses("from prefect.types import _datetime")
     assert private_uses("import prefect_dbt.core.runner as m\nm.dbtRunner = None")
     assert private_uses("from dbt.adapters.duckdb.connections import DuckDBConnectionManager as D\nD._ENV")
-    assert private_uses("from prefect_dbt import PrefectDbtRunner\nclass R(PrefectDbtRunner):\n"
-                        "    def f(self):\n        return self._create_asset_from_node(1, 2)")
+    assert private_uses(
+        "from prefect_dbt import PrefectDbtRunner\nclass R(PrefectDbtRunner):\n"
+        "    def f(self):\n        return self._create_asset_from_node(1, 2)"
+    )
     assert private_uses("class R(object):\n    def f(self):\n        return super()._hook()")
-    assert not private_uses("import prefect\nfrom prefect import flow\nclass A:\n    def f(self):\n        return self._x")
+    assert not private_uses(
+        "import prefect\nfrom prefect import flow\nclass A:\n    def f(self):\n        return self._x"
+    )
 
 
 def test_every_fenced_module_is_in_the_inventory():
@@ -120,9 +162,11 @@ CONTRACTS: list[tuple[str, object, tuple[str, str]]] = []  # (entry, check, (mod
 
 def contract(entry: str, owner: str, attribute: str):
     """`owner` is `module` or `module:Class`; removing `attribute` from it must make the check fail."""
+
     def register(check):
         CONTRACTS.append((entry, check, (owner, attribute)))
         return check
+
     return register
 
 
@@ -240,7 +284,11 @@ def u11_sqlite_begin_mode():
     from prefect.server.database import configurations
 
     assert isinstance(configurations.SQLITE_BEGIN_MODE.get(), (str, type(None)))
-    assert _params(configurations.AioSqliteConfiguration.begin_transaction)[:3] == ["self", "session", "with_for_update"]
+    assert _params(configurations.AioSqliteConfiguration.begin_transaction)[:3] == [
+        "self",
+        "session",
+        "with_for_update",
+    ]
     assert "SQLITE_BEGIN_MODE.get()" in inspect.getsource(configurations)  # read when the connection begins
 
 
@@ -270,13 +318,21 @@ def u14_inotify_emitter():
     assert "timeout" in _params(BaseObserver.__init__)
 
 
-@contract("U15", "prefect.client.orchestration._concurrency_limits.client:ConcurrencyLimitClient",
-          "increment_concurrency_slots_with_lease")
+@contract(
+    "U15",
+    "prefect.client.orchestration._concurrency_limits.client:ConcurrencyLimitClient",
+    "increment_concurrency_slots_with_lease",
+)
 def u15_concurrency_leases():
     from prefect.client.orchestration import SyncPrefectClient
 
     assert _params(SyncPrefectClient.increment_concurrency_slots_with_lease)[:5] == [
-        "self", "names", "slots", "mode", "lease_duration"]
+        "self",
+        "names",
+        "slots",
+        "mode",
+        "lease_duration",
+    ]
     assert _params(SyncPrefectClient.renew_concurrency_lease)[:3] == ["self", "lease_id", "lease_duration"]
     assert _params(SyncPrefectClient.release_concurrency_slots_with_lease)[:2] == ["self", "lease_id"]
 
@@ -301,7 +357,9 @@ def canary_table() -> list[tuple[str, str, str]]:
     """(entry, holds or the failure, versions): `make canary` prints it."""
     from importlib.metadata import version
 
-    versions = ", ".join(f"{p} {version(p)}" for p in ("prefect", "prefect-dbt", "dbt-core", "dbt-duckdb", "duckdb", "watchdog"))
+    versions = ", ".join(
+        f"{p} {version(p)}" for p in ("prefect", "prefect-dbt", "dbt-core", "dbt-duckdb", "duckdb", "watchdog")
+    )
     rows = []
     for entry, check, _ in CONTRACTS:
         try:
