@@ -27,6 +27,9 @@ demo: install
 status: install
 	$(UV) run --frozen landing status
 
+canary:  # the newest upstream releases, in a throwaway environment: which docs/upstream.md entries still hold
+	rm -rf .canary && $(UV) run --frozen python -m tests.canary
+
 bench: install
 	$(UV) run --frozen python -m benchmarks.run
 

@@ -1,0 +1,54 @@
+"""`make canary`: install the newest releases of the packages whose internals we touch into a throwaway environment,
+run the docs/upstream.md contracts there, and print which entries hold.
+
+A package whose newest release does not install here (dbt-core 1.12 downloads a binary from GitHub at build time) is
+held at the bound in pyproject.toml, and the table says so.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+VENV = REPO / ".canary"
+PACKAGES = ["prefect", "prefect-dbt", "dbt-core", "dbt-duckdb", "duckdb", "watchdog"]
+ALSO = ["pydantic-settings", "pytest"]
+
+
+def _bounds() -> dict[str, str]:
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    out = {}
+    for dep in deps:
+        name = re.split(r"[<>=!\[ ;]", dep, maxsplit=1)[0]
+        out[name.lower()] = dep.split(";")[0].strip()
+    return out
+
+
+def main() -> int:
+    subprocess.run(["uv", "venv", "-q", "--python", "3.11", str(VENV)], check=True)
+    bounds, held = _bounds(), {}
+    for _ in range(len(PACKAGES) + 1):
+        wanted = [held.get(p, p) for p in PACKAGES] + ALSO
+        done = subprocess.run(["uv", "pip", "install", "-q", "--upgrade", "--python", str(VENV / "bin" / "python"), *wanted],
+                              capture_output=True, text=True)
+        if done.returncode == 0:
+            break
+        culprit = next((p for p in PACKAGES if p not in held and re.search(rf"`{re.escape(p)}` \(v", done.stderr)), None)
+        if culprit is None:
+            print(done.stderr[-3000:])
+            return 2
+        reason = next((line.strip() for line in done.stderr.splitlines() if "failed to download" in line or "error:" in line), "")
+        held[culprit] = bounds.get(culprit, culprit)
+        print(f"{culprit}: the newest release does not install here ({reason[:160]}); held at {held[culprit]}")
+    else:
+        return 2
+    return subprocess.run([str(VENV / "bin" / "python"), "-m", "tests.unit.test_upstream"], cwd=REPO,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
