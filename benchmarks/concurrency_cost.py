@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ops.local import PrefectServer, using_server
+from testkit.local import PrefectServer, using_server
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,10 +21,10 @@ from pathlib import Path
 import sensors as sensor_command
 from landing.catalog import load_catalog
 from landing.settings import REPO_ROOT, Settings
-from ops.dummyjson_fake import DummyJSONServer
-from ops.local import PrefectServer
-from ops.dummyjson_fake import product_rows
-from ops.local import Served, builds, dbt_environment, using_server, wait_for, warehouse_row
+from testkit.dummyjson_fake import DummyJSONServer
+from testkit.local import PrefectServer
+from testkit.dummyjson_fake import product_rows
+from testkit.local import Served, builds, dbt_environment, using_server, wait_for, warehouse_row
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 
@@ -183,14 +183,14 @@ class _Arm:
 
 
 class _ScaleArm(_Arm):
-    """B1's drops on the scale-out stack: `landing up` on a PostgreSQL and a Redis of its own (ops.local.ScaleOutStack)."""
+    """B1's drops on the scale-out stack: `landing up` on a PostgreSQL and a Redis of its own (testkit.local.ScaleOutStack)."""
 
     def __init__(self, base: Path):
         super().__init__(base, ())
         self.settings = settings_in(base, burst_window_seconds=5, reconcile_seconds=300)
 
     def start(self) -> None:
-        from ops.local import ScaleOutStack
+        from testkit.local import ScaleOutStack
 
         self.base.mkdir(parents=True, exist_ok=True)
         self.base.chmod(0o755)  # PostgreSQL runs as the `postgres` user when this runs as root
@@ -293,7 +293,7 @@ def _burst(settings: Settings, files: int, seconds: float, label: str) -> dict:
     from datetime import timedelta, timezone
 
     from landing.events import FILE_CREATED
-    from ops.local import read_events
+    from testkit.local import read_events
 
     folder = settings.root / "dummyjson" / "products"
     folder.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from ops.local import PrefectServer, using_server
+from testkit.local import PrefectServer, using_server
 
 
 def main(argv: list[str] | None = None) -> None:

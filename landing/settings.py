@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[1]  # a checkout's root: tests, benchmarks and the samples, not defaults
 
 
 class Settings(BaseSettings):
@@ -33,8 +33,9 @@ class Settings(BaseSettings):
         "accepting a file is a rename.",
     )
     state_dir: Path = Field(
-        default=REPO_ROOT / ".state",
-        description="Folder for local state: the warehouse, the build runs' dbt target folder, the ledger, the build log. "
+        default_factory=lambda: Path.cwd() / ".state",
+        description="Folder for local state: the warehouse, the build runs' dbt target folder, the ledger, the build log "
+        "(default: .state in the directory the command starts in). "
         "(The catalog cache lives in the dbt project's own target/ folder, keyed by the project's content.)",
     )
     warehouse_path: Path | None = Field(
@@ -79,8 +80,9 @@ class Settings(BaseSettings):
         "day instead of thousands of small files. 0 keeps every file as it landed. CSV and Parquet files always stay.",
     )
     dbt_project_dir: Path = Field(
-        default=REPO_ROOT / "dbt",
-        description="The dbt project (with its profiles.yml) whose sources define the datasets.",
+        default_factory=lambda: Path.cwd() / "dbt",
+        description="The dbt project (with its profiles.yml) whose sources define the datasets (default: dbt in the "
+        "directory the command starts in, as in a checkout of this repository).",
     )
     dummyjson_base_url: str = Field(
         default="https://dummyjson.com",

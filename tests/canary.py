@@ -33,21 +33,31 @@ def main() -> int:
     bounds, held = _bounds(), {}
     for _ in range(len(PACKAGES) + 1):
         wanted = [held.get(p, p) for p in PACKAGES] + ALSO
-        done = subprocess.run(["uv", "pip", "install", "-q", "--upgrade", "--python", str(VENV / "bin" / "python"), *wanted],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            ["uv", "pip", "install", "-q", "--upgrade", "--python", str(VENV / "bin" / "python"), *wanted],
+            capture_output=True,
+            text=True,
+        )
         if done.returncode == 0:
             break
-        culprit = next((p for p in PACKAGES if p not in held and re.search(rf"`{re.escape(p)}` \(v", done.stderr)), None)
+        culprit = next(
+            (p for p in PACKAGES if p not in held and re.search(rf"`{re.escape(p)}` \(v", done.stderr)), None
+        )
         if culprit is None:
             print(done.stderr[-3000:])
             return 2
-        reason = next((line.strip() for line in done.stderr.splitlines() if "failed to download" in line or "error:" in line), "")
+        reason = next(
+            (line.strip() for line in done.stderr.splitlines() if "failed to download" in line or "error:" in line), ""
+        )
         held[culprit] = bounds.get(culprit, culprit)
         print(f"{culprit}: the newest release does not install here ({reason[:160]}); held at {held[culprit]}")
     else:
         return 2
-    return subprocess.run([str(VENV / "bin" / "python"), "-m", "tests.unit.test_upstream"], cwd=REPO,
-                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}).returncode
+    return subprocess.run(
+        [str(VENV / "bin" / "python"), "-m", "tests.unit.test_upstream"],
+        cwd=REPO,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    ).returncode
 
 
 if __name__ == "__main__":

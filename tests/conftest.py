@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from landing.settings import REPO_ROOT, Settings
-from ops.dummyjson_fake import DummyJSONServer
-from ops.local import PrefectServer, using_server
+from testkit.dummyjson_fake import DummyJSONServer
+from testkit.local import PrefectServer, using_server
 
 
 # The slowest modules first: `make test` spreads whole modules over two workers (pytest-xdist, --dist loadfile) in

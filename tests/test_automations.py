@@ -17,8 +17,8 @@ from landing.contract import land_rows
 from landing.reader import thread_connection
 from landing.settings import REPO_ROOT, Settings
 from landing.transport import EmitError, send_events
-from ops.dummyjson_fake import load_fixture
-from ops.local import Served, builds, delete_managed_automations, runs_of, wait_for
+from testkit.dummyjson_fake import load_fixture
+from testkit.local import Served, builds, delete_managed_automations, runs_of, wait_for
 
 FIXTURE = {t: load_fixture(t) for t in ("products", "carts", "users")}
 
@@ -138,7 +138,7 @@ def test_failing_build_alerts_and_the_next_file_fixes_it(stack):
     from datetime import datetime, timedelta, timezone
 
     from landing.events import BUILD_FAILED
-    from ops.local import read_events
+    from testkit.local import read_events
 
     settings = stack
     since = datetime.now(timezone.utc) - timedelta(seconds=2)

@@ -15,7 +15,7 @@ from landing.transport import EmitError
 from landing.catalog import UnknownDatasetError, load_catalog, split_location
 from landing.ledger import Ledger, ledger_path
 from landing.reader import InvalidFile
-from ops.local import using_server, read_events
+from testkit.local import using_server, read_events
 
 NAME = re.compile(r"^\d{8}T\d{12}Z-[0-9a-f]{12}\.jsonl$")
 

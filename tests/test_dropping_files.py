@@ -24,9 +24,9 @@ from landing.catalog import load_catalog
 from landing.events import FILE_CREATED, FILE_REJECTED
 from landing.ledger import Ledger, ledger_path
 from landing.settings import REPO_ROOT, Settings
-from ops.local import read_events
-from ops.dummyjson_fake import product_rows
-from ops.local import builds, runs_of, wait_for, warehouse_row
+from testkit.local import read_events
+from testkit.dummyjson_fake import product_rows
+from testkit.local import builds, runs_of, wait_for, warehouse_row
 from tests.support.stack import served_stack
 
 

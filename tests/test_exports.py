@@ -14,7 +14,7 @@ import pytest
 from flows.dummyjson import ExportError, export_dummyjson, export_dummyjson_all
 from landing.catalog import load_catalog
 from landing.events import FILE_CREATED
-from ops.local import read_events
+from testkit.local import read_events
 
 
 def landed_files(settings, dataset):

@@ -16,7 +16,7 @@ from automations import compact, load
 from automations.dbt_build import dbt_build
 from landing.catalog import load_catalog
 from landing.settings import Settings
-from ops.local import builds, dbt_environment
+from testkit.local import builds, dbt_environment
 
 TABLES = [
     "stage_dummyjson__products",

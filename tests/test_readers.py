@@ -20,8 +20,8 @@ from automations.dbt_build import dbt_build
 from landing.catalog import load_catalog
 from landing.ledger import Ledger, ledger_path
 from landing.settings import Settings
-from ops.dummyjson_fake import product_rows
-from ops.local import builds, dbt_environment, runs_of, wait_for, warehouse_row
+from testkit.dummyjson_fake import product_rows
+from testkit.local import builds, dbt_environment, runs_of, wait_for, warehouse_row
 from tests.support.sensing import accepted_without_event
 from tests.support.stack import served_stack
 

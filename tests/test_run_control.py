@@ -17,8 +17,8 @@ from automations.buildlog import BuildStatus
 from automations.names import BUILD
 from landing.contract import land_rows
 from landing.settings import REPO_ROOT, Settings
-from ops.dummyjson_fake import load_fixture
-from ops.local import Served, builds, read_events, stop_process, wait_for
+from testkit.dummyjson_fake import load_fixture
+from testkit.local import Served, builds, read_events, stop_process, wait_for
 
 SLOW_ROWS = 50_000_000_000  # about 90 s of DuckDB work: far longer than any wait below
 USERS = load_fixture("users")

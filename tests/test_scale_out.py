@@ -22,8 +22,8 @@ from automations.build_state import one_writer, writer_limit_name
 from landing.events import FILE_CREATED
 from landing.ledger import Ledger, ledger_path
 from landing.settings import REPO_ROOT, Settings
-from ops.dummyjson_fake import DummyJSONServer, product_rows
-from ops.local import ScaleOutStack, builds, read_events, using_server, wait_for, warehouse_row
+from testkit.dummyjson_fake import DummyJSONServer, product_rows
+from testkit.local import ScaleOutStack, builds, read_events, using_server, wait_for, warehouse_row
 from ops.scaleout import redacted
 
 BURST = 1_000

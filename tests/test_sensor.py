@@ -15,7 +15,7 @@ import pytest
 from landing.contract import land_rows
 from landing.events import FILE_CREATED, FILE_REJECTED
 from landing.ledger import Ledger, ledger_path
-from ops.local import PrefectServer, read_events, using_server, wait_for
+from testkit.local import PrefectServer, read_events, using_server, wait_for
 from tests.support.sensing import Harness, rows
 
 

@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from landing.settings import REPO_ROOT
-from ops.local import free_port
-from ops.local import wait_for
+from testkit.local import free_port
+from testkit.local import wait_for
 
 
 LANDING = str(Path(sys.executable).with_name("landing"))  # the console script `uv sync` installs

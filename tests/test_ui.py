@@ -14,8 +14,8 @@ import pytest
 
 from landing.contract import land_rows
 from landing.events import FILE_CREATED
-from ops.dummyjson_fake import load_fixture
-from ops.local import PrefectServer, Served, builds, free_port, read_events, using_server, wait_for
+from testkit.dummyjson_fake import load_fixture
+from testkit.local import PrefectServer, Served, builds, free_port, read_events, using_server, wait_for
 from sensors.sensor import Sensor
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

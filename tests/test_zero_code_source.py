@@ -15,8 +15,8 @@ from landing.catalog import load_catalog
 from landing.contract import land_rows
 from landing.events import DATASET_STALE
 from landing.settings import REPO_ROOT, Settings
-from ops.local import read_events
-from ops.local import Served, builds, delete_managed_automations, wait_for
+from testkit.local import read_events
+from testkit.local import Served, builds, delete_managed_automations, wait_for
 
 EXTRA_SOURCES = """
 version: 2
@@ -124,7 +124,7 @@ def _build_by_hand(settings: Settings, force: bool = False) -> str:
 
 
 def test_a_code_change_is_a_reason_to_build(extended):
-    from ops.local import warehouse_row
+    from testkit.local import warehouse_row
 
     model = extended.dbt_project_dir / "models" / "staging" / "shop" / "stage_shop__orders.sql"
     # a new model downstream of a built source, then apply.py: it is built without a new file

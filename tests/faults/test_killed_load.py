@@ -11,8 +11,8 @@ import duckdb
 
 from automations.dbt_build import dbt_build
 from landing.catalog import load_catalog
-from ops.dummyjson_fake import product_rows
-from ops.local import builds, dbt_environment, wait_for
+from testkit.dummyjson_fake import product_rows
+from testkit.local import builds, dbt_environment, wait_for
 
 BUILD = "from automations.dbt_build import dbt_build; dbt_build(['dummyjson.products'])"
 

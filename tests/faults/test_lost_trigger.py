@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import duckdb
 
-from ops.dummyjson_fake import load_fixture
+from testkit.dummyjson_fake import load_fixture
 from tests.support.sensing import accepted_without_event
-from ops.local import Served, builds, runs_of, wait_for
+from testkit.local import Served, builds, runs_of, wait_for
 
 
 def test_reconcile_builds_what_no_automation_built_and_then_idles(settings, prefect_server, tmp_path):

@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 from automations.apply import main as apply_main
-from ops.dummyjson_fake import load_fixture
+from testkit.dummyjson_fake import load_fixture
 from tests.support.sensing import accepted_without_event
-from ops.local import using_server, builds
+from testkit.local import using_server, builds
 
 BUILD = "import sys; from automations.dbt_build import dbt_build; dbt_build([sys.argv[1]])"
 

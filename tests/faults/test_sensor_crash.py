@@ -16,9 +16,9 @@ import pytest
 from automations.apply import apply
 from landing.events import FILE_CREATED
 from landing.ledger import Ledger, ledger_path
-from ops.local import using_server, read_events
-from ops.dummyjson_fake import product_rows
-from ops.local import PrefectServer, Served, builds, delete_managed_automations, runs_of, wait_for, warehouse_row
+from testkit.local import using_server, read_events
+from testkit.dummyjson_fake import product_rows
+from testkit.local import PrefectServer, Served, builds, delete_managed_automations, runs_of, wait_for, warehouse_row
 
 FILES = 250  # 1,000 overloads a SQLite server on CI (503s, no runs created): the scale-out stack runs that size
 

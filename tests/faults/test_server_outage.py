@@ -16,10 +16,10 @@ from automations.apply import apply
 from landing.contract import rows_to_jsonl
 from landing.events import FILE_CREATED
 from landing.ledger import Ledger, ledger_path
-from ops.local import using_server, read_events
-from ops.dummyjson_fake import DummyJSONServer, load_fixture
-from ops.local import PrefectServer
-from ops.local import Served, builds, runs_of, wait_for
+from testkit.local import using_server, read_events
+from testkit.dummyjson_fake import DummyJSONServer, load_fixture
+from testkit.local import PrefectServer
+from testkit.local import Served, builds, runs_of, wait_for
 
 OUTAGE_SECONDS = 60
 EXPORT = "from flows.dummyjson import export_dummyjson; export_dummyjson('products')"

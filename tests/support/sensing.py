@@ -12,7 +12,7 @@ from landing.catalog import load_catalog
 from landing.contract import INCOMING_DIR, rows_to_jsonl, write_atomically
 from landing.events import FILE_CREATED
 from sensors.sensor import Sensor
-from ops.local import read_events
+from testkit.local import read_events
 
 
 def rows(tag: str, n: int = 3) -> bytes:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from automations.apply import apply
 from landing.settings import REPO_ROOT, Settings
-from ops.local import Served, delete_managed_automations, wait_for
+from testkit.local import Served, delete_managed_automations, wait_for
 
 
 @contextmanager

@@ -9,8 +9,8 @@ import pytest
 
 from landing.settings import REPO_ROOT
 
-LAYERS = {"landing": 0, "flows": 1, "sensors": 1, "automations": 1, "ops": 2, "benchmarks": 3}
-OURS = ("landing", "flows", "sensors", "automations", "ops", "benchmarks", "tests")
+LAYERS = {"landing": 0, "flows": 1, "sensors": 1, "automations": 1, "ops": 2, "testkit": 3, "benchmarks": 4}
+OURS = ("landing", "flows", "sensors", "automations", "ops", "testkit", "benchmarks", "tests")
 
 
 def modules():

@@ -1,4 +1,4 @@
-"""ops.local's environment helpers: where this process, its threads and dbt look."""
+"""testkit.local's environment helpers: where this process, its threads and dbt look."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 import threading
 
 from landing.settings import Settings
-from ops.local import dbt_environment, using_server
+from testkit.local import dbt_environment, using_server
 
 
 def test_using_server_reaches_threads_started_outside_prefects_context(monkeypatch):

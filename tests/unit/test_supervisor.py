@@ -6,7 +6,7 @@ import signal
 import sys
 import time
 
-from ops.local import wait_for
+from testkit.local import wait_for
 from ops.stack import Component, Supervisor
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
