@@ -91,3 +91,15 @@ def settings(tmp_path) -> Settings:
 @pytest.fixture
 def catalog(settings):
     return render_roots(catalog_from_manifest(manifest()), str(settings.root), str(settings.accepted))
+
+
+@pytest.fixture
+def sensor(settings, catalog):
+    from sensors.sensor import Sensor
+
+    s = Sensor(settings, catalog=catalog)
+    for ds in catalog.datasets.values():
+        ds.path.mkdir(parents=True, exist_ok=True)
+        ds.accepted_path.mkdir(parents=True, exist_ok=True)
+    yield s
+    s.stop(flush_timeout=0)

@@ -1,4 +1,5 @@
-"""The sensor's decisions about single files, without a server: accept, quarantine, duplicate, ignore, refuse."""
+"""The sensor's screening (sensors/screening.py), without a server: ignored, unmatched, refused, over the cap, duplicates,
+and a backlog in arrival order."""
 
 from __future__ import annotations
 
@@ -7,54 +8,8 @@ import os
 
 import pytest
 
-from landing.ledger import Ledger
 from sensors.sensor import Sensor
-
-GOOD = b'{"id": 1, "title": "a", "price": 1.5}\n'
-
-
-@pytest.fixture
-def sensor(settings, catalog):
-    s = Sensor(settings, catalog=catalog)
-    for ds in catalog.datasets.values():
-        ds.path.mkdir(parents=True, exist_ok=True)
-        ds.accepted_path.mkdir(parents=True, exist_ok=True)
-    yield s
-    s.stop(flush_timeout=0)
-
-
-def drop(sensor, dataset: str, name: str, data: bytes) -> str:
-    path = sensor.catalog.get(dataset).path / name
-    path.write_bytes(data)
-    return str(path)
-
-
-def outbox(settings) -> list[dict]:
-    led = Ledger(settings.state_dir / "ledger.sqlite")
-    try:
-        return [e for _, e in led.due(limit=100, now=float("inf"))]
-    finally:
-        led.close()
-
-
-def test_a_good_file_is_moved_to_the_accepted_area_and_its_event_waits_in_the_outbox(sensor, settings):
-    path = drop(sensor, "shop.products", "mine.jsonl", GOOD)
-    assert sensor.process(path) == "accepted"
-    assert not os.path.exists(path)
-    [accepted] = os.listdir(sensor.catalog.get("shop.products").accepted_path)
-    [event] = outbox(settings)
-    assert event["event"] == "landing.file.created"
-    assert event["payload"]["path"].endswith(accepted) and event["payload"]["dropped_as"] == "shop/products/mine.jsonl"
-    assert event["payload"]["rows"] == 1
-
-
-def test_a_file_missing_a_required_column_is_quarantined_with_its_reason(sensor, settings):
-    path = drop(sensor, "shop.products", "no-title.jsonl", b'{"id": 1, "price": 2}\n')
-    assert sensor.process(path) == "quarantined"
-    reason = (settings.root / "_quarantine" / "shop.products" / "no-title.jsonl.reason.txt").read_text()
-    assert "the required column 'title' is missing" in reason
-    [event] = outbox(settings)
-    assert event["event"] == "landing.file.rejected" and "title" in event["payload"]["reason"]
+from tests.unit.sensor_kit import GOOD, drop, outbox
 
 
 def test_the_same_content_under_another_name_is_a_duplicate_left_in_place(sensor, settings):
@@ -110,17 +65,3 @@ def test_the_catch_up_decides_a_backlog_in_arrival_order(sensor, settings):
     dropped = [e["payload"]["dropped_as"] for e in outbox(settings)]
     assert dropped == ["shop/products/c.jsonl", "shop/products/a.jsonl", "shop/products/b.jsonl"]
     assert sensor.catch_up() == 0
-
-
-def test_explain_tells_why_a_file_was_quarantined_from_either_of_its_paths(sensor, settings, catalog):
-    from ops.inspect import explain
-
-    path = drop(sensor, "shop.products", "bad.jsonl", b'{"id": "seven", "title": "t"}\n')
-    assert sensor.process(path) == "quarantined"
-    moved = str(settings.root / "_quarantine" / "shop.products" / "bad.jsonl")
-    for target in (moved, path):
-        lines: list[str] = []
-        assert explain(target, settings, out=lines.append, catalog=catalog) == 0
-        text = "\n".join(lines)
-        assert f"quarantined {moved} (dropped as {path})" in text
-        assert "row 1, column 'id'" in text and "landing.file.rejected" in text
