@@ -31,7 +31,9 @@ def test_explain_tells_why_a_file_was_quarantined_from_either_of_its_paths(senso
 
 
 def test_undeclared_columns_are_named_in_the_files_event(sensor, settings):
-    path = drop(sensor, "shop.products", "wider.jsonl", b'{"id": 1, "title": "a", "price": 1, "colour": "red", "Brand": "b"}\n')
+    path = drop(
+        sensor, "shop.products", "wider.jsonl", b'{"id": 1, "title": "a", "price": 1, "colour": "red", "Brand": "b"}\n'
+    )
     assert sensor.process(path) == "accepted"
     [event] = outbox(settings)
     assert event["payload"]["undeclared_columns"] == ["colour"]  # Brand is the declared brand: DuckDB binds case-blind
