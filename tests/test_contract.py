@@ -137,8 +137,9 @@ def test_event_read_back_from_server_has_every_field(settings, prefect_server):
         "landed_at",
         "producer",
         "dropped_as",
+        "undeclared_columns",
     }
-    assert event.payload["dropped_as"] is None
+    assert event.payload["dropped_as"] is None and event.payload["undeclared_columns"] == []
     assert event.payload["rows"] == 1 and event.payload["producer"] == "test:contract"
     assert event.payload["path"] == landed.path and event.payload["bytes"] == os.path.getsize(landed.path)
 

@@ -148,10 +148,10 @@ def test_a_build_waits_while_another_machine_writes_its_warehouse_and_others_do_
     from prefect.concurrency.sync import concurrency
 
     settings = stack.settings
-    before = time.time()
     # the warehouse's global limit, held as a build on another machine holds it (no file lock here: none reaches there)
     with concurrency(writer_limit_name(settings), occupy=1, strict=True):
         held = time.monotonic()
+        before = time.time()  # once held: a build that was running meanwhile finished (and recorded) before this
         other = settings.model_copy(update={"warehouse_path": tmp_path / "other.duckdb"})
         with one_writer(other):  # another warehouse's builds do not wait behind this one's
             assert time.monotonic() - held < 5
