@@ -28,6 +28,16 @@ SLOW_FIRST = (
 )
 
 
+def pytest_ignore_collect(collection_path, config):
+    """`-m "not e2e"` (the unit layer) does not even import the e2e modules: everything outside tests/unit is e2e."""
+    if (config.getoption("markexpr") or "").strip() == "not e2e" and collection_path.suffix == ".py":
+        here = collection_path.resolve()
+        unit = REPO_ROOT / "tests" / "unit"
+        if here.is_relative_to(REPO_ROOT / "tests") and not here.is_relative_to(unit) and here.name != "conftest.py":
+            return True
+    return None
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "/unit/" not in item.nodeid.replace("\\", "/") and not item.nodeid.startswith("unit/"):
