@@ -133,15 +133,20 @@ def test_holder_names_the_pid_and_command_of_a_process_holding_the_build_file(se
 
 def test_a_build_waits_for_a_holder_and_says_who_it_is_while_it_waits(settings):
     build(settings, 1)
-    proc = hold(settings.build_warehouse, "rw", 3)
-    said, seen = [], []
-    watcher = threading.Thread(
-        target=lambda: [seen.append(readers.read_waiting(settings)) or time.sleep(0.2) for _ in range(10)]
-    )
+    proc = hold(settings.build_warehouse, "rw", 1.5)
+    said, seen, done = [], [], threading.Event()
+
+    def watch():  # what `landing status` reads, while the build waits
+        while not done.is_set():
+            seen.append(readers.read_waiting(settings))
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch)
     watcher.start()
     waited = readers.wait_until_free(settings, said.append)
+    done.set()
     watcher.join()
-    assert 1.0 < waited < 15
+    assert 0.5 < waited < 15
     assert len(said) == 1 and f"pid {proc.pid}" in said[0] and str(settings.warehouse) in said[0]
     assert any(w and w["pid"] == proc.pid for w in seen), "landing status had nothing to show while the build waited"
     assert readers.read_waiting(settings) is None  # gone once the build got the file
