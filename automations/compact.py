@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from landing.catalog import Dataset
-from landing.reader import _OBJECT_OPTIONS, _OPTION, function_name, quote_literal
+from landing.reader import function_name, objects_call
 from landing.settings import Settings
 
 log = logging.getLogger("landing.compact")
@@ -62,15 +62,6 @@ def part_names(settings: Settings, ds: Dataset) -> list[str]:
 
 def parts_ddl() -> str:
     return f"create table if not exists {PARTS} (dataset varchar, part varchar, files bigint, rows bigint, compacted_at timestamptz)"
-
-
-def _objects(ds: Dataset, paths: list[str]) -> str:
-    """Each JSON object of `paths` as text, with its file: read_json_objects with the dataset's format options."""
-    location = ds.location.strip()
-    options = {m.group(1).lower(): m.group(0).split("=", 1)[1].strip() for m in _OPTION.finditer(location)}
-    args = "".join(f", {k}={v}" for k, v in options.items() if k in _OBJECT_OPTIONS)
-    fn = "read_ndjson_objects" if function_name(location).startswith("read_ndjson") else "read_json_objects"
-    return f"{fn}([{', '.join(quote_literal(p) for p in paths)}]{args}, filename=true)"
 
 
 def compact(con, settings: Settings, ds: Dataset, now: datetime | None = None) -> Compacted:
@@ -119,7 +110,7 @@ def compact(con, settings: Settings, ds: Dataset, now: datetime | None = None) -
                 # every field as it landed, in the file's own order, with the file it came from
                 for (line,) in con.execute(
                     f"select json_merge_patch(json, json_object('{FILE_KEY}', filename))::varchar "
-                    f"from {_objects(ds, files[i : i + CHUNK])}"
+                    f"from {objects_call(ds, files[i : i + CHUNK])}"
                 ).fetchall():
                     fh.write(line)
                     fh.write("\n")

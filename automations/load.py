@@ -290,20 +290,9 @@ def _pending_parts(con, settings: Settings, ds: Dataset) -> list[str]:
     return [str(folder / n) for n in names if str(folder / n) not in loaded]
 
 
-def _part_undeclared(con, ds: Dataset, part: str) -> dict[str, tuple[str, ...]]:
-    """Per accepted file in a part: its undeclared columns (the part's own `_landing_file` aside)."""
-    declared = sorted({c.lower() for c in ds.columns} | {compact.FILE_KEY.lower()})
-    found = con.execute(
-        f"select f, list(distinct k order by k) from (select json->>'$.{compact.FILE_KEY}' as f, unnest(json_keys(json)) "
-        f"as k from {compact._objects(ds, [part])}) where lower(k) not in (select unnest(?::varchar[])) group by f",
-        [declared],
-    ).fetchall()
-    return {f: tuple(keys) for f, keys in found if keys}
-
-
 def _load_part(con, settings: Settings, ds: Dataset, part: str, flow_run_id: str | None) -> tuple[int, dict[str, int]]:
     """One transaction: a compacted part's rows, a history row per accepted file in it, and the part marked loaded."""
-    undeclared = _part_undeclared(con, ds, part)
+    undeclared = undeclared_columns(con, ds, [part], file_key=compact.FILE_KEY)
     extra = {c for cols in undeclared.values() for c in cols}
     con.execute("begin")
     try:

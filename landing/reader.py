@@ -264,29 +264,37 @@ def validate_many(con, ds: Dataset, paths: list[str]) -> dict[str, int | Invalid
 _OBJECT_OPTIONS = {"format", "compression", "maximum_object_size", "ignore_errors"}
 
 
-def undeclared_columns(con, ds: Dataset, paths: list[str]) -> dict[str, tuple[str, ...]]:
+def objects_call(ds: Dataset, paths: list[str]) -> str:
+    """Each JSON object of `paths` as text (`json`), with its file (`filename`): read_json_objects (or
+    read_ndjson_objects) with the dataset's format and compression options."""
+    location = ds.location.strip()
+    options = {m.group(1).lower(): m.group(0).split("=", 1)[1].strip() for m in _OPTION.finditer(location)}
+    args = "".join(f", {k}={v}" for k, v in options.items() if k in _OBJECT_OPTIONS)
+    fn = "read_ndjson_objects" if function_name(location).startswith("read_ndjson") else "read_json_objects"
+    return f"{fn}([{', '.join(quote_literal(p) for p in paths)}]{args}, filename=true)"
+
+
+def undeclared_columns(con, ds: Dataset, paths: list[str], file_key: str | None = None) -> dict[str, tuple[str, ...]]:
     """Per file of `paths` that carries any: the top-level columns the source does not declare, sorted (schema drift).
     JSON: its objects' keys, in one read of all `paths`; CSV and Parquet: each file's own header. Names compare
-    case-insensitively, as DuckDB binds them; a file that cannot be read here counts as having none."""
+    case-insensitively, as DuckDB binds them; a file that cannot be read here counts as having none. With `file_key`
+    (JSON only: a compacted part), each object names its file in that key, which is not a column."""
     if not paths:
         return {}
-    declared = {c.lower() for c in ds.columns}
-    location = ds.location.strip()
-    fn = function_name(location)
+    declared = {c.lower() for c in ds.columns} | ({file_key.lower()} if file_key else set())
     out: dict[str, tuple[str, ...]] = {}
-    if fn.startswith(("read_json", "read_ndjson")):
-        options = {m.group(1).lower(): m.group(0).split("=", 1)[1].strip() for m in _OPTION.finditer(location)}
-        args = "".join(f", {k}={v}" for k, v in options.items() if k in _OBJECT_OPTIONS)
-        objects = "read_ndjson_objects" if fn.startswith("read_ndjson") else "read_json_objects"
-        listed = "[" + ", ".join(quote_literal(p) for p in paths) + "]"
+    if function_name(ds.location).startswith(("read_json", "read_ndjson")):
+        source = f"json->>{quote_literal('$.' + file_key)}" if file_key else "filename"
         try:
             found = con.execute(
-                f"select filename, list(distinct k order by k) from (select filename, unnest(json_keys(json)) as k "
-                f"from {objects}({listed}{args}, filename=true) where json_type(json) = 'OBJECT') "
-                "where lower(k) not in (select unnest(?::varchar[])) group by filename",
+                f"select f, list(distinct k order by k) from (select {source} as f, unnest(json_keys(json)) as k "
+                f"from {objects_call(ds, paths)} where json_type(json) = 'OBJECT') "
+                "where lower(k) not in (select unnest(?::varchar[])) group by f",
                 [sorted(declared)],
             ).fetchall()
         except Exception:
+            if file_key:
+                raise  # our own part: a failure to read it is not "no drift"
             return {}
         return {f: tuple(keys) for f, keys in found if keys}
     for p in paths:

@@ -194,7 +194,7 @@ async def _explain(target: str, settings: Settings, catalog: Catalog, root: Path
         await client.__aexit__(None, None, None)
 
 
-def _loaded_line(settings: Settings, accepted_path: str) -> str:
+def _loaded_line(settings: Settings, catalog: Catalog, accepted_path: str) -> str:
     """Whether the accepted file is loaded into the warehouse, by which run and with how many rows (the load history
     in the readers' warehouse)."""
     import duckdb
@@ -212,15 +212,9 @@ def _loaded_line(settings: Settings, accepted_path: str) -> str:
     if part:
         line += f"\ncompacted into {part} (LANDING_ACCEPTED_RETENTION_DAYS): its rows, with every field, are there"
     if undeclared:
-        line += "\n" + _drift_words(dataset, undeclared, _rescues(settings, dataset))
+        ds = catalog.datasets.get(dataset)
+        line += "\n" + _drift_words(dataset, undeclared, bool(ds and ds.rescue))
     return line
-
-
-def _rescues(settings: Settings, dataset: str) -> bool:
-    try:
-        return load_catalog(settings).get(dataset).rescue
-    except Exception:
-        return False
 
 
 def _drift_words(dataset: str, columns, rescued: bool) -> str:
@@ -278,7 +272,7 @@ def _explain_file(
             if record.accepted_path != record.path
             else f"accepted  {record.accepted_path} (landed there by its producer)"
         )
-        out(_loaded_line(settings, record.accepted_path))
+        out(_loaded_line(settings, catalog, record.accepted_path))
     if record.status == "quarantined":
         moved = record.quarantined_to or str(root / QUARANTINE / dataset)
         out(f"quarantined {moved} (dropped as {record.path})")
