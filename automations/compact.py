@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from landing.catalog import Dataset
-from landing.reader import function_name, objects_call
+from landing.reader import function_name, objects_call, quote_literal
 from landing.settings import Settings
 
 log = logging.getLogger("landing.compact")
@@ -80,19 +80,22 @@ def compact(con, settings: Settings, ds: Dataset, now: datetime | None = None) -
     old = names[: bisect.bisect_left(names, cutoff)]  # accepted names sort by landing time
     if not old:
         return done
+    from automations.load import part_id
+
     folder = str(ds.accepted_path)
     paths = [f"{folder}/{n}" for n in old]
+    ids = {p: ds.file_id(p) for p in paths}
     con.execute(parts_ddl())
     facts = dict(
         con.execute(
             f"select accepted_file, compacted_into from {HISTORY} where dataset = ? and accepted_file in "
             "(select unnest(?::varchar[]))",
-            [ds.name, paths],
+            [ds.name, list(ids.values())],
         ).fetchall()
     )
     # in a part already (a build stopped between the part and the deletes): deleted now; not loaded yet: kept
-    gone = [p for p in paths if facts.get(p) and os.path.exists(facts[p])]
-    todo = [p for p in paths if p in facts and p not in gone]
+    gone = [p for p in paths if facts.get(ids[p]) and os.path.exists(settings.accepted / facts[ids[p]])]
+    todo = [p for p in paths if ids[p] in facts and p not in gone]
     by_day: dict[str, list[str]] = {}
     for p in todo:
         by_day.setdefault(os.path.basename(p)[:8], []).append(p)
@@ -109,7 +112,8 @@ def compact(con, settings: Settings, ds: Dataset, now: datetime | None = None) -
             for i in range(0, len(files), CHUNK):
                 # every field as it landed, in the file's own order, with the file it came from
                 for (line,) in con.execute(
-                    f"select json_merge_patch(json, json_object('{FILE_KEY}', filename))::varchar "
+                    f"select json_merge_patch(json, json_object('{FILE_KEY}', "
+                    f"{quote_literal(ds.accepted_relative + '/')} || parse_filename(filename)))::varchar "
                     f"from {objects_call(ds, files[i : i + CHUNK])}"
                 ).fetchall():
                     fh.write(line)
@@ -122,10 +126,12 @@ def compact(con, settings: Settings, ds: Dataset, now: datetime | None = None) -
             con.execute(
                 f"update {HISTORY} set compacted_into = ? where dataset = ? and accepted_file in "
                 "(select unnest(?::varchar[]))",
-                [str(part), ds.name, files],
+                [part_id(ds, part.name), ds.name, [ids[p] for p in files]],
             )
-            con.execute(f"delete from {PARTS} where dataset = ? and part = ?", [ds.name, str(part)])
-            con.execute(f"insert into {PARTS} values (?, ?, ?, ?, now())", [ds.name, str(part), len(files), rows])
+            con.execute(f"delete from {PARTS} where dataset = ? and part = ?", [ds.name, part_id(ds, part.name)])
+            con.execute(
+                f"insert into {PARTS} values (?, ?, ?, ?, now())", [ds.name, part_id(ds, part.name), len(files), rows]
+            )
             con.execute("commit")
         except Exception:
             con.execute("rollback")

@@ -16,7 +16,15 @@ from pathlib import Path
 
 from automations import compact
 from landing.catalog import Dataset
-from landing.reader import has_filename, quote_ident, quote_literal, reader_call, undeclared_columns
+from landing.reader import (
+    function_name,
+    has_filename,
+    objects_call,
+    quote_ident,
+    quote_literal,
+    reader_call,
+    undeclared_columns,
+)
 from landing.settings import Settings
 
 log = logging.getLogger("landing.load")
@@ -27,6 +35,7 @@ DRIFT = f"{SCHEMA}.schema_drift"  # per dataset and undeclared column: how many 
 RESCUED = "_rescued"  # a rescue dataset's undeclared fields of each row, as a JSON object (NULL when none)
 SEQUENCE = f"{SCHEMA}.load_ids"
 BATCH = "_landing_batch"  # the load id of the file a raw row came from
+ROW = "_landing_row"  # a raw row's place in its file: rows of one file keep the file's order (ties: the later wins)
 CHUNK = 500  # files per read: one reader call over many files is fast; thousands at once cost memory
 
 
@@ -65,7 +74,7 @@ def _history_ddl() -> str:
 
 def _raw_columns(ds: Dataset) -> list[tuple[str, str]]:
     rescued = [(RESCUED, "json")] if ds.rescue else []
-    return [*ds.schema.items(), *rescued, ("filename", "varchar"), (BATCH, "bigint")]
+    return [*ds.schema.items(), *rescued, ("filename", "varchar"), (ROW, "bigint"), (BATCH, "bigint")]
 
 
 def _ensure_raw(con, ds: Dataset) -> bool:
@@ -97,38 +106,110 @@ def _same_types(con, found, wanted) -> bool:
     return [t for _, t in found] == [s.lower() for s in spelled]
 
 
-def _read(ds: Dataset, paths: list[str], undeclared: set[str] = frozenset(), part: bool = False) -> str:
-    """The declared columns of `paths`, cast, with each row's accepted file; for a rescue dataset, the row's
-    `undeclared` fields too, as one JSON object (its JSON values as they were, absent and null fields left out).
-    A compacted `part` gives each row's accepted file in its own field."""
-    rescued = sorted(undeclared) if ds.rescue else []
-    loose = {**ds.schema, **{c: "JSON" for c in rescued}}  # read_json reads only the columns it is given
-    if part:
-        loose[compact.FILE_KEY] = "VARCHAR"
-    call = reader_call(ds, paths, types=loose if (rescued or part) else None)
+def _is_json(ds: Dataset) -> bool:
+    return function_name(ds.location).startswith(("read_json", "read_ndjson"))
+
+
+def _file_id_sql(ds: Dataset, column: str) -> str:
+    """A reader's file column as the file's id (Dataset.file_id): its accepted folder and name, never the mount."""
+    return f"({quote_literal(ds.accepted_relative + '/')} || parse_filename({column}))"
+
+
+def _read(ds: Dataset, paths: list[str], part: bool = False) -> str:
+    """The declared columns of `paths`, cast, with each row's file id (`filename`) and its place in the read
+    (`_landing_row`: in file order). A compacted `part` gives each row's accepted file in its own field."""
+    loose = {**ds.schema, compact.FILE_KEY: "VARCHAR"} if part else None
+    call = reader_call(ds, paths, types=loose)
     if not has_filename(ds.location) and call.endswith(")"):
         call = call[:-1] + ", filename=true)"
     casts = ", ".join(f"cast({quote_ident(c)} as {t}) as {quote_ident(c)}" for c, t in ds.schema.items())
-    if ds.rescue:
-        pairs = ", ".join(f"{quote_literal(c)}, {quote_ident(c)}" for c in rescued)
-        casts += (
-            f", nullif(json_merge_patch('{{}}', json_object({pairs})), '{{}}')::json as {RESCUED}"
-            if rescued
-            else f", cast(null as json) as {RESCUED}"
-        )
     nulls = ", ".join(f"cast(null as {t}) as {quote_ident(c)}" for c, t in ds.schema.items())
-    source = f"{compact.FILE_KEY} as filename" if part else "filename"
+    source = _file_id_sql(ds, quote_ident(compact.FILE_KEY) if part else "filename")
     return (
-        f"(select {casts}, {source} from (select {nulls}, cast(null as varchar) as filename where false "
-        f"union all by name select * from {call}))"
+        f"(select {casts}, {source} as filename, row_number() over () as {ROW} from (select {nulls}, "
+        f"cast(null as varchar) as filename where false union all by name select * from {call}))"
     )
+
+
+def _rescued_sql(ds: Dataset, declared: list[str]) -> str:
+    """A JSON object's undeclared fields (`json` less the keys that bind to `declared`, case-insensitively, as
+    DuckDB binds them), as one JSON object: values as they were, null fields left out, NULL when none. Any key is
+    data here, never an identifier: `filename`, `""`, quotes."""
+    names = ", ".join(quote_literal(c.lower()) for c in declared)
+    drop = (
+        f"to_json(map_from_entries(list_transform(list_filter(json_keys(json), lambda k: lower(k) in ({names})), "
+        "lambda k: {'key': k, 'value': NULL::JSON})))"
+    )
+    return f"nullif(json_merge_patch('{{}}', json_merge_patch(json, {drop})), '{{}}')::json"
+
+
+def _stage_rows(con, ds: Dataset, paths: list[str], part: bool = False) -> dict[str, tuple[str, ...]]:
+    """Read `paths` once into the temp table `landing_rows` (the raw table's columns but the load id); the
+    undeclared top-level columns per file id that carries any. JSON: one read of the objects (undeclared keys, and a
+    rescue dataset's `_rescued`) beside the declared read, paired by position."""
+    json_data = _is_json(ds)
+    if not json_data:
+        undeclared = {ds.file_id(p): cols for p, cols in undeclared_columns(con, ds, paths).items()}
+        rescued = sorted({c for cols in undeclared.values() for c in cols}) if ds.rescue else []
+        extra = ""
+        if ds.rescue:
+            pairs = ", ".join(f"{quote_literal(c)}, {quote_ident(c)}" for c in rescued if c)
+            extra = (
+                f", nullif(json_merge_patch('{{}}', json_object({pairs})), '{{}}')::json as {RESCUED}"
+                if pairs
+                else f", cast(null as json) as {RESCUED}"
+            )
+        call = reader_call(ds, paths)
+        if not has_filename(ds.location) and call.endswith(")"):
+            call = call[:-1] + ", filename=true)"
+        casts = ", ".join(f"cast({quote_ident(c)} as {t}) as {quote_ident(c)}" for c, t in ds.schema.items())
+        nulls = ", ".join(f"cast(null as {t}) as {quote_ident(c)}" for c, t in ds.schema.items())
+        con.execute(
+            f"create or replace temp table landing_rows as select {casts}{extra}, {_file_id_sql(ds, 'filename')} "
+            f"as filename, row_number() over () as {ROW} from (select {nulls}, cast(null as varchar) as filename "
+            f"where false union all by name select * from {call})"
+        )
+        return undeclared
+    key = compact.FILE_KEY
+    file_of = _file_id_sql(ds, f"(json->>{quote_literal('$.' + key)})" if part else "filename")
+    declared = [*ds.columns, *([key] if part else [])]
+    con.execute(
+        f"create or replace temp table landing_objects as select {file_of} as filename, json "
+        f"from {objects_call(ds, paths)}"
+    )
+    found = con.execute(
+        "select filename, list(distinct k order by k) from (select filename, unnest(json_keys(json)) as k "
+        "from landing_objects where json_type(json) = 'OBJECT') where lower(k) not in (select unnest(?::varchar[])) "
+        "group by filename",
+        [sorted(c.lower() for c in declared)],
+    ).fetchall()
+    undeclared = {f: tuple(keys) for f, keys in found if keys}
+    rescued = f", o.{RESCUED}" if ds.rescue else ""
+    con.execute(
+        f"create or replace temp table landing_rows as select t.* exclude (filename, {ROW}){rescued}, t.filename, "
+        f"t.{ROW}, "
+        f"o.filename as object_file from {_read(ds, paths, part)} t positional join "
+        f"(select filename, {_rescued_sql(ds, declared) if ds.rescue else 'null'} as {RESCUED} "
+        "from landing_objects) o"
+    )
+    misaligned = con.execute(
+        "select count(*) from landing_rows where object_file is distinct from filename"
+    ).fetchone()[0]
+    if misaligned:
+        raise RejectedFile(
+            f"the JSON reader and the object reader disagree on {misaligned} row(s): a file's objects could not be "
+            "paired with its rows"
+        )
+    con.execute("alter table landing_rows drop column object_file")
+    con.execute("drop table landing_objects")
+    return undeclared
 
 
 _LOADED: dict[tuple[str, str], tuple[tuple, set[str]]] = {}  # (warehouse, dataset) → (history's mark, names)
 
 
 def _loaded_names(con, ds: Dataset) -> set[str]:
-    """The accepted files of `ds` in the load history. Read once per process and kept while the history's highest
+    """The file ids (Dataset.file_id) of `ds` in the load history. Read once per process and kept while the history's highest
     load id and count for the dataset say nobody else loaded (another runner, a rebuild); `load` adds what it loads."""
     mark = tuple(con.execute(f"select max(load_id), count(*) from {HISTORY} where dataset = ?", [ds.name]).fetchone())
     key = (_database(con), ds.name)
@@ -150,7 +231,7 @@ def _remember(con, ds: Dataset, paths: list[str]) -> None:
     key = (_database(con), ds.name)
     cached = _LOADED.get(key)
     if cached:
-        cached[1].update(paths)
+        cached[1].update(ds.file_id(p) for p in paths)
         mark = tuple(
             con.execute(f"select max(load_id), count(*) from {HISTORY} where dataset = ?", [ds.name]).fetchone()
         )
@@ -165,7 +246,8 @@ def pending(con, ds: Dataset) -> list[str]:
     if not listed:
         return []
     loaded = _loaded_names(con, ds)
-    return [p for p in (f"{folder}/{n}" for n in listed) if p not in loaded]
+    prefix = ds.accepted_relative + "/"
+    return [f"{folder}/{n}" for n in listed if prefix + n not in loaded]
 
 
 def _provenance(settings: Settings, paths: list[str]) -> dict[str, tuple[str | None, str]]:
@@ -200,9 +282,15 @@ def _load_chunk(
     """One transaction: the chunk's rows and history rows; its first load id and the rows per file. RejectedFile (and nothing written) when a
     file of it cannot be read or leaves a required column null."""
     facts = _provenance(settings, chunk)
-    undeclared = undeclared_columns(con, ds, chunk)
+    ids_of = {p: ds.file_id(p) for p in chunk}
     con.execute("begin")
     try:
+        try:
+            undeclared = _stage_rows(con, ds, chunk)
+        except RejectedFile:
+            raise
+        except Exception as exc:
+            raise RejectedFile(" ".join(str(exc).split())[:500]) from None
         # from a sequence, never reused: a model's watermark stays below every load after it, even past a rebuild
         numbers = [r[0] for r in con.execute(f"select nextval('{SEQUENCE}') from range(?)", [len(chunk)]).fetchall()]
         first = min(numbers)
@@ -210,24 +298,18 @@ def _load_chunk(
         con.execute(
             "create or replace temp table landing_chunk as select unnest(?::varchar[]) as accepted_file, "
             "unnest(?::bigint[]) as load_id",
-            [chunk, [ids[p] for p in chunk]],
+            [[ids_of[p] for p in chunk], [ids[p] for p in chunk]],
         )
-        try:
-            extra = {c for cols in undeclared.values() for c in cols}
-            con.execute(
-                f"insert into {raw_table(ds)} select r.*, c.load_id from {_read(ds, chunk, extra)} r "
-                "join landing_chunk c on r.filename = c.accepted_file"
-            )
-        except Exception as exc:
-            raise RejectedFile(" ".join(str(exc).split())[:500]) from None
+        con.execute(
+            f"insert into {raw_table(ds)} select r.*, c.load_id from landing_rows r "
+            "join landing_chunk c on r.filename = c.accepted_file"
+        )
         if ds.required:
             nulls = " or ".join(f"{quote_ident(c)} is null" for c in ds.required)
             which = ", ".join(f"case when {quote_ident(c)} is null then {quote_literal(c)} end" for c in ds.required)
             bad = con.execute(
                 f"select filename, list(distinct col) from (select filename, unnest([{which}]) as col "
-                f"from {raw_table(ds)} where {BATCH} >= ? and ({nulls})) where col is not null "
-                "group by filename",
-                [first],
+                f"from landing_rows where {nulls}) where col is not null group by filename"
             ).fetchall()
             if bad:
                 path, cols = bad[0]
@@ -235,19 +317,17 @@ def _load_chunk(
                     f"{Path(path).name}: the source's not_null test on {', '.join(sorted(cols))} fails "
                     f"(not_null_{ds.source}_{ds.table}_{sorted(cols)[0]})"
                 )
-        counts = dict(
-            con.execute(
-                f"select filename, count(*) from {raw_table(ds)} where {BATCH} >= ? group by filename", [first]
-            ).fetchall()
-        )
-        _insert_history(con, ds, chunk, ids, facts, counts, flow_run_id, undeclared)
+        counts = dict(con.execute("select filename, count(*) from landing_rows group by filename").fetchall())
+        _insert_history(con, ds, [ids_of[p] for p in chunk], {ids_of[p]: ids[p] for p in chunk},
+                        {ids_of[p]: facts[p] for p in chunk}, counts, flow_run_id, undeclared)
         if undeclared:
             _record_drift(con, ds, undeclared)
+        con.execute("drop table landing_rows")
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
-    return first, counts
+    return first, {p: counts.get(ids_of[p], 0) for p in chunk}
 
 
 def _insert_history(
@@ -261,7 +341,7 @@ def _insert_history(
     undeclared: dict,
     part: str | None = None,
 ) -> None:
-    """The history rows of `paths`, in one statement (DuckDB runs an executemany as one statement per row)."""
+    """The history rows of the files `paths` (file ids), in one statement (DuckDB runs an executemany as one statement per row)."""
     con.execute(
         f"insert into {HISTORY} (load_id, dataset, accepted_file, dropped_as, sha256, rows, flow_run_id, loaded_at, "
         "undeclared_columns, compacted_into) select unnest(?::bigint[]), ?, unnest(?::varchar[]), unnest(?::varchar[]), "
@@ -280,6 +360,11 @@ def _insert_history(
     )
 
 
+def part_id(ds: Dataset, name: str) -> str:
+    """What names a compacted part wherever the folder is mounted: `_compacted/<dataset>/<day>-<n>.jsonl.gz`."""
+    return f"{compact.COMPACTED_DIR}/{ds.name}/{name}"
+
+
 def _pending_parts(con, settings: Settings, ds: Dataset) -> list[str]:
     """The dataset's compacted parts whose rows are not in the raw table (after a reload): a small folder and table."""
     names = compact.part_names(settings, ds)
@@ -287,17 +372,16 @@ def _pending_parts(con, settings: Settings, ds: Dataset) -> list[str]:
         return []
     loaded = {r[0] for r in con.execute(f"select part from {compact.PARTS} where dataset = ?", [ds.name]).fetchall()}
     folder = compact.parts_folder(settings, ds)
-    return [str(folder / n) for n in names if str(folder / n) not in loaded]
+    return [str(folder / n) for n in names if part_id(ds, n) not in loaded]
 
 
 def _load_part(con, settings: Settings, ds: Dataset, part: str, flow_run_id: str | None) -> tuple[int, dict[str, int]]:
     """One transaction: a compacted part's rows, a history row per accepted file in it, and the part marked loaded."""
-    undeclared = undeclared_columns(con, ds, [part], file_key=compact.FILE_KEY)
-    extra = {c for cols in undeclared.values() for c in cols}
+    pid = part_id(ds, Path(part).name)
     con.execute("begin")
     try:
-        con.execute(f"create or replace temp table landing_part as select * from {_read(ds, [part], extra, part=True)}")
-        files = [r[0] for r in con.execute("select distinct filename from landing_part order by filename").fetchall()]
+        undeclared = _stage_rows(con, ds, [part], part=True)
+        files = [r[0] for r in con.execute("select distinct filename from landing_rows order by filename").fetchall()]
         numbers = sorted(
             r[0] for r in con.execute(f"select nextval('{SEQUENCE}') from range(?)", [len(files)]).fetchall()
         )
@@ -308,18 +392,19 @@ def _load_part(con, settings: Settings, ds: Dataset, part: str, flow_run_id: str
             [files, numbers],
         )
         con.execute(
-            f"insert into {raw_table(ds)} select r.*, c.load_id from landing_part r "
+            f"insert into {raw_table(ds)} select r.*, c.load_id from landing_rows r "
             "join landing_chunk c on r.filename = c.accepted_file"
         )
-        counts = dict(con.execute("select filename, count(*) from landing_part group by filename").fetchall())
-        facts = _provenance(settings, files)
-        _insert_history(con, ds, files, ids, facts, counts, flow_run_id, undeclared, part)
+        counts = dict(con.execute("select filename, count(*) from landing_rows group by filename").fetchall())
+        facts = _provenance(settings, [str(settings.accepted / f) for f in files])
+        facts = {f: facts[str(settings.accepted / f)] for f in files}
+        _insert_history(con, ds, files, ids, facts, counts, flow_run_id, undeclared, pid)
         if undeclared:
             _record_drift(con, ds, undeclared)
         con.execute(
-            f"insert into {compact.PARTS} values (?, ?, ?, ?, now())", [ds.name, part, len(files), sum(counts.values())]
+            f"insert into {compact.PARTS} values (?, ?, ?, ?, now())", [ds.name, pid, len(files), sum(counts.values())]
         )
-        con.execute("drop table landing_part")
+        con.execute("drop table landing_rows")
         con.execute("commit")
     except Exception:
         con.execute("rollback")
@@ -463,15 +548,15 @@ def load_all(
         return loads
 
 
-def history(con, accepted_file: str) -> tuple | None:
-    """The load history row of one accepted file: (load_id, dataset, rows, flow_run_id, loaded_at,
-    undeclared_columns, compacted_into), or None."""
+def history(con, file_id: str) -> tuple | None:
+    """The load history row of one accepted file, by its id (Dataset.file_id): (load_id, dataset, rows, flow_run_id,
+    loaded_at, undeclared_columns, compacted_into), or None."""
     try:
         return con.execute(
             f"select load_id, dataset, rows, flow_run_id, loaded_at, "
             f"coalesce(undeclared_columns, []), compacted_into from {HISTORY} "
             "where accepted_file = ?",
-            [accepted_file],
+            [file_id],
         ).fetchone()
     except Exception:  # no history table: nothing loaded yet
         return None

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from landing.settings import Settings
 
-CACHE_VERSION = 5
+CACHE_VERSION = 6
 _IGNORED_DIRS = {"target", "logs", "dbt_packages", ".user.yml"}
 _FIRST_QUOTED = re.compile(r"""['"]([^'"]+)['"]""")
 _WILDCARD = re.compile(r"[*?\[]")
@@ -74,6 +74,12 @@ def _glob_regex(glob: str):
 DEFAULT_TYPE = "VARCHAR"
 
 
+KINDS = {
+    "append": "every row of every file counts: events such as stock movements",
+    "snapshot": "each file holds the newest version of the keys it carries: the newest landed version of a key wins",
+}
+
+
 class CatalogError(Exception):
     """The dbt project could not be parsed into a catalog."""
 
@@ -102,6 +108,9 @@ class Dataset:
     freshness_error_seconds: int | None = None
     stale_after_override: int | None = None  # meta.landing.stale_after_seconds
     rescue: bool = False  # meta.landing.rescue: keep undeclared columns in the raw table's `_rescued` JSON column
+    kind: str = "append"  # meta.landing.kind: what a file means (KINDS); "append" where the source does not say
+    key: tuple[str, ...] = ()  # meta.landing.key: the declared columns that name one thing (kind "snapshot")
+    accepted_relative: str = ""  # the accepted folder below LANDING_ACCEPTED_ROOT, e.g. "dummyjson/products"
 
     @property
     def stale_after_seconds(self) -> int | None:
@@ -122,6 +131,12 @@ class Dataset:
     def schema(self) -> dict[str, str]:
         """Declared column → declared data_type."""
         return dict(zip(self.columns, self.column_types))
+
+    def file_id(self, path: str | os.PathLike) -> str:
+        """What names an accepted file wherever the folder is mounted: its accepted folder below the accepted root
+        and its accepted name (a landing stamp and the content's hash), e.g. `dummyjson/products/2026...-ab12.jsonl`.
+        The load history, the raw tables and the staging models' `source_file` use it, never a full path."""
+        return f"{self.accepted_relative}/{os.path.basename(path)}"
 
     def matches(self, name: str) -> bool:
         """A data file name for this dataset: matches the glob and is not hidden."""
@@ -223,7 +238,7 @@ class Catalog:
     def from_json(cls, data: dict) -> "Catalog":
         datasets = {}
         for d in data["datasets"]:
-            for key in ("columns", "column_types", "required"):
+            for key in ("columns", "column_types", "required", "key"):
                 d[key] = tuple(d[key])
             datasets[d["name"]] = Dataset(**d)
         models = {}
@@ -262,6 +277,40 @@ def _not_null_columns(manifest: dict) -> dict[str, set[str]]:
             if parent.startswith("source.") and column:
                 out.setdefault(parent, set()).add(column)
     return out
+
+
+def _key(landing_meta: dict) -> tuple[str, ...]:
+    key = landing_meta.get("key") or ()
+    return (key,) if isinstance(key, str) else tuple(key)
+
+
+def _kind(name: str, landing_meta: dict, columns: tuple[str, ...], required: set[str]) -> str:
+    """The source's declared meaning (meta.landing.kind), checked: a snapshot names its key, declared and not_null."""
+    kind = landing_meta.get("kind", "append")
+    fix = "see docs/adding-a-source.md, 'What a file means'"
+    if kind not in KINDS:
+        raise CatalogError(
+            f"source {name}: meta.landing.kind {kind!r} is not one of {', '.join(sorted(KINDS))}: "
+            + "; ".join(f"{k}: {v}" for k, v in KINDS.items())
+            + f" ({fix})"
+        )
+    key = _key(landing_meta)
+    if kind == "snapshot":
+        if not key:
+            raise CatalogError(f"source {name}: kind snapshot needs meta.landing.key, the columns naming a row ({fix})")
+        for column in key:
+            if column not in columns:
+                raise CatalogError(
+                    f"source {name}: meta.landing.key names {column!r}, which the source does not declare ({fix})"
+                )
+            if column not in required:
+                raise CatalogError(
+                    f"source {name}: the key column {column!r} needs `data_tests: [not_null]`: a row without its key "
+                    f"cannot be matched with its newer versions ({fix})"
+                )
+    elif key:
+        raise CatalogError(f"source {name}: meta.landing.key is for kind snapshot; kind {kind} has none ({fix})")
+    return kind
 
 
 def catalog_from_manifest(manifest: dict) -> Catalog:
@@ -308,6 +357,9 @@ def catalog_from_manifest(manifest: dict) -> Catalog:
             freshness_error_seconds=_period_seconds(freshness.get("error_after")),
             stale_after_override=landing_meta.get("stale_after_seconds"),
             rescue=bool(landing_meta.get("rescue", False)),
+            kind=_kind(name, landing_meta, tuple(columns), required.get(uid, set())),
+            key=_key(landing_meta),
+            accepted_relative=relative.strip("/"),
         )
     by_uid = {d.unique_id: d.name for d in catalog.datasets.values()}
     nodes = manifest.get("nodes", {})

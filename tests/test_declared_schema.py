@@ -57,7 +57,7 @@ def land_minimal(settings: Settings) -> None:
     csv = catalog.get("finance.exchange_rates")
     csv.accepted_path.mkdir(parents=True, exist_ok=True)
     (csv.accepted_path / "20260101T000000000000Z-000000000000.csv").write_text(
-        "currency,rate_to_usd,as_of\neur,1.1,2026-11-24\n"
+        "currency,rate_to_usd,as_of\nEUR,1.1,2026-11-24\n"
     )
     pq = catalog.get("inventory.stock_movements")
     pq.accepted_path.mkdir(parents=True, exist_ok=True)

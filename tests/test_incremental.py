@@ -174,7 +174,8 @@ def test_incremental_builds_equal_a_full_rebuild_after_a_random_sequence_of_file
         history = con.execute(
             "select accepted_file, count(*), sum(rows) from landing.load_history group by 1"
         ).fetchall()
-    assert sorted(h[0] for h in history) == sorted(p for _, p in landed)
+    ids = {d: files.catalog.get(d) for d in ALL}
+    assert sorted(h[0] for h in history) == sorted(ids[d].file_id(p) for d, p in landed)
     assert all(h[1] == 1 and h[2] > 0 for h in history)
 
     # the files' names put them weeks in the past: the builds compacted the JSON ones, and the full build reads parts
@@ -224,7 +225,9 @@ def test_a_build_reads_only_the_files_it_has_not_loaded(settings, prefect_server
         assert con.execute("select product_name from stage_dummyjson__products where product_id = 5").fetchone() == (
             "t5",
         )
-        assert con.execute("select rows from landing.load_history where accepted_file = ?", [late]).fetchone() == (1,)
+        assert con.execute(
+            "select rows from landing.load_history where accepted_file = ?", [ds.file_id(late)]
+        ).fetchone() == (1,)
 
 
 @pytest.fixture

@@ -6,10 +6,11 @@
 
 {#-
   A landing dataset is read from its raw table, `landing.<source>__<table>`, which the build loads before dbt runs
-  (automations/load.py): every row of every accepted file once, with `filename` and `_landing_batch` (the file's load
-  id). A data test on a source sees only the rows loaded by this build (var `landing_new_loads`, the lowest new load id)
-  when the build gives it. Without a raw table (dbt run by hand on a fresh warehouse) the accepted files are read
-  directly, as load 0.
+  (automations/load.py): every row of every accepted file once, with `filename` (the file's id: its accepted folder
+  and name, never the mount), `_landing_row` (its place in the file) and `_landing_batch` (the file's load id). A data
+  test on a source sees only the rows loaded by this build (var `landing_new_loads`, the lowest new load id) when the
+  build gives it. Without a raw table (dbt run by hand on a fresh warehouse) the accepted files are read directly, as
+  load 0.
 -#}
 {% macro source(source_name, table_name) %}
   {%- set relation = builtins.source(source_name, table_name) -%}
@@ -24,27 +25,111 @@
     {%- endif -%}
     {{ return(raw) }}
   {%- endif -%}
-  {%- set ns = namespace(node=none) -%}
+  {%- set node = landing_source_node(source_name, table_name) -%}
+  {%- set folder = relation.external.split("'")[1].rsplit('/', 1)[0] -%}
+  {%- set relative = folder[(env_var('LANDING_ACCEPTED_ROOT', '/tmp/landing/_accepted') | length) + 1:] -%}
+  {{ return('(select * replace (' ~ landing_quote(relative ~ '/') ~ ' || parse_filename(filename) as filename), '
+            ~ 'row_number() over () as _landing_row, cast(0 as bigint) as _landing_batch from '
+            ~ landing_reader_sql(relation.external, node.columns) ~ ')') }}
+{% endmacro %}
+
+
+{% macro landing_source_node(source_name, table_name) %}
   {%- for node in graph.sources.values() -%}
     {%- if node.source_name == source_name and node.name == table_name -%}
-      {%- set ns.node = node -%}
+      {{ return(node) }}
     {%- endif -%}
   {%- endfor -%}
-  {{ return('(select *, cast(0 as bigint) as _landing_batch from ' ~ landing_reader_sql(relation.external, ns.node.columns) ~ ')') }}
+  {{ exceptions.raise_compiler_error("no source " ~ source_name ~ "." ~ table_name ~ " in the dbt project") }}
 {% endmacro %}
 
 
 {#-
-  The incremental read of a staging model: rows of files loaded since the model's last build (its `_landing_high`,
-  the highest load id it has seen), every row on a full build.
+  What a staging model reads from its landing source, by what the source's files mean (`meta.landing.kind`, see
+  docs/adding-a-source.md). The one definition of "newest": the later accepted file (names start with their landing
+  time), and within one file the later row. A full build reads:
+    append   every row;
+    snapshot the newest version of each key (`meta.landing.key`).
+  An incremental build reads what the full build would give for the keys touched since the model's last build (its
+  mark in landing.model_marks): append, the new rows; snapshot, the newest version of every key a new row carries,
+  chosen among all its versions, so a file that lands late loses to a newer one already built. The `landing`
+  incremental strategy then replaces those keys' rows whole (an emptied cart's lines go too), and the mark moves
+  (landing_mark, a post-hook of every staging model). Incremental equals full by construction: a key's rows depend on
+  that key's versions only; tests/test_equivalence.py checks it on generated files.
 -#}
-{% macro landing_new_rows(relation) -%}
-  {%- if is_incremental() -%}
-    (select * from {{ relation }} where _landing_batch > (select coalesce(max(_landing_high), -1) from {{ this }}))
+{% macro landing_rows(source_name, table_name) -%}
+  {%- set relation = source(source_name, table_name) -%}
+  {%- if not execute -%}
+    {{ return(relation) }}
+  {%- endif -%}
+  {%- set meta = landing_meta(source_name, table_name) -%}
+  {%- set since = landing_since() -%}
+  {%- if meta.kind == 'snapshot' -%}
+    {%- set keys = meta.key | join(', ') -%}
+    (select * from {{ relation }}
+    {%- if is_incremental() %} where ({{ keys }}) in (select {{ keys }} from {{ relation }} where _landing_batch > {{ since }}){% endif %}
+    qualify row_number() over (partition by {{ keys }} order by filename desc, _landing_row desc) = 1)
   {%- else -%}
-    {{ relation }}
+    (select * from {{ relation }}{% if is_incremental() %} where _landing_batch > {{ since }}{% endif %})
   {%- endif -%}
 {%- endmacro %}
+
+
+{% macro landing_meta(source_name, table_name) %}
+  {%- set landing = (landing_source_node(source_name, table_name).meta or {}).get('landing') or {} -%}
+  {%- set key = landing.get('key') or [] -%}
+  {%- if key is string -%}{%- set key = [key] -%}{%- endif -%}
+  {%- set quoted = [] -%}
+  {%- for k in key -%}{%- do quoted.append(landing_ident(k)) -%}{%- endfor -%}
+  {{ return({'kind': landing.get('kind', 'append'), 'key': quoted}) }}
+{% endmacro %}
+
+
+{#- The highest load id of its source this model has read (-1: none), as SQL: its row in landing.model_marks. -#}
+{% macro landing_since() -%}
+  (select coalesce(max(high), -1) from landing.model_marks where model = {{ landing_quote(model.unique_id) }})
+{%- endmacro %}
+
+
+{#- A staging model's post-hook: its mark is now the highest load id of its source (what its build read). -#}
+{% macro landing_mark() %}
+  {%- if not execute or (model.sources | length) != 1 -%}
+    {{ return('') }}
+  {%- endif -%}
+  {%- set src = model.sources[0] -%}
+  {%- set raw = adapter.get_relation(database=target.database, schema='landing', identifier=src[0] ~ '__' ~ src[1]) -%}
+  {%- if raw is none -%}
+    {{ return('') }}
+  {%- endif -%}
+  {{ return('create table if not exists landing.model_marks (model varchar primary key, high bigint); '
+            ~ 'insert or replace into landing.model_marks select ' ~ landing_quote(model.unique_id)
+            ~ ', coalesce(max(_landing_batch), -1) from ' ~ raw) }}
+{% endmacro %}
+
+
+{#-
+  The `landing` incremental strategy: the rows of every key the new rows touched are replaced whole. Deleted: the
+  target's rows whose key (config `unique_key`, the model's columns for the source's `meta.landing.key`, renamed and
+  cast, in order) is a key of a row loaded since the model's mark, even where the newest version yields no rows;
+  inserted: what the model made of those keys' newest versions. An append source deletes nothing.
+-#}
+{% macro get_incremental_landing_sql(arg_dict) %}
+  {%- set target = arg_dict['target_relation'] -%}
+  {%- set temp = arg_dict['temp_relation'] -%}
+  {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+  {%- set src = model.sources[0] -%}
+  {%- set meta = landing_meta(src[0], src[1]) -%}
+  {%- if meta.kind == 'snapshot' -%}
+    {%- set unique_key = arg_dict['unique_key'] -%}
+    {%- set mine = [unique_key] if unique_key is string else unique_key -%}
+    {%- if (mine | length) != (meta.key | length) -%}
+      {{ exceptions.raise_compiler_error(model.name ~ ": unique_key " ~ mine ~ " must name the model's columns for its source's key " ~ meta.key ~ ", in order (docs/adding-a-source.md)") }}
+    {%- endif -%}
+    {%- set raw = source(src[0], src[1]) -%}
+    delete from {{ target }} where ({{ mine | join(', ') }}) in (select {{ meta.key | join(', ') }} from {{ raw }} where _landing_batch > {{ landing_since() }});
+  {% endif %}
+  insert into {{ target }} ({{ columns }}) select {{ columns }} from {{ temp }}
+{% endmacro %}
 
 
 {% macro landing_quote(text) -%}

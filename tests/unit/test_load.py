@@ -38,12 +38,13 @@ def test_each_file_is_loaded_once_with_its_history_and_late_files_too(con, setti
     assert load.load(con, settings, ds).files == []  # nothing new: nothing read
     assert con.execute(
         f"select accepted_file, rows, flow_run_id, sha256 is not null from {load.HISTORY} order by load_id"
-    ).fetchall() == [(a, 2, "run-1", True), (late, 1, None, True)]
+    ).fetchall() == [(ds.file_id(a), 2, "run-1", True), (ds.file_id(late), 1, None, True)]
+    assert ds.file_id(a) == "shop/products/20260102T000000000000Z-a.jsonl"  # what the file is, not where it is
     assert con.execute(f"select count(*), count(distinct _landing_batch) from {load.raw_table(ds)}").fetchone() == (
         3,
         2,
     )
-    assert load.history(con, late)[2] == 1
+    assert load.history(con, ds.file_id(late))[2] == 1
 
 
 def test_a_bad_file_is_set_aside_with_the_test_that_failed_and_the_others_load(con, settings, catalog):
@@ -106,7 +107,7 @@ def test_undeclared_columns_go_into_the_history_and_the_drift_table_and_rescue_k
     )
     b = land(ds, "20260102T000000000000Z-b.jsonl", [{"id": 3, "title": "c", "price": 3}])
     load.load(con, settings, ds)
-    assert load.history(con, a)[5] == ["colour", "size"] and load.history(con, b)[5] == []
+    assert load.history(con, ds.file_id(a))[5] == ["colour", "size"] and load.history(con, ds.file_id(b))[5] == []
     assert [(d, cols, n) for d, cols, n, _ in load.drift(con)] == [("shop.products", ["colour", "size"], 1)]
     assert "_rescued" not in [r[0] for r in con.execute(f"describe {load.raw_table(ds)}").fetchall()]
 
@@ -163,29 +164,35 @@ def test_old_loaded_files_are_compacted_per_day_and_a_reload_from_the_parts_give
     Path(unloaded).rename(unloaded + ".hold")  # not there at load time
     load.load(con, settings, ds)
     Path(unloaded + ".hold").rename(unloaded)
-    before = con.execute(f"select * exclude (_landing_batch) from {load.raw_table(ds)} order by all").fetchall()
+    # a row's place in its file survives compaction: the same order within each file
+    place = "row_number() over (partition by filename order by _landing_row) as place"
+    before = con.execute(
+        f"select * exclude (_landing_batch, _landing_row), {place} from {load.raw_table(ds)} order by all"
+    ).fetchall()
 
     done = compact.compact(con, settings, ds, now=datetime(2026, 1, 10, tzinfo=timezone.utc))  # retention 7 days
     assert [Path(p).name for p in done.parts] == ["20260101-0.jsonl.gz", "20260102-0.jsonl.gz"] and done.files == 6
     assert sorted(ds.accepted_path.iterdir()) == sorted([Path(young), Path(unloaded)])  # young and not-yet-loaded stay
     first = ds.accepted_path / "20260101T000000000000Z-10.jsonl"
-    assert load.history(con, str(first))[6] == done.parts[0]
+    assert settings.accepted / load.history(con, ds.file_id(first))[6] == Path(done.parts[0])
 
     load.forget(con, ds)  # a rebuild: the parts and the loose files load again
     again = load.load(con, settings, ds)
     assert len(again.files) == 8 and again.rows == 14
     after = con.execute(
-        f"select * exclude (_landing_batch) from {load.raw_table(ds)} where filename <> ? order by all", [unloaded]
+        f"select * exclude (_landing_batch, _landing_row), {place} from {load.raw_table(ds)} where filename <> ? "
+        "order by all",
+        [ds.file_id(unloaded)],
     ).fetchall()
     assert after == before
-    assert load.history(con, str(first))[5] == ["colour"]  # drift is kept through the part
+    assert load.history(con, ds.file_id(first))[5] == ["colour"]  # drift is kept through the part
     assert compact.compact(con, settings, ds, now=datetime(2026, 1, 10, tzinfo=timezone.utc)).parts == [
         str(compact.parts_folder(settings, ds) / "20260101-1.jsonl.gz")
     ]  # the late-loaded file of an old day
     assert not Path(unloaded).exists()
     load.forget(con, ds)
     assert load.load(con, settings, ds).rows == 14 and con.execute(
-        f"select count(*) from {load.raw_table(ds)} where filename = ?", [unloaded]
+        f"select count(*) from {load.raw_table(ds)} where filename = ?", [ds.file_id(unloaded)]
     ).fetchone() == (1,)
 
 

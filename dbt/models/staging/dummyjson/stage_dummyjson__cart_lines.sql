@@ -1,32 +1,12 @@
-{{ config(materialized='incremental', unique_key='cart_id', on_schema_change='fail') }}
+{{ config(unique_key='cart_id') }}
 
 with
 
 source as (
 
-    -- the rows of files loaded since this model's last build (every row on a full build)
-    select * from {{ landing_new_rows(source('dummyjson', 'carts')) }}
-
-),
-
-latest as (
-
-    -- every export is a full snapshot: keep each cart from the newest file
-    select * from source
-    qualify row_number() over (partition by id order by filename desc) = 1
-
-),
-
-changed as (
-
-    -- a file that landed late loses to the newer file this table already holds; a cart that changed is replaced
-    -- whole (unique_key cart_id: its old lines go, even those the new version no longer has)
-    select latest.* from latest
-    {% if is_incremental() %}
-    left join (select cart_id, max(source_file) as source_file from {{ this }} group by cart_id) as built
-        on built.cart_id = latest.id
-    where built.cart_id is null or latest.filename > built.source_file
-    {% endif %}
+    -- the newest version of each cart (of each cart new files touched, on an incremental build): its lines replace
+    -- the cart's old lines whole, none for an emptied cart
+    select * from {{ landing_rows('dummyjson', 'carts') }}
 
 ),
 
@@ -38,7 +18,7 @@ unnested as (
         filename as source_file,
         unnest(products) as line,
         generate_subscripts(products, 1) as line_number
-    from changed
+    from source
 
 ),
 
@@ -60,11 +40,7 @@ renamed as (
 
 final as (
 
-    select
-        cart_id || '-' || line_number as cart_line_id,
-        *,
-        (select max(_landing_batch) from source) as _landing_high
-    from renamed
+    select cart_id || '-' || line_number as cart_line_id, * from renamed
 
 )
 

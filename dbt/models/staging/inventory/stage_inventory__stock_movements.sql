@@ -1,11 +1,9 @@
-{{ config(materialized='incremental', on_schema_change='fail') }}
-
 with
 
 source as (
 
-    -- the rows of files loaded since this model's last build (every row on a full build)
-    select * from {{ landing_new_rows(source('inventory', 'stock_movements')) }}
+    -- append-only: every row of every accepted file (the rows of files new since the last build, incrementally)
+    select * from {{ landing_rows('inventory', 'stock_movements') }}
 
 ),
 
@@ -17,16 +15,13 @@ renamed as (
         warehouse as warehouse_code,
         quantity,
         moved_at,
-        filename as source_file,
-        _landing_batch as _landing_high
+        filename as source_file
     from source
 
 ),
 
 final as (
 
-    -- append-only: every accepted file adds movements, so every row counts (a file is loaded once, and a duplicate
-    -- file is never accepted)
     select * from renamed
 
 )
