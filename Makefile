@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: install test lint canary up up-scale demo status bench bench-smoke
+.PHONY: install test lint canary up up-scale demo status bench bench-smoke verify-long
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -29,6 +29,9 @@ status: install
 
 canary:  # the newest upstream releases, in a throwaway environment: which docs/upstream.md entries still hold
 	rm -rf .canary && $(UV) run --frozen python -m tests.canary
+
+verify-long: install  # incremental equals full on 2,000 generated file sequences (make test runs 200, the same each run)
+	LANDING_EQUIVALENCE_EXAMPLES=2000 $(UV) run --frozen pytest -q -p no:cacheprovider tests/test_equivalence.py
 
 bench: install
 	$(UV) run --frozen python -m benchmarks.run

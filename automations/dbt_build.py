@@ -117,6 +117,24 @@ def dbt_log_level():
     )
 
 
+def project_runner(settings: Settings, manifest, node_tasks: bool | None = None, **kwargs):
+    """prefect-dbt's runner (lineage.dbt_runner) on the settings' dbt project and target folder, at the run's log
+    level, given the parsed project `manifest`; `node_tasks` defaults to the settings' (LANDING_DBT_NODE_TASKS)."""
+    from prefect_dbt import PrefectDbtSettings
+
+    return lineage.dbt_runner(
+        manifest=manifest,
+        node_tasks=settings.dbt_node_tasks if node_tasks is None else node_tasks,
+        settings=PrefectDbtSettings(
+            project_dir=settings.dbt_project_dir,
+            profiles_dir=settings.dbt_project_dir,
+            target_path=settings.dbt_target_dir,
+            log_level=dbt_log_level(),
+        ),
+        **kwargs,
+    )
+
+
 def _run_name() -> str:
     params = flow_run.parameters or {}
     names = params.get("datasets") or []
@@ -342,8 +360,6 @@ def _run_dbt(
     the build log; dbt's results by node. A failure is recorded, announced as landing.build.failed, and raised; a
     lock on the build's file (someone opened it by hand) is waited out, and one met by dbt is TransientBuildError
     unless this is the `last_try`."""
-    from prefect_dbt import PrefectDbtSettings
-
     logger = get_run_logger()
     wrong_env = settings.dbt_env_mismatch(os.environ)
     if wrong_env:
@@ -361,16 +377,7 @@ def _run_dbt(
     args = dbt_args(names, and_names, catalog)
     logger.info("dbt %s", " ".join(args))
     dbt_logs = settings.state_dir / "dbt-logs"
-    runner = lineage.dbt_runner(
-        manifest=lineage.parsed_project(settings, dbt_logs),
-        node_tasks=settings.dbt_node_tasks,
-        settings=PrefectDbtSettings(
-            project_dir=settings.dbt_project_dir,
-            profiles_dir=settings.dbt_project_dir,
-            target_path=settings.dbt_target_dir,
-            log_level=dbt_log_level(),
-        ),
-    )
+    runner = project_runner(settings, lineage.parsed_project(settings, dbt_logs))
     ended: dict[str, dict] = {}
     runner.on_run_end(lambda context: ended.update(context.run_results or {}))
     loads = _load_new_files(settings, catalog, names, rebuild)

@@ -19,9 +19,11 @@ _parsed: dict[str, object] = {}  # the warm runner keeps the parsed project betw
 _parse_lock = threading.Lock()
 
 
-def parsed_project(settings: Settings, log_path: Path):
+def parsed_project(settings: Settings, log_path: Path, keep: bool = True):
     """dbt's Manifest of the project as it is now, parsed once per change of the project (or of the environment
-    dbt reads): builds then do only the build. None if dbt cannot parse it; the build then reports dbt's error."""
+    dbt reads): builds then do only the build. None if dbt cannot parse it; the build then reports dbt's error.
+    `keep` False parses without keeping the result (a one-off, such as `landing verify`'s scratch copy), so the
+    builds' parsed project stays cached."""
     from dbt.cli.main import dbtRunner
 
     project = settings.dbt_project_dir
@@ -52,8 +54,9 @@ def parsed_project(settings: Settings, log_path: Path):
         )
         if not done.success or done.result is None:
             return None
-        _parsed.clear()
-        _parsed[key] = done.result
+        if keep:
+            _parsed.clear()
+            _parsed[key] = done.result
         return done.result
 
 

@@ -318,8 +318,16 @@ def _load_chunk(
                     f"(not_null_{ds.source}_{ds.table}_{sorted(cols)[0]})"
                 )
         counts = dict(con.execute("select filename, count(*) from landing_rows group by filename").fetchall())
-        _insert_history(con, ds, [ids_of[p] for p in chunk], {ids_of[p]: ids[p] for p in chunk},
-                        {ids_of[p]: facts[p] for p in chunk}, counts, flow_run_id, undeclared)
+        _insert_history(
+            con,
+            ds,
+            [ids_of[p] for p in chunk],
+            {ids_of[p]: ids[p] for p in chunk},
+            {ids_of[p]: facts[p] for p in chunk},
+            counts,
+            flow_run_id,
+            undeclared,
+        )
         if undeclared:
             _record_drift(con, ds, undeclared)
         con.execute("drop table landing_rows")

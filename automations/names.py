@@ -6,6 +6,8 @@ STALE_FLOW = "landing-stale"
 STALE_DEPLOYMENT = "landing-stale"
 RECONCILE_FLOW = "landing-reconcile"
 RECONCILE_DEPLOYMENT = "landing-reconcile"
+VERIFY_FLOW = "landing-verify"
+VERIFY_DEPLOYMENT = "landing-verify"
 MANAGED_TAG = "managed-by:landing-apply"  # on every automation apply.py owns
 
 
@@ -17,3 +19,4 @@ def deployment_path(flow: str, deployment: str) -> str:
 BUILD = deployment_path(BUILD_FLOW, BUILD_DEPLOYMENT)
 STALE = deployment_path(STALE_FLOW, STALE_DEPLOYMENT)
 RECONCILE = deployment_path(RECONCILE_FLOW, RECONCILE_DEPLOYMENT)
+VERIFY = deployment_path(VERIFY_FLOW, VERIFY_DEPLOYMENT)

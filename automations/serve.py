@@ -1,4 +1,5 @@
-"""Serve the dbt build deployment (one run at a time), the staleness alert and the reconcile safety net."""
+"""Serve the dbt build deployment (one run at a time), the staleness alert and the reconcile safety net; with
+`--verify`, the scheduled verification, in a runner of its own so that it never holds a build up."""
 
 from __future__ import annotations
 
@@ -10,10 +11,14 @@ from prefect.client.schemas.schedules import IntervalSchedule
 
 from automations.dbt_build import dbt_build, landing_reconcile, landing_stale
 from automations.build_state import STOP_GRACE_SECONDS
-from automations.names import BUILD_DEPLOYMENT, RECONCILE_DEPLOYMENT, STALE_DEPLOYMENT
+from automations.names import BUILD_DEPLOYMENT, RECONCILE_DEPLOYMENT, STALE_DEPLOYMENT, VERIFY_DEPLOYMENT
+from automations.verify import landing_verify
 from landing.settings import Settings
 
 FLOWS = (dbt_build, landing_stale, landing_reconcile)
+# verification runs fall on multiples of their interval after this instant (daily at 03:00 UTC by default), so a
+# restart of the runner neither runs one at once nor postpones the next one
+VERIFY_ANCHOR = datetime(2026, 1, 1, 3, tzinfo=timezone.utc)
 
 
 def deployments(settings: Settings | None = None) -> list:
@@ -42,12 +47,35 @@ def deployments(settings: Settings | None = None) -> list:
     ]
 
 
+def verify_deployments(settings: Settings | None = None) -> list:
+    settings = settings or Settings()
+    verify_every = timedelta(seconds=settings.verify_interval_seconds)
+    verify_schedules = [IntervalSchedule(interval=verify_every, anchor_date=VERIFY_ANCHOR)] if verify_every else []
+    return [
+        landing_verify.to_deployment(
+            name=VERIFY_DEPLOYMENT,
+            tags=["landing", "dbt"],
+            schedules=verify_schedules,
+            description=f"Every {settings.verify_interval_seconds}s (LANDING_VERIFY_INTERVAL_SECONDS): builds every "
+            "model downstream of a landing dataset from scratch in a scratch copy of the readers' warehouse and "
+            "compares it with the live tables; a difference sends landing.verify.failed.",
+        ),
+    ]
+
+
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
     parser = argparse.ArgumentParser(
         prog="python -m automations.serve",
-        description="Serve the dbt-build, landing-stale and landing-reconcile deployments, one flow run at a time, until stopped.",
+        description="Serve the dbt-build, landing-stale and landing-reconcile deployments, one flow run at a time, until "
+        "stopped.",
+    )
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="serve the landing-verify deployment instead (its schedule: LANDING_VERIFY_INTERVAL_SECONDS), apart from "
+        "the builds: a verification runs beside a build, never before it",
     )
     parser.add_argument(
         "--subprocess",
@@ -70,7 +98,9 @@ def main(argv: list[str] | None = None) -> None:
     # dbt reads the landing folders and the warehouse through env_var(): set them once, from the settings, before
     # any flow run starts (the runner's own flow runs, or the processes Prefect's runner starts, inherit them)
     os.environ.update(Settings().dbt_env())
-    if args.subprocess:
+    if args.verify:
+        serve(*verify_deployments(), limit=1)  # a process per run: its dbt environment is its own
+    elif args.subprocess:
         # limit=1: one flow run at a time in this runner, so one dbt writer; the build also takes a file lock.
         serve(*deployments(), limit=1)
     else:

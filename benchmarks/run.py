@@ -1,4 +1,4 @@
-"""Run the benchmarks (B1 to B8) on the real stack on loopback; print each figure against its target."""
+"""Run the benchmarks (B1 to B9) on the real stack on loopback; print each figure against its target."""
 
 from __future__ import annotations
 
@@ -638,12 +638,103 @@ def b8_rebuild(base: Path, files: int, days: int = 10) -> dict:
     }
 
 
+def b9_mart(base: Path, sizes: list[int], reps: int = 3, carts: int = 50) -> dict:
+    """The mart `cart_lines_enriched` (a table, rebuilt whole when it runs) after one new carts file, with each of
+    `sizes` carts files already landed, every file a snapshot of the same `carts` carts (as DummyJSON's export is):
+    its cost follows the current cart lines, not the files landed. Median of `reps` builds of carts and the mart."""
+    import duckdb
+
+    from automations.dbt_build import dbt_build
+
+    settings = settings_in(base / "b9", accepted_retention_days=0)
+    catalog = load_catalog(settings)
+    for name, rows in (
+        ("dummyjson.products", [{"id": i, "title": f"p{i}", "price": 1.5} for i in range(1, 101)]),
+        ("dummyjson.users", [{"id": i, "email": f"u{i}@x"} for i in range(1, 51)]),
+    ):
+        folder = catalog.get(name).accepted_path
+        folder.mkdir(parents=True)
+        (folder / "20260101T000000000000Z-b9.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    folder = catalog.get("dummyjson.carts").accepted_path
+    folder.mkdir(parents=True)
+    landed = 0
+
+    def cart_file(i: int) -> bytes:
+        return "".join(
+            json.dumps(
+                {
+                    "id": c,
+                    "userId": 1 + c % 50,
+                    "products": [
+                        {
+                            "id": 1 + (c + k + i) % 100,
+                            "title": "t",
+                            "price": 2.0,
+                            "quantity": 1 + k,
+                            "total": 2.0,
+                            "discountedTotal": 1.5,
+                        }
+                        for k in range(3)
+                    ],
+                }
+            )
+            + "\n"
+            for c in range(1, carts + 1)
+        ).encode()
+
+    def land(upto: int) -> None:
+        nonlocal landed
+        for i in range(landed, upto):
+            (folder / f"20260102T000000{i:06d}Z-b9.jsonl").write_bytes(cart_file(i))
+        landed = max(landed, upto)
+
+    def build() -> float:
+        t0 = time.time()
+        with dbt_environment(settings):
+            assert (
+                dbt_build(
+                    ["dummyjson.carts", "dummyjson.products", "dummyjson.users"],
+                    and_models=["cart_lines_enriched"],
+                    settings=settings,
+                )["status"]
+                == "built"
+            )
+        return time.time() - t0
+
+    figures = {}
+    for size in sizes:
+        land(size)
+        t0 = time.time()
+        build()
+        figures[f"{size}_catch_up_s"] = round(time.time() - t0, 1)
+        samples = []
+        for _ in range(reps):
+            land(landed + 1)
+            samples.append(build())
+        figures[f"{size}_s"] = round(statistics.median(samples), 2)
+        with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+            figures[f"{size}_mart_rows"] = con.execute("select count(*) from cart_lines_enriched").fetchone()[0]
+            t0 = time.time()
+            con.execute("create temp table again as select * from cart_lines_enriched").fetchall()
+            figures[f"{size}_mart_copy_s"] = round(time.time() - t0, 4)
+    ratio = figures[f"{sizes[-1]}_s"] / figures[f"{sizes[0]}_s"]
+    return {
+        "id": "B9",
+        "what": f"in-process dbt_build of carts and the mart cart_lines_enriched after one new carts file, with "
+        f"{', '.join(map(str, sizes))} carts files landed (each the same {carts} carts; median of {reps})",
+        **figures,
+        "ratio": round(ratio, 2),
+        "target": "ratio ≤ 1.2: the mart's cost follows its rows, not the files landed",
+        "met": ratio <= 1.2,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     parser.add_argument(
         "--only",
         nargs="*",
-        default=["B1", "B2", "B2-scale", "B3", "B4", "B5", "B6", "B7", "B8"],
+        default=["B1", "B2", "B2-scale", "B3", "B4", "B5", "B6", "B7", "B8", "B9"],
         help="which benchmarks to run (B2-scale: B2 on the scale-out stack; needs PostgreSQL and Redis)",
     )
     parser.add_argument("--reps", type=int, default=10, help="B1 drops per delivery and arm")
@@ -659,6 +750,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--files", type=int, default=10000, help="B3's largest file count (it also measures 10 and 10,000 files)"
+    )
+    parser.add_argument(
+        "--mart-files", type=int, default=10000, help="B9: carts files landed before the mart's builds (and 10)"
     )
     parser.add_argument(
         "--catch-up",
@@ -709,6 +803,7 @@ def main(argv: list[str] | None = None) -> int:
                 "B4": lambda: b4_sensor_catch_up(base, args.catch_up),  # servers of its own
                 "B7": lambda: b7_publish(base, args.publish_mb),
                 "B8": lambda: b8_rebuild(base, args.rebuild_files),
+                "B9": lambda: b9_mart(base, sorted({10, args.mart_files})),
             }
             for bid, run in plan.items():
                 if bid not in args.only:

@@ -31,6 +31,8 @@ def test_every_benchmark_runs_with_tiny_sizes(tmp_path):
         "1,3",
         "--rebuild-files",
         "40",
+        "--mart-files",
+        "20",
         "--results",
         str(tmp_path),
         "--deadline",
@@ -46,7 +48,7 @@ def test_every_benchmark_runs_with_tiny_sizes(tmp_path):
     assert code == 0, f"{progress}\n{printed[-3000:]}\n{said[-6000:]}"
     [out] = tmp_path.glob("bench-*.json")
     results = {r["id"]: r for r in json.loads(out.read_text())["results"]}
-    assert sorted(results) == ["B1", "B2", "B2-scale", "B3", "B4", "B5", "B6", "B7", "B8"]
+    assert sorted(results) == ["B1", "B2", "B2-scale", "B3", "B4", "B5", "B6", "B7", "B8", "B9"]
     for bid, r in results.items():
         assert not r["what"].startswith("failed"), r
     for stack in ("B2", "B2-scale"):

@@ -14,10 +14,12 @@ FILE_REJECTED = "landing.file.rejected"
 DATASET_STALE = "landing.dataset.stale"
 BUILD_FAILED = "landing.build.failed"
 PROJECT_CHANGED = "landing.project.changed"
+VERIFY_FAILED = "landing.verify.failed"
 
 DATASET_PREFIX = "landing.dataset."
 PROJECT_PREFIX = "landing.project."
 FILE_PREFIX = "landing.file."
+VERIFY_PREFIX = "landing.verify."
 # Fixed namespace so every producer (flows, sensor, tests) derives the same event id.
 EVENT_NAMESPACE = uuid.UUID("6f1c1a52-3f7e-5b0e-9d2a-6c616e64696e")
 
@@ -165,6 +167,28 @@ def project_changed(project_dir: str, fingerprint: str, previous: str | None) ->
         resource={"prefect.resource.id": f"{PROJECT_PREFIX}{name}", "prefect.resource.name": name},
         related=[],
         payload={"project_dir": project_dir, "fingerprint": fingerprint, "previous_fingerprint": previous},
+    )
+
+
+def verify_failed(warehouse: str, datasets: list[str], models: list[dict], flow_run_id: str | None) -> EventData:
+    """`landing.verify.failed`: models of the readers' warehouse `warehouse` differ from a full build of them
+    (`landing verify`); `models` has one entry per model that differs (its counts and sample keys)."""
+    name = Path(warehouse).stem
+    differing = sorted({d for m in models for d in m.get("datasets", [])})
+    return dict(
+        id=str(uuid.uuid4()),
+        occurred=utc_now().isoformat(),
+        event=VERIFY_FAILED,
+        resource={"prefect.resource.id": f"{VERIFY_PREFIX}{name}", "prefect.resource.name": name},
+        related=[
+            *({"prefect.resource.id": dataset_resource_id(d), "prefect.resource.role": "dataset"} for d in differing),
+            *(
+                [{"prefect.resource.id": f"prefect.flow-run.{flow_run_id}", "prefect.resource.role": "flow-run"}]
+                if flow_run_id
+                else []
+            ),
+        ],
+        payload={"warehouse": warehouse, "datasets": datasets, "models": models},
     )
 
 

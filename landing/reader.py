@@ -312,6 +312,11 @@ def _diagnose(con, ds: Dataset, path: str, exc: Exception) -> str:
     """A reason naming the row, column and declared type where the read failed on a value, else DuckDB's own words."""
     message = _first_message(exc)
     fn = function_name(ds.location)
+    if "Option filename adds column" in str(exc):
+        return (
+            "the file has a column named 'filename', which the reader adds itself (filename=true in "
+            f"{ds.name}'s external_location): rename that column in the file and drop it again"
+        )
     if fn.startswith("read_csv"):
         ragged = _ragged_csv_row(path)
         if ragged:

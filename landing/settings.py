@@ -128,6 +128,14 @@ class Settings(BaseSettings):
         description="Safety net: the reconcile run builds a dataset only when its newest file landed at least this many "
         "seconds ago and no build has covered it, so it never races the automations' own builds of fresh files.",
     )
+    verify_interval_seconds: int = Field(
+        default=86400,
+        ge=0,
+        description="How often the landing-verify deployment checks the incremental builds (`landing verify`): every "
+        "model downstream of a landing dataset is built from scratch in a scratch copy of the readers' warehouse and "
+        "compared with the live tables; a difference sends landing.verify.failed. Runs fall on multiples of the "
+        "interval after 03:00 UTC (daily at 03:00 by default); 0 turns it off.",
+    )
     max_file_bytes: int = Field(
         default=50 * 1024 * 1024,
         description="The sensor quarantines dropped files larger than this many bytes (validation reads the whole file).",

@@ -1,4 +1,5 @@
-"""`landing` (or `python -m ops`): bring the stack up, run the demo, and explain what happened to a file."""
+"""`landing` (or `python -m ops`): bring the stack up, run the demo, explain what happened to a file, and verify the
+builds."""
 
 from __future__ import annotations
 
@@ -41,6 +42,18 @@ def main(argv: list[str] | None = None) -> int:
         "scratch (after a model or contract change), as a dbt-build run; reports the rows per file",
     )
     rebuild.add_argument("dataset", help="a dataset, <source>.<table> (`landing status` lists them)")
+    verify = sub.add_parser(
+        "verify",
+        help="check the incremental builds: build the models downstream of the datasets from scratch in a scratch "
+        "copy of the readers' warehouse and compare them with the live tables, row by row; exit 0 when all equal, "
+        "1 when one differs, 2 for an unknown dataset",
+    )
+    verify.add_argument(
+        "datasets",
+        nargs="*",
+        metavar="DATASET",
+        help="<source>.<table> datasets whose downstream models to verify (default: every dataset)",
+    )
     replay = sub.add_parser(
         "replay",
         help="re-admit a quarantined file after its source's contract changed: the sensor "
@@ -85,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         from ops import maintain
 
         return maintain.rebuild(args.dataset) if args.command == "rebuild" else maintain.replay(args.path)
+    if args.command == "verify":
+        from automations.verify import main as verify_main
+
+        return verify_main(args.datasets)
     if args.command == "demo":
         from ops.demo import demo
 

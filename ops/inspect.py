@@ -106,6 +106,7 @@ def status(settings: Settings | None = None, out=print) -> int:
         out(f"(runs pending unknown: {error})")
     _drift_status(settings, catalog, out)
     _warehouse_status(settings, out)
+    _verify_status(settings, out)
     return 0
 
 
@@ -151,6 +152,29 @@ def _warehouse_status(settings: Settings, out) -> None:
             f"build waiting      since {_fmt_time(waiting['since'])}: the build's warehouse {waiting['path']} is held "
             f"by {who}; the build fails if it is still held {waiting['lock_wait_seconds']:.0f} s after that"
         )
+
+
+def _verify_status(settings: Settings, out) -> None:
+    """The last `landing verify` (or landing-verify run) and what it found."""
+    from automations.verify import read_record
+
+    last = read_record(settings)
+    if last is None:
+        out(
+            "verify    never run (`landing verify` builds the models from scratch and compares them with the live ones)"
+        )
+        return
+    at = _fmt_time(last.get("at"))
+    if last.get("status") == "ok":
+        out(f"verify    {at}: ok, {last.get('models', 0)} model(s) equal a full build")
+    elif last.get("status") == "differs":
+        models = ", ".join(
+            f"{m['model']} ({m['only_live']} row(s) only live, {m['only_full']} only in a full build)"
+            for m in last.get("differs", [])
+        )
+        out(f"verify    {at}: DIFFERS {models}: `landing verify` names sample keys, `landing rebuild` fixes it")
+    else:
+        out(f"verify    {at}: failed: {str(last.get('error') or '?').splitlines()[0][:300]}")
 
 
 def explain(target: str, settings: Settings | None = None, out=print, catalog: Catalog | None = None) -> int:
@@ -203,14 +227,17 @@ def _loaded_line(settings: Settings, catalog: Catalog, accepted_path: str) -> st
 
     if not settings.warehouse.exists():
         return "loaded    not yet: nothing is built yet"
+    ds = catalog.dataset_for_accepted(accepted_path)
+    if ds is None:
+        return "loaded    not yet: it is not in a dataset's accepted folder"
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
-        row = history(con, accepted_path)
+        row = history(con, ds.file_id(accepted_path))
     if row is None:
         return "loaded    not yet: the next build of its dataset loads it (or it was set aside: see the quarantine)"
     load_id, dataset, rows, run_id, at, undeclared, part = row
     line = f"loaded    {rows} row(s) at {at:%Y-%m-%d %H:%M:%S %Z} by flow run {run_id or '(outside Prefect)'} (load {load_id})"
     if part:
-        line += f"\ncompacted into {part} (LANDING_ACCEPTED_RETENTION_DAYS): its rows, with every field, are there"
+        line += f"\ncompacted into {settings.accepted / part} (LANDING_ACCEPTED_RETENTION_DAYS): its rows, with every field, are there"
     if undeclared:
         ds = catalog.datasets.get(dataset)
         line += "\n" + _drift_words(dataset, undeclared, bool(ds and ds.rescue))

@@ -227,6 +227,8 @@ def up(settings: Settings | None = None) -> int:
             )
         else:
             spawn("export deployments", [sys.executable, "-m", export_runner.__name__], stop_signal=signal.SIGINT)
+        if settings.verify_interval_seconds:
+            spawn("verification", [sys.executable, "-m", build_runner.__name__, "--verify"], stop_signal=signal.SIGINT)
         spawn("sensor", [sys.executable, "-m", sensor_command.__name__])
         pids = _write_pids(settings, supervisor, None)
         _banner(settings, api_url)

@@ -75,6 +75,7 @@ def settings(tmp_path) -> Settings:
         dbt_project_dir=REPO_ROOT / "dbt",
         http_backoff_seconds=0.01,
         reconcile_seconds=0,  # a test that wants the scheduled safety net turns it on
+        verify_interval_seconds=0,  # and the scheduled verification (daily at 03:00 UTC) the same
     )
 
 

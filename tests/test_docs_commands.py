@@ -21,7 +21,9 @@ PY_COMMANDS = sorted(
         for m in re.findall(r"python ((?:-m [a-z_.]+(?: (?:up|status|explain|demo))?)|(?:automations/apply\.py))", TEXT)
     )
 )
-LANDING_COMMANDS = sorted(set(re.findall(r"\blanding (up-scale|up|demo|status|explain|sql|rebuild|replay)\b", TEXT)))
+LANDING_COMMANDS = sorted(
+    set(re.findall(r"\blanding (up-scale|up|demo|status|explain|sql|rebuild|replay|verify)\b", TEXT))
+)
 LANDING = Path(sys.executable).with_name("landing")  # the console script (`[project.scripts]`) uv sync installs
 
 

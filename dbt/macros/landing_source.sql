@@ -111,17 +111,23 @@
   The `landing` incremental strategy: the rows of every key the new rows touched are replaced whole. Deleted: the
   target's rows whose key (config `unique_key`, the model's columns for the source's `meta.landing.key`, renamed and
   cast, in order) is a key of a row loaded since the model's mark, even where the newest version yields no rows;
-  inserted: what the model made of those keys' newest versions. An append source deletes nothing.
+  inserted: what the model made of those keys' newest versions. An append source deletes nothing. A model that does
+  not read `landing_rows` (a plain `source()`, as dbt users write first) read every row: its table is replaced whole.
 -#}
 {% macro get_incremental_landing_sql(arg_dict) %}
   {%- set target = arg_dict['target_relation'] -%}
   {%- set temp = arg_dict['temp_relation'] -%}
   {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+  {%- if 'landing_rows(' not in model.raw_code or (model.sources | length) != 1 -%}
+    {#- a model that reads source() itself (or several sources) read everything: it replaces its table whole -#}
+    delete from {{ target }};
+    insert into {{ target }} ({{ columns }}) select {{ columns }} from {{ temp }}
+  {%- else -%}
   {%- set src = model.sources[0] -%}
   {%- set meta = landing_meta(src[0], src[1]) -%}
   {%- if meta.kind == 'snapshot' -%}
     {%- set unique_key = arg_dict['unique_key'] -%}
-    {%- set mine = [unique_key] if unique_key is string else unique_key -%}
+    {%- set mine = [] if unique_key is none else [unique_key] if unique_key is string else unique_key -%}
     {%- if (mine | length) != (meta.key | length) -%}
       {{ exceptions.raise_compiler_error(model.name ~ ": unique_key " ~ mine ~ " must name the model's columns for its source's key " ~ meta.key ~ ", in order (docs/adding-a-source.md)") }}
     {%- endif -%}
@@ -129,6 +135,7 @@
     delete from {{ target }} where ({{ mine | join(', ') }}) in (select {{ meta.key | join(', ') }} from {{ raw }} where _landing_batch > {{ landing_since() }});
   {% endif %}
   insert into {{ target }} ({{ columns }}) select {{ columns }} from {{ temp }}
+  {%- endif %}
 {% endmacro %}
 
 

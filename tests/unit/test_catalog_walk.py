@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from landing.catalog import ACCEPTED_PLACEHOLDER, CatalogError, catalog_from_manifest
@@ -53,3 +55,27 @@ def test_paths_map_to_datasets_by_folder_and_glob(catalog, settings):
     assert catalog.dataset_for_path(settings.root / "fx" / "april.csv") is None
     assert catalog.dataset_for_accepted(settings.accepted / "fx" / "rates" / "x.csv").name == "fx.rates"
     assert catalog.get("fx.rates").suffix_for("april.csv.gz") == ".csv.gz"
+
+
+@pytest.mark.parametrize(
+    "landing, error",
+    [
+        ({"kind": "merge"}, "meta.landing.kind 'merge' is not one of append, snapshot"),
+        ({"kind": "snapshot"}, "kind snapshot needs meta.landing.key"),
+        ({"kind": "snapshot", "key": ["nope"]}, "meta.landing.key names 'nope', which the source does not declare"),
+        ({"kind": "snapshot", "key": ["brand"]}, "the key column 'brand' needs `data_tests: [not_null]`"),
+        ({"kind": "append", "key": ["id"]}, "meta.landing.key is for kind snapshot"),
+    ],
+)
+def test_a_declared_meaning_is_checked_with_what_to_do(landing, error):
+    m = manifest()
+    m["sources"]["source.p.shop.products"]["meta"]["landing"] = landing
+    with pytest.raises(CatalogError, match=re.escape(error)):
+        catalog_from_manifest(m)
+
+
+def test_a_snapshot_source_gives_its_kind_and_key():
+    m = manifest()
+    m["sources"]["source.p.shop.products"]["meta"]["landing"] = {"kind": "snapshot", "key": "id"}
+    ds = catalog_from_manifest(m).datasets["shop.products"]
+    assert (ds.kind, ds.key, ds.accepted_relative) == ("snapshot", ("id",), "shop/products")

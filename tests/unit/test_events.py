@@ -38,17 +38,24 @@ def builders() -> dict[str, dict]:
         events.DATASET_STALE: events.dataset_stale("shop.orders", 60, 5, None),
         events.BUILD_FAILED: events.build_failed("shop.orders", ["stage_orders"], "boom", None),
         events.PROJECT_CHANGED: events.project_changed("/p/dbt", "f1", "f0"),
+        events.VERIFY_FAILED: events.verify_failed(
+            "/s/warehouse.duckdb",
+            ["shop.orders"],
+            [{"model": "stage_orders", "datasets": ["shop.orders"], "only_live": 1, "only_full": 1}],
+            None,
+        ),
     }
 
 
 def test_the_doc_names_exactly_the_events_the_module_defines():
-    documented = set(re.findall(r"`(landing\.(?:file|dataset|build|project)\.[a-z]+)`", DOC))
+    documented = set(re.findall(r"`(landing\.(?:file|dataset|build|project|verify)\.[a-z]+)`", DOC))
     assert documented == {
         events.FILE_CREATED,
         events.FILE_REJECTED,
         events.DATASET_STALE,
         events.BUILD_FAILED,
         events.PROJECT_CHANGED,
+        events.VERIFY_FAILED,
     }
 
 
@@ -71,6 +78,12 @@ def test_every_event_is_about_its_dataset_and_reads_well_in_the_ui():
     for name, event in builders().items():
         if name == events.PROJECT_CHANGED:
             assert event["resource"]["prefect.resource.id"] == "landing.project.dbt"
+            continue
+        if name == events.VERIFY_FAILED:
+            assert event["resource"]["prefect.resource.id"] == "landing.verify.warehouse"
+            assert event["related"] == [
+                {"prefect.resource.id": "landing.dataset.shop.orders", "prefect.resource.role": "dataset"}
+            ]
             continue
         assert event["resource"] == {
             "prefect.resource.id": "landing.dataset.shop.orders",

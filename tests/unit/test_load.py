@@ -210,3 +210,39 @@ def test_a_column_declared_after_compaction_is_read_from_the_parts(con, settings
     wider = replace(ds, columns=ds.columns + ("colour",), column_types=ds.column_types + ("varchar",))
     assert load.load(con, settings, wider).reloaded
     assert con.execute(f"select id, colour from {load.raw_table(ds)}").fetchall() == [(1, "red")]
+
+
+def test_a_rescue_dataset_keeps_any_key_as_data_the_readers_own_names_and_empty_ones_too(con, settings, catalog):
+    from dataclasses import replace
+
+    ds = replace(catalog.get("shop.products"), rescue=True)
+    odd = {"filename": "f.csv", "": "empty", "_landing_batch": 7, "_rescued": {"x": 1}, 'qu"ote': "'", "ÜÑÏ": 1}
+    path = land(ds, "20260101T000000000000Z-odd.jsonl", [{"id": 1, "title": "a", "price": 1, **odd}])
+    done = load.load(con, settings, ds)
+    assert done.rejected == {} and done.files == [path]  # accepted by the sensor, loaded by the loader
+    rescued, batch, name = con.execute(
+        f"select _rescued, _landing_batch, filename from {load.raw_table(ds)}"
+    ).fetchone()
+    assert json.loads(rescued) == odd and batch == done.first_load_id and name == ds.file_id(path)
+    assert sorted(load.history(con, ds.file_id(path))[5]) == sorted(odd)
+
+
+def test_moving_the_landing_root_loads_nothing_twice(con, settings, catalog):
+    import shutil
+
+    from landing.catalog import render_roots
+
+    ds = catalog.get("shop.products")
+    first = land(ds, "20260101T000000000000Z-a.jsonl", [{"id": 1, "title": "a", "price": 1}])
+    load.load(con, settings, ds)
+    moved = settings.model_copy(update={"root": settings.root.parent / "a-moved"})  # sorts before the old path
+    shutil.move(settings.root, moved.root)
+    ds = render_roots(catalog, str(moved.root), str(moved.accepted)).get("shop.products")
+    assert load.load(con, moved, ds).files == []  # known by what it is, not where it was
+    newer = land(ds, "20260102T000000000000Z-b.jsonl", [{"id": 1, "title": "b", "price": 999.99}])
+    assert load.load(con, moved, ds).files == [newer]
+    assert con.execute(f"select filename, count(*) from {load.raw_table(ds)} group by 1 order by 1").fetchall() == [
+        (ds.file_id(first), 1),
+        (ds.file_id(newer), 1),
+    ]
+    assert ds.file_id(first) < ds.file_id(newer)  # the order of landing, wherever the folder is

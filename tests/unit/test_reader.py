@@ -115,6 +115,11 @@ RATES = "currency,rate_to_usd,as_of\n"
             "column 'as_of': value 'yesterday' does not cast to the declared type date",
         ),
         ("missing-column.csv", "currency,as_of\nEUR,2026-11-24\n", "the required column 'rate_to_usd' is missing"),
+        (
+            "filename-column.csv",
+            RATES.rstrip() + ",filename\nEUR,1.1,2026-11-24,x.csv\n",
+            "the file has a column named 'filename', which the reader adds itself",
+        ),
     ],
 )
 def test_bad_csv_files(catalog, con, tmp_path, name, data, reason):
