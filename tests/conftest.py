@@ -17,6 +17,7 @@ SLOW_FIRST = (
     "test_stack.py",
     "test_zero_code_source.py",
     "test_incremental.py",
+    "test_equivalence.py",
     "faults/test_server_outage.py",
     "faults/test_sensor_crash.py",
     "test_automations.py",
