@@ -177,7 +177,8 @@ def test_concurrent_drops_by_mixed_writers_build_exactly_the_good_rows(stack, tm
         120,
         "every good row built",
     )
-    accepted_paths = sorted(e.payload["path"] for e in created)
+    products_ds = load_catalog(settings).get("dummyjson.products")
+    accepted_paths = sorted(products_ds.file_id(e.payload["path"]) for e in created)  # what the file is, not where
     got = warehouse_row(
         settings,
         "select count(*), list(distinct source_file order by source_file) from stage_dummyjson__products "
@@ -406,7 +407,9 @@ def test_undeclared_columns_are_shown_and_a_rescue_source_keeps_them(stack, tmp_
     ) == (41, "brown")
     wider = by_name[f"{tag}-wider.jsonl"]["path"]
     assert warehouse_row(
-        settings, "select undeclared_columns from landing.load_history where accepted_file = ?", [wider]
+        settings,
+        "select undeclared_columns from landing.load_history where accepted_file = ?",
+        [load_catalog(settings).get("dummyjson.products").file_id(wider)],
     ) == (["colour", "weight"],)
 
     status = landing(settings, "status")

@@ -233,3 +233,40 @@ def test_a_build_reads_only_the_files_it_has_not_loaded(settings, prefect_server
 @pytest.fixture
 def settings(settings):
     return settings.model_copy(update={"burst_window_seconds": 0})
+
+
+def test_an_emptied_cart_loses_its_lines_in_staging_and_the_mart(settings, prefect_server):
+    files = Files(settings, random.Random(3))
+    files.write(
+        "dummyjson.products", [{"id": 1, "title": "lamp", "price": 2.0}, {"id": 2, "title": "desk", "price": 9}]
+    )
+    files.write("dummyjson.users", [{"id": 7, "email": "u7@x", "firstName": "A", "lastName": "B"}])
+    line = {"title": "t", "price": 2.0, "quantity": 1, "total": 2.0, "discountedTotal": 2.0}
+    files.write("dummyjson.carts", [{"id": 9001, "userId": 7, "products": [{"id": 1, **line}, {"id": 2, **line}]}])
+    build(settings, ALL[:3], ["cart_lines_enriched"])
+    query = "select count(*) from {} where cart_id = 9001"
+    lines = ["stage_dummyjson__cart_lines", "cart_lines_enriched"]
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        assert [con.execute(query.format(t)).fetchone()[0] for t in lines] == [2, 2]
+    files.write("dummyjson.carts", [{"id": 9001, "userId": 7, "products": []}])  # newer: the cart was emptied
+    build(settings, ALL[:3], ["cart_lines_enriched"])
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        assert [con.execute(query.format(t)).fetchone()[0] for t in lines] == [0, 0]
+
+
+def test_a_moved_landing_root_loads_nothing_twice_and_the_newer_file_wins(settings, prefect_server, tmp_path):
+    import shutil
+
+    files = Files(settings, random.Random(5))
+    files.write("dummyjson.products", [{"id": k, "title": f"p{k}", "price": 1.0} for k in (1, 2)])
+    build(settings, ["dummyjson.products"])
+    moved = settings.model_copy(update={"root": tmp_path / "a-moved"})  # sorts before the old landing root
+    shutil.move(settings.root, moved.root)
+    files = Files(moved, random.Random(6))
+    files.n = 10  # a newer landing time than the first file's
+    files.write("dummyjson.products", [{"id": k, "title": f"p{k}", "price": 999.99} for k in (1, 2)])
+    build(moved, ["dummyjson.products"])
+    with duckdb.connect(str(moved.warehouse), read_only=True) as con:
+        assert con.execute("select count(*) from landing.load_history").fetchone() == (2,)
+        assert con.execute("select count(*) from landing.dummyjson__products").fetchone() == (4,)  # not 6
+        assert con.execute("select distinct price::double from stage_dummyjson__products").fetchall() == [(999.99,)]

@@ -131,13 +131,14 @@ def test_the_runner_serves_the_verification_on_its_interval_aligned_to_3_utc():
     from datetime import timedelta
 
     from automations.names import VERIFY_DEPLOYMENT
-    from automations.serve import FLOWS, VERIFY_ANCHOR, deployments
+    from automations.serve import FLOWS, VERIFY_ANCHOR, deployments, verify_deployments
 
     served = deployments(Settings(verify_interval_seconds=3600))
     assert {d.flow_name for d in served} <= {f.name for f in FLOWS}  # the warm runner has every flow it serves
-    [verify] = [d for d in served if d.name == VERIFY_DEPLOYMENT]
+    assert VERIFY_DEPLOYMENT not in {d.name for d in served}  # in a runner of its own: never ahead of a build
+    [verify] = [d for d in verify_deployments(Settings(verify_interval_seconds=3600)) if d.name == VERIFY_DEPLOYMENT]
     [schedule] = verify.schedules
     assert schedule.schedule.interval == timedelta(hours=1) and schedule.schedule.anchor_date == VERIFY_ANCHOR
     assert VERIFY_ANCHOR.hour == 3
-    [off] = [d for d in deployments(Settings(verify_interval_seconds=0)) if d.name == VERIFY_DEPLOYMENT]
+    [off] = [d for d in verify_deployments(Settings(verify_interval_seconds=0)) if d.name == VERIFY_DEPLOYMENT]
     assert off.schedules == []
