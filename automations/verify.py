@@ -14,7 +14,6 @@ import os
 import shutil
 import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from automations.build_state import release_warehouse
 from automations.names import VERIFY_FLOW
 from landing.catalog import Catalog, CatalogError, UnknownDatasetError, load_catalog
 from landing.events import verify_failed
-from landing.settings import Settings
+from landing.settings import Settings, environment
 
 LIVE = "verify_live"  # the scratch copy's schema holding the live rows of each model verified
 BOOKKEEPING = "_landing_"  # columns saying how a row was loaded (a load id, a watermark), not what it holds
@@ -253,22 +252,10 @@ def compare(con, target: Target) -> Check:
     return Check(target.name, rows, only_live, only_full, key, samples, target.datasets, "; ".join(only))
 
 
-@contextmanager
 def _dbt_reads(settings: Settings):
     """This process's environment as dbt reads it for `settings` (dbt's profile takes the warehouse path from
-    LANDING_BUILD_WAREHOUSE_PATH), then back. A served verification runs between builds (the runner runs one flow
-    run at a time), never beside one."""
-    updates = settings.dbt_env()
-    saved = {k: os.environ.get(k) for k in updates}
-    os.environ.update(updates)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    LANDING_BUILD_WAREHOUSE_PATH), then back. A served verification runs in a process of its own."""
+    return environment(settings.dbt_env())
 
 
 def _full_build(scratch: Settings, manifest, models: list[str]) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -253,3 +255,19 @@ class Settings(BaseSettings):
             f"and this process has {'; '.join(wrong)}. Start the process with the settings' environment "
             "(Settings.to_env(); `landing up` does this) rather than passing other settings to a running one."
         )
+
+
+@contextmanager
+def environment(updates: Mapping[str, str]) -> Iterator[None]:
+    """This process's environment with `updates`, then back as it was (for dbt, which reads its folders and
+    warehouse through env_var(): `environment(settings.dbt_env())`)."""
+    saved = {k: os.environ.get(k) for k in updates}
+    os.environ.update(updates)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

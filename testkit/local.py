@@ -18,7 +18,7 @@ import httpx
 import automations.serve as build_runner
 from automations import buildlog
 from automations.names import BUILD, MANAGED_TAG, RECONCILE, STALE
-from landing.settings import Settings
+from landing.settings import Settings, environment
 from ops import prefect_server
 
 
@@ -31,21 +31,6 @@ def stop_process(proc: subprocess.Popen | None, grace: float) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-@contextmanager
-def _environment(updates: dict[str, str]) -> Iterator[None]:
-    """This process's environment with `updates`, then back as it was."""
-    saved = {k: os.environ.get(k) for k in updates}
-    os.environ.update(updates)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @contextmanager
@@ -62,7 +47,7 @@ def using_server(api_url: str, auth: str | None = None) -> Iterator[None]:
     env = {"PREFECT_API_URL": api_url, **({"PREFECT_API_AUTH_STRING": auth} if auth else {})}
     updates = {PREFECT_API_URL: api_url, **({PREFECT_API_AUTH_STRING: auth} if auth else {})}
     try:
-        with _environment(env):
+        with environment(env):
             refresh_global_settings_context()
             with temporary_settings(updates=updates):
                 yield
@@ -73,7 +58,7 @@ def using_server(api_url: str, auth: str | None = None) -> Iterator[None]:
 def dbt_environment(settings: Settings):
     """This process's environment as dbt reads it for `settings`, then back: for a build run in-process on settings
     other than the process's own (a benchmark, a test). Processes that serve builds get it at start instead."""
-    return _environment(settings.dbt_env())
+    return environment(settings.dbt_env())
 
 
 def free_port() -> int:
