@@ -64,10 +64,13 @@ def validate_request(datasets: object, and_models: object, catalog: Catalog) -> 
     return sorted(set(names)), sorted(set(and_names))
 
 
-def dbt_args(datasets: list[str], and_models: list[str], catalog: Catalog) -> list[str]:
-    """`dbt build` arguments: everything downstream of the datasets, minus AND models not asked for."""
+def dbt_args(
+    datasets: list[str], and_models: list[str], catalog: Catalog, built: frozenset[str] = frozenset()
+) -> list[str]:
+    """`dbt build` arguments: everything downstream of the datasets, minus AND models neither asked for nor `built`
+    already (an AND model waits for all its sources the first time; after that it follows each of them)."""
     args = ["build", "--select", *[f"source:{name}+" for name in datasets]]
-    excluded = sorted(m.name for m in catalog.and_models() if m.name not in and_models)
+    excluded = sorted(m.name for m in catalog.and_models() if m.name not in and_models and m.name not in built)
     if excluded:
         args += ["--exclude", *excluded]
     return args
@@ -347,6 +350,21 @@ def _publish_readers(settings: Settings) -> None:
         )
 
 
+def _built_tables(settings: Settings, names: list[str]) -> frozenset[str]:
+    """Which of the models `names` have a table in the build's file (built at least once)."""
+    import duckdb
+
+    if not names or not settings.build_warehouse.exists():
+        return frozenset()
+    with duckdb.connect(str(settings.build_warehouse)) as con:  # as the load step opens it: one configuration
+        found = con.execute(
+            "select table_name from information_schema.tables where table_schema = 'main' "
+            "and table_name in (select unnest(?::varchar[]))",
+            [names],
+        ).fetchall()
+    return frozenset(n for (n,) in found)
+
+
 def _run_dbt(
     settings: Settings,
     catalog,
@@ -374,7 +392,7 @@ def _run_dbt(
         logger.error("%s", exc)
         _emit_failure(names, [], str(exc))
         raise
-    args = dbt_args(names, and_names, catalog)
+    args = dbt_args(names, and_names, catalog, _built_tables(settings, [m.name for m in catalog.and_models()]))
     logger.info("dbt %s", " ".join(args))
     dbt_logs = settings.state_dir / "dbt-logs"
     runner = project_runner(settings, lineage.parsed_project(settings, dbt_logs))

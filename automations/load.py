@@ -132,12 +132,12 @@ def _read(ds: Dataset, paths: list[str], part: bool = False) -> str:
 
 
 def _rescued_sql(ds: Dataset, declared: list[str]) -> str:
-    """A JSON object's undeclared fields (`json` less the keys that bind to `declared`, case-insensitively, as
-    DuckDB binds them), as one JSON object: values as they were, null fields left out, NULL when none. Any key is
-    data here, never an identifier: `filename`, `""`, quotes."""
-    names = ", ".join(quote_literal(c.lower()) for c in declared)
+    """A JSON object's undeclared fields (`json` less the keys that bind to `declared`: read_json matches a key to a
+    column by its exact name, so `FirstName` is not `firstName`), as one JSON object: values as they were, null
+    fields left out, NULL when none. Any key is data here, never an identifier: `filename`, `""`, quotes."""
+    names = ", ".join(quote_literal(c) for c in declared)
     drop = (
-        f"to_json(map_from_entries(list_transform(list_filter(json_keys(json), lambda k: lower(k) in ({names})), "
+        f"to_json(map_from_entries(list_transform(list_filter(json_keys(json), lambda k: k in ({names})), "
         "lambda k: {'key': k, 'value': NULL::JSON})))"
     )
     return f"nullif(json_merge_patch('{{}}', json_merge_patch(json, {drop})), '{{}}')::json"
@@ -179,9 +179,9 @@ def _stage_rows(con, ds: Dataset, paths: list[str], part: bool = False) -> dict[
     )
     found = con.execute(
         "select filename, list(distinct k order by k) from (select filename, unnest(json_keys(json)) as k "
-        "from landing_objects where json_type(json) = 'OBJECT') where lower(k) not in (select unnest(?::varchar[])) "
+        "from landing_objects where json_type(json) = 'OBJECT') where k not in (select unnest(?::varchar[])) "
         "group by filename",
-        [sorted(c.lower() for c in declared)],
+        [sorted(declared)],  # exact names: read_json binds a key to a column only when they are spelled the same
     ).fetchall()
     undeclared = {f: tuple(keys) for f, keys in found if keys}
     rescued = f", o.{RESCUED}" if ds.rescue else ""

@@ -276,21 +276,23 @@ def objects_call(ds: Dataset, paths: list[str]) -> str:
 
 def undeclared_columns(con, ds: Dataset, paths: list[str], file_key: str | None = None) -> dict[str, tuple[str, ...]]:
     """Per file of `paths` that carries any: the top-level columns the source does not declare, sorted (schema drift).
-    JSON: its objects' keys, in one read of all `paths`; CSV and Parquet: each file's own header. Names compare
-    case-insensitively, as DuckDB binds them; a file that cannot be read here counts as having none. With `file_key`
+    JSON: its objects' keys, in one read of all `paths`, compared by exact name (as read_json binds them); CSV and
+    Parquet: each file's own header, compared case-insensitively (as their readers bind them); a file that cannot be read here counts as having none. With `file_key`
     (JSON only: a compacted part), each object names its file in that key, which is not a column."""
     if not paths:
         return {}
     declared = {c.lower() for c in ds.columns} | ({file_key.lower()} if file_key else set())
     out: dict[str, tuple[str, ...]] = {}
     if function_name(ds.location).startswith(("read_json", "read_ndjson")):
+        # read_json binds a key to a declared column only when they are spelled the same: `FirstName` is undeclared
+        exact = {*ds.columns, *([file_key] if file_key else [])}
         source = f"json->>{quote_literal('$.' + file_key)}" if file_key else "filename"
         try:
             found = con.execute(
                 f"select f, list(distinct k order by k) from (select {source} as f, unnest(json_keys(json)) as k "
                 f"from {objects_call(ds, paths)} where json_type(json) = 'OBJECT') "
-                "where lower(k) not in (select unnest(?::varchar[])) group by f",
-                [sorted(declared)],
+                "where k not in (select unnest(?::varchar[])) group by f",
+                [sorted(exact)],
             ).fetchall()
         except Exception:
             if file_key:

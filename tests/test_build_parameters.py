@@ -51,3 +51,5 @@ def test_selector_is_built_from_names_only(settings):
     ]
     all3 = ["dummyjson.carts", "dummyjson.products", "dummyjson.users"]
     assert dbt_args(all3, ["cart_lines_enriched"], catalog) == ["build", "--select", *[f"source:{n}+" for n in all3]]
+    # built once all its sources landed, the AND model then follows each of them (a cart emptied later, say)
+    assert dbt_args(names, [], catalog, frozenset({"cart_lines_enriched"}))[-1] == "source:dummyjson.users+"

@@ -249,7 +249,7 @@ def test_an_emptied_cart_loses_its_lines_in_staging_and_the_mart(settings, prefe
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
         assert [con.execute(query.format(t)).fetchone()[0] for t in lines] == [2, 2]
     files.write("dummyjson.carts", [{"id": 9001, "userId": 7, "products": []}])  # newer: the cart was emptied
-    build(settings, ALL[:3], ["cart_lines_enriched"])
+    build(settings, ["dummyjson.carts"])  # the mart, built once all its sources landed, follows carts alone too
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
         assert [con.execute(query.format(t)).fetchone()[0] for t in lines] == [0, 0]
 

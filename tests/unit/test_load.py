@@ -246,3 +246,14 @@ def test_moving_the_landing_root_loads_nothing_twice(con, settings, catalog):
         (ds.file_id(newer), 1),
     ]
     assert ds.file_id(first) < ds.file_id(newer)  # the order of landing, wherever the folder is
+
+
+def test_a_key_spelled_unlike_its_declared_column_is_undeclared_and_rescued_not_lost(con, settings, catalog):
+    from dataclasses import replace
+
+    ds = replace(catalog.get("shop.products"), rescue=True)
+    path = land(ds, "20260101T000000000000Z-case.jsonl", [{"id": 1, "title": "a", "price": 1, "Brand": "Acme"}])
+    load.load(con, settings, ds)
+    brand, rescued = con.execute(f"select brand, _rescued from {load.raw_table(ds)}").fetchone()
+    assert brand is None and json.loads(rescued) == {"Brand": "Acme"}  # read_json binds `brand` only
+    assert load.history(con, ds.file_id(path))[5] == ["Brand"]
