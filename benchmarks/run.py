@@ -638,7 +638,7 @@ def b8_rebuild(base: Path, files: int, days: int = 10) -> dict:
     }
 
 
-def b9_mart(base: Path, sizes: list[int], reps: int = 3, carts: int = 50) -> dict:
+def b9_mart(base: Path, sizes: list[int], reps: int = 3, carts: int = 10) -> dict:
     """The mart `cart_lines_enriched` (a table, rebuilt whole when it runs) after one new carts file, with each of
     `sizes` carts files already landed, every file a snapshot of the same `carts` carts (as DummyJSON's export is):
     its cost follows the current cart lines, not the files landed. Median of `reps` builds of carts and the mart."""

@@ -227,7 +227,11 @@ def _loaded_line(settings: Settings, catalog: Catalog, accepted_path: str) -> st
 
     if not settings.warehouse.exists():
         return "loaded    not yet: nothing is built yet"
-    ds = catalog.dataset_for_accepted(accepted_path)
+    # by its accepted folder and name, wherever the landing folder is mounted now (the ledger keeps the path it had)
+    folder = str(Path(accepted_path).parent)
+    ds = catalog.dataset_for_accepted(accepted_path) or next(
+        (d for d in catalog.datasets.values() if folder.endswith("/" + d.accepted_relative)), None
+    )
     if ds is None:
         return "loaded    not yet: it is not in a dataset's accepted folder"
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:

@@ -257,3 +257,15 @@ def test_a_key_spelled_unlike_its_declared_column_is_undeclared_and_rescued_not_
     brand, rescued = con.execute(f"select brand, _rescued from {load.raw_table(ds)}").fetchone()
     assert brand is None and json.loads(rescued) == {"Brand": "Acme"}  # read_json binds `brand` only
     assert load.history(con, ds.file_id(path))[5] == ["Brand"]
+
+
+def test_explain_finds_the_load_of_a_file_by_its_path_before_the_landing_folder_moved(settings, catalog):
+    from ops.inspect import _loaded_line
+
+    ds = catalog.get("shop.products")
+    path = land(ds, "20260101T000000000000Z-a.jsonl", [{"id": 1, "title": "a", "price": 1}])
+    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(settings.warehouse)) as con:
+        load.load(con, settings, ds)
+    old = "/mnt/old-landing/_accepted/shop/products/" + Path(path).name  # what the ledger kept from before a move
+    assert _loaded_line(settings, catalog, old).startswith("loaded    1 row(s)")
