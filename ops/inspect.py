@@ -250,7 +250,8 @@ def _loaded_line(settings: Settings, catalog: Catalog, accepted_path: str) -> st
 
 def _drift_words(dataset: str, columns, rescued: bool) -> str:
     """What a file's (or a dataset's) undeclared columns mean for its rows, and what to do."""
-    names = ", ".join(columns[:12]) + (f" and {len(columns) - 12} more" if len(columns) > 12 else "")
+    shown = [c if c else '""' for c in columns[:12]]  # an empty key is a key too: show it
+    names = ", ".join(shown) + (f" and {len(columns) - 12} more" if len(columns) > 12 else "")
     if rescued:
         return f"undeclared {names}: kept in the raw table's _rescued column (meta.landing.rescue)"
     return (
