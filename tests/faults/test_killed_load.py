@@ -15,28 +15,32 @@ from testkit.dummyjson_fake import product_rows
 from testkit.local import builds, dbt_environment, wait_for
 
 BUILD = "from automations.dbt_build import dbt_build; dbt_build(['dummyjson.products'])"
+FILES = 5000
 
 
 def test_kill_9_mid_load_then_a_build_loads_every_file_once(settings, prefect_server, tmp_path):
     folder = load_catalog(settings).get("dummyjson.products").accepted_path
     folder.mkdir(parents=True)
-    for i in range(1500):  # three chunks of 500: the kill lands after the first commit, before the last
+    # ten chunks of 500: the kill lands after the first commit, well before the last (a chunk takes about 0.2 s, and
+    # the poll below looks every 0.05 s)
+    for i in range(FILES):
         (folder / f"20261201T000000{i:06d}Z-burst.jsonl").write_bytes(product_rows("killed", i))
     env = {**os.environ, **settings.to_env(), "PREFECT_API_URL": prefect_server.api_url}
     log = tmp_path / "build.log"
     proc = subprocess.Popen([sys.executable, "-c", BUILD], env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
     try:
         wait_for(
-            lambda: b"loaded 500 of 1500 new files" in log.read_bytes() or proc.poll() is not None,
+            lambda: f"loaded 500 of {FILES} new files".encode() in log.read_bytes() or proc.poll() is not None,
             120,
             "the first chunk loaded",
+            interval=0.05,
         )
         assert proc.poll() is None, log.read_text()[-3000:]
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     finally:
         proc.kill()
-    assert b"loaded 1500 of 1500" not in log.read_bytes(), "the kill came too late to interrupt the load"
+    assert f"loaded {FILES} of {FILES}".encode() not in log.read_bytes(), "the kill came too late to interrupt the load"
 
     with dbt_environment(settings):  # the next build, after the killed one's slot lease expired
         assert dbt_build(["dummyjson.products"], settings=settings)["status"] == "built"
@@ -49,7 +53,9 @@ def test_kill_9_mid_load_then_a_build_loads_every_file_once(settings, prefect_se
             "select count(*), count(distinct product_id) from stage_dummyjson__products "
             "where product_name like 'killed-%'"
         ).fetchone()
-    assert history == (1500, 1500, 4500), "one history row per file, each file's rows counted once"
-    assert raw == (4500, 4500) and staged == (4500, 4500), "every good row in the warehouse exactly once"
+    assert history == (FILES, FILES, 3 * FILES), "one history row per file, each file's rows counted once"
+    assert raw == (3 * FILES, 3 * FILES) and staged == (3 * FILES, 3 * FILES), "every good row exactly once"
     again = builds(settings)[-1]["loaded"]["dummyjson.products"]
-    assert again in (500, 1000), f"the next build loaded {again} files: only those the killed one had not committed"
+    assert again % 500 == 0 and 0 < again < FILES, (
+        f"the next build loaded {again} files: only those the killed one had not committed"
+    )
