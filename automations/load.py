@@ -35,7 +35,7 @@ DRIFT = f"{SCHEMA}.schema_drift"  # per dataset and undeclared column: how many 
 RESCUED = "_rescued"  # a rescue dataset's undeclared fields of each row, as a JSON object (NULL when none)
 SEQUENCE = f"{SCHEMA}.load_ids"
 BATCH = "_landing_batch"  # the load id of the file a raw row came from
-ROW = "_landing_row"  # a raw row's place in its file: rows of one file keep the file's order (ties: the later wins)
+ROW = "_landing_row"  # a raw row's place in the read that loaded it: in its file's order (ties: the later wins)
 CHUNK = 500  # files per read: one reader call over many files is fast; thousands at once cost memory
 
 
@@ -115,9 +115,10 @@ def _file_id_sql(ds: Dataset, column: str) -> str:
     return f"({quote_literal(ds.accepted_relative + '/')} || parse_filename({column}))"
 
 
-def _read(ds: Dataset, paths: list[str], part: bool = False) -> str:
-    """The declared columns of `paths`, cast, with each row's file id (`filename`) and its place in the read
-    (`_landing_row`: in file order). A compacted `part` gives each row's accepted file in its own field."""
+def _read(ds: Dataset, paths: list[str], part: bool = False, extra: str = "") -> str:
+    """The declared columns of `paths`, cast, then the select expressions `extra` (over the file's own columns),
+    each row's file id (`filename`) and its place in the read (`_landing_row`: in file order). A compacted `part`
+    gives each row's accepted file in its own field."""
     loose = {**ds.schema, compact.FILE_KEY: "VARCHAR"} if part else None
     call = reader_call(ds, paths, types=loose)
     if not has_filename(ds.location) and call.endswith(")"):
@@ -126,7 +127,7 @@ def _read(ds: Dataset, paths: list[str], part: bool = False) -> str:
     nulls = ", ".join(f"cast(null as {t}) as {quote_ident(c)}" for c, t in ds.schema.items())
     source = _file_id_sql(ds, quote_ident(compact.FILE_KEY) if part else "filename")
     return (
-        f"(select {casts}, {source} as filename, row_number() over () as {ROW} from (select {nulls}, "
+        f"(select {casts}{extra}, {source} as filename, row_number() over () as {ROW} from (select {nulls}, "
         f"cast(null as varchar) as filename where false union all by name select * from {call}))"
     )
 
@@ -147,8 +148,7 @@ def _stage_rows(con, ds: Dataset, paths: list[str], part: bool = False) -> dict[
     """Read `paths` once into the temp table `landing_rows` (the raw table's columns but the load id); the
     undeclared top-level columns per file id that carries any. JSON: one read of the objects (undeclared keys, and a
     rescue dataset's `_rescued`) beside the declared read, paired by position."""
-    json_data = _is_json(ds)
-    if not json_data:
+    if not _is_json(ds):
         undeclared = {ds.file_id(p): cols for p, cols in undeclared_columns(con, ds, paths).items()}
         rescued = sorted({c for cols in undeclared.values() for c in cols}) if ds.rescue else []
         extra = ""
@@ -159,16 +159,7 @@ def _stage_rows(con, ds: Dataset, paths: list[str], part: bool = False) -> dict[
                 if pairs
                 else f", cast(null as json) as {RESCUED}"
             )
-        call = reader_call(ds, paths)
-        if not has_filename(ds.location) and call.endswith(")"):
-            call = call[:-1] + ", filename=true)"
-        casts = ", ".join(f"cast({quote_ident(c)} as {t}) as {quote_ident(c)}" for c, t in ds.schema.items())
-        nulls = ", ".join(f"cast(null as {t}) as {quote_ident(c)}" for c, t in ds.schema.items())
-        con.execute(
-            f"create or replace temp table landing_rows as select {casts}{extra}, {_file_id_sql(ds, 'filename')} "
-            f"as filename, row_number() over () as {ROW} from (select {nulls}, cast(null as varchar) as filename "
-            f"where false union all by name select * from {call})"
-        )
+        con.execute(f"create or replace temp table landing_rows as select * from {_read(ds, paths, extra=extra)}")
         return undeclared
     key = compact.FILE_KEY
     file_of = _file_id_sql(ds, f"(json->>{quote_literal('$.' + key)})" if part else "filename")
