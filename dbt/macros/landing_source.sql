@@ -7,7 +7,7 @@
 {#-
   A landing dataset is read from its raw table, `landing.<source>__<table>`, which the build loads before dbt runs
   (automations/load.py): every row of every accepted file once, with `filename` (the file's id: its accepted folder
-  and name, never the mount), `_landing_row` (its place in the file) and `_landing_batch` (the file's load id). A data
+  and name, never the mount), `_landing_row` (its place in the read that loaded it, in file order) and `_landing_batch` (the file's load id). A data
   test on a source sees only the rows loaded by this build (var `landing_new_loads`, the lowest new load id) when the
   build gives it. Without a raw table (dbt run by hand on a fresh warehouse) the accepted files are read directly, as
   load 0.
