@@ -20,13 +20,13 @@ from pathlib import Path
 from landing.catalog import Dataset
 from landing.reader import function_name, objects_call, quote_literal
 from landing.settings import Settings
+from automations.tables import HISTORY, PARTS
 
 log = logging.getLogger("landing.compact")
 
 COMPACTED_DIR = "_compacted"  # <LANDING_ACCEPTED_ROOT>/_compacted/<dataset>/<day>-<n>.jsonl.gz
 FILE_KEY = "_landing_file"  # in each row of a part: the accepted file it came from
 PART_SUFFIX = ".jsonl.gz"
-PARTS = "landing.compacted_parts"  # parts whose rows are in the raw table (a reload empties it: each part loads again)
 CHUNK = 500
 
 
@@ -60,6 +60,11 @@ def part_names(settings: Settings, ds: Dataset) -> list[str]:
         return []
 
 
+def part_id(ds: Dataset, name: str) -> str:
+    """What names a compacted part wherever the folder is mounted: `_compacted/<dataset>/<day>-<n>.jsonl.gz`."""
+    return f"{COMPACTED_DIR}/{ds.name}/{name}"
+
+
 def parts_ddl() -> str:
     return f"create table if not exists {PARTS} (dataset varchar, part varchar, files bigint, rows bigint, compacted_at timestamptz)"
 
@@ -67,8 +72,6 @@ def parts_ddl() -> str:
 def compact(con, settings: Settings, ds: Dataset, now: datetime | None = None) -> Compacted:
     """Fold the dataset's loaded accepted files older than the retention into one part per landing day, then delete
     them. Called by a build with the writer's slot, after its load; costs a bisect of the listing when nothing is old."""
-    from automations.load import HISTORY
-
     started = time.perf_counter()
     done = Compacted(ds.name)
     if settings.accepted_retention_days <= 0 or not compactable(ds):
@@ -80,8 +83,6 @@ def compact(con, settings: Settings, ds: Dataset, now: datetime | None = None) -
     old = names[: bisect.bisect_left(names, cutoff)]  # accepted names sort by landing time
     if not old:
         return done
-    from automations.load import part_id
-
     folder = str(ds.accepted_path)
     paths = [f"{folder}/{n}" for n in old]
     ids = {p: ds.file_id(p) for p in paths}

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from automations import compact
+from automations.compact import part_id
+from automations.tables import DRIFT, HISTORY, PARTS, SCHEMA, SEQUENCE
 from landing.catalog import Dataset
 from landing.reader import (
     function_name,
@@ -29,11 +31,7 @@ from landing.settings import Settings
 
 log = logging.getLogger("landing.load")
 
-SCHEMA = "landing"
-HISTORY = f"{SCHEMA}.load_history"
-DRIFT = f"{SCHEMA}.schema_drift"  # per dataset and undeclared column: how many files carried it, first and last
 RESCUED = "_rescued"  # a rescue dataset's undeclared fields of each row, as a JSON object (NULL when none)
-SEQUENCE = f"{SCHEMA}.load_ids"
 BATCH = "_landing_batch"  # the load id of the file a raw row came from
 ROW = "_landing_row"  # a raw row's place in the read that loaded it: in its file's order (ties: the later wins)
 CHUNK = 500  # files per read: one reader call over many files is fast; thousands at once cost memory
@@ -96,7 +94,7 @@ def _ensure_raw(con, ds: Dataset) -> bool:
     con.execute(f"create table {raw_table(ds)} ({declared})")
     con.execute(f"delete from {HISTORY} where dataset = ?", [ds.name])
     con.execute(f"delete from {DRIFT} where dataset = ?", [ds.name])
-    con.execute(f"delete from {compact.PARTS} where dataset = ?", [ds.name])
+    con.execute(f"delete from {PARTS} where dataset = ?", [ds.name])
     return True
 
 
@@ -359,17 +357,12 @@ def _insert_history(
     )
 
 
-def part_id(ds: Dataset, name: str) -> str:
-    """What names a compacted part wherever the folder is mounted: `_compacted/<dataset>/<day>-<n>.jsonl.gz`."""
-    return f"{compact.COMPACTED_DIR}/{ds.name}/{name}"
-
-
 def _pending_parts(con, settings: Settings, ds: Dataset) -> list[str]:
     """The dataset's compacted parts whose rows are not in the raw table (after a reload): a small folder and table."""
     names = compact.part_names(settings, ds)
     if not names:
         return []
-    loaded = {r[0] for r in con.execute(f"select part from {compact.PARTS} where dataset = ?", [ds.name]).fetchall()}
+    loaded = {r[0] for r in con.execute(f"select part from {PARTS} where dataset = ?", [ds.name]).fetchall()}
     folder = compact.parts_folder(settings, ds)
     return [str(folder / n) for n in names if part_id(ds, n) not in loaded]
 
@@ -401,7 +394,7 @@ def _load_part(con, settings: Settings, ds: Dataset, part: str, flow_run_id: str
         if undeclared:
             _record_drift(con, ds, undeclared)
         con.execute(
-            f"insert into {compact.PARTS} values (?, ?, ?, ?, now())", [ds.name, pid, len(files), sum(counts.values())]
+            f"insert into {PARTS} values (?, ?, ?, ?, now())", [ds.name, pid, len(files), sum(counts.values())]
         )
         con.execute("drop table landing_rows")
         con.execute("commit")
@@ -522,7 +515,7 @@ def forget(con, ds: Dataset) -> None:
         con.execute(f"drop table if exists {raw_table(ds)}")
         con.execute(f"delete from {HISTORY} where dataset = ?", [ds.name])
         con.execute(f"delete from {DRIFT} where dataset = ?", [ds.name])
-        con.execute(f"delete from {compact.PARTS} where dataset = ?", [ds.name])
+        con.execute(f"delete from {PARTS} where dataset = ?", [ds.name])
         con.execute("commit")
     except Exception:
         con.execute("rollback")

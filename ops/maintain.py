@@ -21,7 +21,7 @@ def rebuild(dataset: str, settings: Settings | None = None, out=print, timeout: 
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL
 
-    from automations.load import HISTORY
+    from automations.tables import HISTORY
     from automations.names import BUILD
 
     settings = settings or Settings()
