@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from automations._upstream import interrupt_dbt, release_warehouse  # noqa: F401  (release_warehouse re-exported)
-from landing.catalog import Dataset, project_fingerprint
+from landing.catalog import Dataset
 from landing.settings import Settings
 
 log = logging.getLogger("landing.build_state")
@@ -208,12 +208,26 @@ def warehouse_lock(settings: Settings, timeout: float = 3600):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def build_signature(ds: Dataset, settings: Settings) -> str:
+def build_signature(ds: Dataset, settings: Settings, fingerprint: str) -> str:
     """What a build of the dataset's models reads: its accepted files (and compacted parts), and the dbt project's
-    code. A new file, a changed model or source, or a new model downstream changes it."""
+    code (`fingerprint`, the catalog's: read once per build). A new file, a changed model or source, or a new model
+    downstream changes it."""
     from automations.compact import part_names
 
     files = dataset_signature(ds, part_names(settings, ds))
-    return (
-        files if files == EMPTY_SIGNATURE else f"{files}|project {project_fingerprint(settings.dbt_project_dir)[:16]}"
-    )
+    return files if files == EMPTY_SIGNATURE else f"{files}|project {fingerprint[:16]}"
+
+
+def up_to_date(settings: Settings, datasets: list[str]) -> bool:
+    """Whether each dataset's models were last built from what is there now (no new file, the same project): a
+    trailing run with nothing to do. False when unsure (an unknown dataset, a catalog that cannot be read)."""
+    from landing.catalog import load_catalog
+
+    try:
+        catalog = load_catalog(settings)
+        marks = Watermarks(settings.state_dir / "watermarks.json").read()
+        return bool(datasets) and all(
+            marks.get(ONE + n) == build_signature(catalog.get(n), settings, catalog.fingerprint) for n in datasets
+        )
+    except Exception:
+        return False

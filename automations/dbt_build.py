@@ -204,11 +204,14 @@ def dbt_build(
     and_models: list[str] | None = None,
     force: bool = False,
     rebuild: bool = False,
+    trailing: bool = False,
     settings: Settings | None = None,
 ) -> dict:
     """Build `source:<dataset>+` for the given datasets with dbt, unless nothing landed and the dbt project did not
     change since their last build; `force` builds anyway (the UI's Run button, with force on). `rebuild` loads every
-    accepted file of the datasets again and rebuilds their models from scratch (`landing rebuild`)."""
+    accepted file of the datasets again and rebuilds their models from scratch (`landing rebuild`). `trailing` marks
+    the run an automation schedules for the close of its window: the warm runner deletes it unstarted when the
+    datasets are up to date, so the UI lists only the builds that had something to do."""
     settings = settings or Settings()
     catalog = load_catalog(settings)
     names, and_names = validate_request(datasets, and_models or [], catalog)
@@ -218,7 +221,7 @@ def dbt_build(
     for attempt in range(settings.transient_retries + 1):
         try:
             with one_writer(settings):
-                current = {n: build_signature(catalog.get(n), settings) for n in names}
+                current = {n: build_signature(catalog.get(n), settings, catalog.fingerprint) for n in names}
                 skipped = _skip(settings, marks.read(), kind, current, force or rebuild, and_names)
                 if skipped:
                     return skipped
@@ -395,7 +398,7 @@ def _run_dbt(
     args = dbt_args(names, and_names, catalog, _built_tables(settings, [m.name for m in catalog.and_models()]))
     logger.info("dbt %s", " ".join(args))
     dbt_logs = settings.state_dir / "dbt-logs"
-    runner = project_runner(settings, lineage.parsed_project(settings, dbt_logs))
+    runner = project_runner(settings, lineage.parsed_project(settings, dbt_logs, fingerprint=catalog.fingerprint))
     ended: dict[str, dict] = {}
     runner.on_run_end(lambda context: ended.update(context.run_results or {}))
     loads = _load_new_files(settings, catalog, names, rebuild)
@@ -502,7 +505,7 @@ def landing_reconcile(settings: Settings | None = None) -> dict:
     marks = Watermarks(settings.state_dir / "watermarks.json").read()
     behind, fresh = [], []
     for name in sorted(catalog.datasets):
-        signature = build_signature(catalog.datasets[name], settings)
+        signature = build_signature(catalog.datasets[name], settings, catalog.fingerprint)
         built = marks.get(ONE + name) or ""
         if signature != EMPTY_SIGNATURE and built != signature:
             # new files that landed within the grace are the automations' to build: leave them, look again next time;

@@ -19,17 +19,17 @@ _parsed: dict[str, object] = {}  # the warm runner keeps the parsed project betw
 _parse_lock = threading.Lock()
 
 
-def parsed_project(settings: Settings, log_path: Path, keep: bool = True):
+def parsed_project(settings: Settings, log_path: Path, keep: bool = True, fingerprint: str | None = None):
     """dbt's Manifest of the project as it is now, parsed once per change of the project (or of the environment
     dbt reads): builds then do only the build. None if dbt cannot parse it; the build then reports dbt's error.
     `keep` False parses without keeping the result (a one-off, such as `landing verify`'s scratch copy), so the
-    builds' parsed project stays cached."""
+    builds' parsed project stays cached. `fingerprint`: the project's, where the caller has it (the catalog's)."""
     from dbt.cli.main import dbtRunner
 
     project = settings.dbt_project_dir
     key = "|".join(
         [
-            project_fingerprint(project),
+            fingerprint or project_fingerprint(project),
             str(project),
             str(settings.dbt_target_dir),
             *(f"{k}={v}" for k, v in sorted(settings.dbt_env().items())),

@@ -14,6 +14,9 @@ from landing.events import FILE_CREATED, PROJECT_CHANGED, PROJECT_PREFIX, datase
 from landing.settings import Settings
 
 PREFIX = "landing: "
+# after the window: a file's event is stamped just before the sensor moves it into place, so a file whose event the
+# window swallowed is in the accepted folder by the time its trailing run looks
+TRAILING_MARGIN = timedelta(seconds=1)
 
 
 def _on_landing(dataset: str, **kwargs) -> EventTrigger:
@@ -36,8 +39,9 @@ def desired_automations(
     out: list[AutomationCore] = []
     for name in sorted(catalog.datasets):
         ds = catalog.datasets[name]
-        # Leading edge: the first file of a window builds at once. Trailing edge: a second run when the window
-        # closes, so the files whose events the window swallowed are built too (a no-op when up to date).
+        # Leading edge: the first file of a window builds at once. Trailing edge: a second run a second after the
+        # window closes, so the files whose events the window swallowed are built too. A runner drops the trailing
+        # run unstarted when it finds nothing new (automations/warm.py), so a lone file shows one run in the UI.
         # Both actions hang on one trigger: the server evaluates each event once per matching trigger (about
         # 20 ms each on SQLite here), so one trigger per dataset halves the cost of a burst.
         params = {"datasets": [name]}
@@ -45,13 +49,16 @@ def desired_automations(
             AutomationCore(
                 name=f"{PREFIX}build {name}",
                 description=f"A file landed for {name}: build source:{name}+ at the first file of each {window.seconds}s "
-                f"window, and again when the window closes.",
+                f"window, and again when the window closes if files landed meanwhile.",
                 tags=[MANAGED_TAG],
                 trigger=_on_landing(name, posture=Posture.Reactive, threshold=1, within=window),
                 actions=[
                     RunDeployment(source="selected", deployment_id=build_deployment, parameters=params),
                     RunDeployment(
-                        source="selected", deployment_id=build_deployment, parameters=params, schedule_after=window
+                        source="selected",
+                        deployment_id=build_deployment,
+                        parameters={**params, "trailing": True},
+                        schedule_after=window + TRAILING_MARGIN,
                     ),
                 ],
             )

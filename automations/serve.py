@@ -10,7 +10,7 @@ from prefect import serve
 from prefect.client.schemas.schedules import IntervalSchedule
 
 from automations.dbt_build import dbt_build, landing_reconcile, landing_stale
-from automations.build_state import STOP_GRACE_SECONDS
+from automations.build_state import STOP_GRACE_SECONDS, up_to_date
 from automations.names import BUILD_DEPLOYMENT, RECONCILE_DEPLOYMENT, STALE_DEPLOYMENT, VERIFY_DEPLOYMENT
 from automations.verify import landing_verify
 from landing.settings import Settings
@@ -45,6 +45,14 @@ def deployments(settings: Settings | None = None) -> list:
             "with files no build has covered yet.",
         ),
     ]
+
+
+def needless_trailing_build(run, settings: Settings | None = None) -> str | None:
+    """Why a claimed run need not start: a trailing build (automations/plan.py) whose datasets are up to date."""
+    params = run.parameters or {}
+    if params.get("trailing") and up_to_date(settings or Settings(), list(params.get("datasets") or [])):
+        return f"a trailing build of {', '.join(params['datasets'])}, which nothing landed for since the last build"
+    return None
 
 
 def verify_deployments(settings: Settings | None = None) -> list:
@@ -106,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         from automations.warm import main_warm
 
-        main_warm(deployments(), {f.name: f for f in FLOWS}, args.poll, args.stop_grace)
+        main_warm(deployments(), {f.name: f for f in FLOWS}, args.poll, args.stop_grace, needless_trailing_build)
 
 
 if __name__ == "__main__":

@@ -161,8 +161,10 @@ def run_warm(
     poll_seconds: float = 2.0,
     stop: threading.Event | None = None,
     control: RunControl | None = None,
+    needless=None,
 ) -> None:
-    """Register `deployments`, then run their due flow runs one at a time, in-process, with the flows given.
+    """Register `deployments`, then run their due flow runs one at a time, in-process, with the flows given. A claimed
+    run for which `needless(run)` gives a reason is deleted unstarted (a trailing build with nothing new to build).
 
     Prefect's runner starts a new Python process per flow run, which costs seconds of imports (dbt alone
     takes about 3 s) on every build. Here dbt is imported once and each run only pays for its own work.
@@ -193,7 +195,7 @@ def run_warm(
                         list(flows), scheduled_before=datetime.now(timezone.utc), limit=1
                     )
                     marked = time.monotonic()
-                run, due_in = _claim_next(client, list(flows))
+                run, due_in = _claim_next(client, list(flows), needless)
             except Exception as exc:  # the server is down or restarting: keep the warm process, retry
                 if unreachable_since is None:
                     unreachable_since = time.monotonic()
@@ -219,9 +221,10 @@ def run_warm(
                 control.end()
 
 
-def _claim_next(client, deployment_ids: list):
+def _claim_next(client, deployment_ids: list, needless=None):
     """The oldest due scheduled run of these deployments, claimed with a Pending state, or None; and the seconds
-    until the next scheduled run is due (infinite when there is none)."""
+    until the next scheduled run is due (infinite when there is none). A claimed run that `needless` finds a reason
+    for is deleted (claimed first: never a run another runner has started)."""
     runs = client.read_flow_runs(
         deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=deployment_ids)),
         flow_run_filter=FlowRunFilter(
@@ -242,11 +245,20 @@ def _claim_next(client, deployment_ids: list):
     claimed = client.set_flow_run_state(runs[0].id, Pending())
     if claimed.status.value != "ACCEPT":
         return None, 0.0  # another runner took it: look again at once
+    why = needless(runs[0]) if needless else None
+    if why:
+        client.delete_flow_run(runs[0].id)
+        log.info("warm runner: deleted the flow run %s (%s) unstarted: %s", runs[0].name, runs[0].id, why)
+        return None, 0.0
     return client.read_flow_run(runs[0].id), 0.0
 
 
 def main_warm(
-    deployments: list, flows_by_name: dict, poll_seconds: float, stop_grace: float = STOP_GRACE_SECONDS
+    deployments: list,
+    flows_by_name: dict,
+    poll_seconds: float,
+    stop_grace: float = STOP_GRACE_SECONDS,
+    needless=None,
 ) -> None:
     """Run until SIGINT or SIGTERM; a build in progress then finishes (or is cancelled after `stop_grace` s)."""
     stop = threading.Event()
@@ -268,4 +280,4 @@ def main_warm(
         signal.signal(sig, on_signal)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     log.setLevel(logging.INFO)  # Prefect's logging setup leaves the root at WARNING
-    run_warm(deployments, flows_by_name, poll_seconds, stop, control)
+    run_warm(deployments, flows_by_name, poll_seconds, stop, control, needless)

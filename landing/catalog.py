@@ -192,6 +192,7 @@ class Catalog:
     root: str
     datasets: dict[str, Dataset] = field(default_factory=dict)
     models: dict[str, Model] = field(default_factory=dict)
+    fingerprint: str = ""  # project_fingerprint of the project it was read from, computed once per load_catalog
 
     def get(self, name: str) -> Dataset:
         """The dataset called `name`, or UnknownDatasetError naming the known ones."""
@@ -513,4 +514,6 @@ def load_catalog(settings: Settings | None = None) -> Catalog:
                     os.replace(tmp, cache)
                 finally:
                     shutil.rmtree(private, ignore_errors=True)
-    return render_roots(catalog, str(settings.root), str(settings.accepted))
+    rendered = render_roots(catalog, str(settings.root), str(settings.accepted))
+    rendered.fingerprint = key
+    return rendered

@@ -81,9 +81,10 @@ def settled(settings, runs_before: int):
     return all(r.state.is_final() for r in runs) and runs
 
 
-def test_single_file_builds_through_the_automation(stack):
+def test_single_file_builds_through_the_automation_in_one_run(stack):
     settings = stack
     before = len(runs_of())
+    landed = time.monotonic()
     land_rows("dummyjson.products", FIXTURE["products"][:50], "test:e2e", settings)
     runs = wait_for(
         lambda: settled(settings, before) if any(b["status"] == "built" for b in builds(settings)) else False,
@@ -96,6 +97,10 @@ def test_single_file_builds_through_the_automation(stack):
     assert all(r.state.is_completed() for r in runs), [r.state for r in runs]
     assert count(settings, "select count(*) from stage_dummyjson__products") == 50
     assert not table_exists(settings, "cart_lines_enriched"), "a single-source build must leave the AND model alone"
+    # the window's trailing run found nothing new and was deleted unstarted: the UI lists one run for the file
+    wait_for(lambda: time.monotonic() - landed > settings.burst_window_seconds + 3, 30, "the window to close")
+    wait_for(lambda: len(runs_of()) == before + 1, 30, "the trailing run to be dropped")
+    assert "deleted the flow run" in (settings.state_dir.parent / "serve.log").read_text()
 
 
 def test_burst_makes_few_builds_and_loses_no_row(stack):

@@ -20,7 +20,9 @@ def test_each_dataset_gets_one_build_automation_with_a_leading_and_a_trailing_ru
     assert build.trigger.expect == {"landing.file.created"}
     assert [a.deployment_id for a in build.actions] == [BUILD, BUILD]
     assert build.actions[0].parameters == {"datasets": ["shop.orders"]}
-    assert build.actions[1].schedule_after.total_seconds() == settings.burst_window_seconds
+    # the trailing run: a second after the window, marked so that a runner drops it when nothing new landed
+    assert build.actions[1].parameters == {"datasets": ["shop.orders"], "trailing": True}
+    assert build.actions[1].schedule_after.total_seconds() == settings.burst_window_seconds + 1
     assert MANAGED_TAG in build.tags
 
 
