@@ -1,7 +1,7 @@
-"""The fence around automations' uses of prefect-dbt, dbt, dbt-duckdb and Prefect internals (docs/upstream.md).
+"""The fence around automations' uses of prefect-dbt, dbt, dbt-duckdb and Prefect internals (docs/upstream.md U1 to U8).
 
 Every private upstream name the build layer touches is here and nowhere else (tests/unit/test_upstream.py checks both:
-the fence, and the exact upstream shape each use relies on). Each function says which docs/upstream.md entry it is.
+the fence, and the exact upstream shape each use relies on). docs/upstream.md says what each use is, and why.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The fence around the landing layer's uses of Prefect internals (docs/upstream.md, U10).
+"""The fence around the landing layer's uses of Prefect internals (docs/upstream.md, U9).
 
 Every private upstream name this layer touches is here and nowhere else (tests/unit/test_upstream.py).
 """

@@ -1,4 +1,4 @@
-"""The fence around ops' uses of Prefect server internals (docs/upstream.md, U12 to U14).
+"""The fence around ops' uses of Prefect server internals (docs/upstream.md, U11 to U13).
 
 Every private upstream name the `landing` command touches is here and nowhere else (tests/unit/test_upstream.py).
 """

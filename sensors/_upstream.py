@@ -1,4 +1,4 @@
-"""The fence around the sensor's uses of watchdog internals (docs/upstream.md, U15).
+"""The fence around the sensor's uses of watchdog internals (docs/upstream.md, U14).
 
 Every private upstream name the sensor touches is here and nowhere else (tests/unit/test_upstream.py).
 """
