@@ -142,12 +142,22 @@ def _rescued_sql(ds: Dataset, declared: list[str]) -> str:
     return f"nullif(json_merge_patch('{{}}', json_merge_patch(json, {drop})), '{{}}')::json"
 
 
-def _stage_rows(con, ds: Dataset, paths: list[str], part: bool = False) -> dict[str, tuple[str, ...]]:
+def _stage_rows(
+    con, ds: Dataset, paths: list[str], part: bool = False, known: dict[str, tuple[str, ...] | None] | None = None
+) -> dict[str, tuple[str, ...]]:
     """Read `paths` once into the temp table `landing_rows` (the raw table's columns but the load id); the
-    undeclared top-level columns per file id that carries any. JSON: one read of the objects (undeclared keys, and a
-    rescue dataset's `_rescued`) beside the declared read, paired by position."""
-    if not _is_json(ds):
+    undeclared top-level columns per file id that carries any. `known`: each path's undeclared columns as the sensor
+    judged them (the ledger's), trusted where every path has them, so the file is read once here, for its rows. A
+    rescue JSON dataset also reads the objects (their `_rescued`), paired with the declared read by position."""
+    known = known or {}
+    trusted = bool(paths) and not part and all(known.get(p) is not None for p in paths)
+    if trusted and not (ds.rescue and _is_json(ds)):
+        undeclared = {ds.file_id(p): tuple(known[p]) for p in paths if known[p]}
+    elif not _is_json(ds):
         undeclared = {ds.file_id(p): cols for p, cols in undeclared_columns(con, ds, paths).items()}
+    else:
+        undeclared = None
+    if not _is_json(ds) or undeclared is not None:
         rescued = sorted({c for cols in undeclared.values() for c in cols}) if ds.rescue else []
         extra = ""
         if ds.rescue:
@@ -239,8 +249,12 @@ def pending(con, ds: Dataset) -> list[str]:
     return [f"{folder}/{n}" for n in listed if prefix + n not in loaded]
 
 
-def _provenance(settings: Settings, paths: list[str]) -> dict[str, tuple[str | None, str]]:
-    """Per accepted file: the name it was dropped under and its sha256, from the ledger (hashed here if unknown)."""
+def _provenance(
+    settings: Settings, paths: list[str], declared: str = ""
+) -> dict[str, tuple[str | None, str | None, tuple | None]]:
+    """Per accepted file: the name it was dropped under, its sha256 and its undeclared columns, as the ledger recorded
+    them when the file was accepted (the columns None where unknown or judged against another declaration than
+    `declared`, Dataset.declared_digest; the sha256 hashed here if unknown)."""
     from landing.ledger import Ledger, ledger_path
 
     out = {}
@@ -250,12 +264,12 @@ def _provenance(settings: Settings, paths: list[str]) -> dict[str, tuple[str | N
         for path in paths:
             record = records.get(path)
             if record:
-                out[path] = (record.path, record.sha256)
+                out[path] = (record.path, record.sha256, record.undeclared_columns(declared))
             else:
                 try:
-                    out[path] = (None, hashlib.sha256(Path(path).read_bytes()).hexdigest())
+                    out[path] = (None, hashlib.sha256(Path(path).read_bytes()).hexdigest(), None)
                 except FileNotFoundError:  # compacted: its rows are in a part
-                    out[path] = (None, None)
+                    out[path] = (None, None, None)
     finally:
         ledger.close()
     return out
@@ -270,12 +284,12 @@ def _load_chunk(
 ) -> tuple[int, dict[str, int]]:
     """One transaction: the chunk's rows and history rows; its first load id and the rows per file. RejectedFile (and nothing written) when a
     file of it cannot be read or leaves a required column null."""
-    facts = _provenance(settings, chunk)
+    facts = _provenance(settings, chunk, ds.declared_digest)
     ids_of = {p: ds.file_id(p) for p in chunk}
     con.execute("begin")
     try:
         try:
-            undeclared = _stage_rows(con, ds, chunk)
+            undeclared = _stage_rows(con, ds, chunk, known={p: facts[p][2] for p in chunk})
         except RejectedFile:
             raise
         except Exception as exc:
@@ -393,9 +407,7 @@ def _load_part(con, settings: Settings, ds: Dataset, part: str, flow_run_id: str
         _insert_history(con, ds, files, ids, facts, counts, flow_run_id, undeclared, pid)
         if undeclared:
             _record_drift(con, ds, undeclared)
-        con.execute(
-            f"insert into {PARTS} values (?, ?, ?, ?, now())", [ds.name, pid, len(files), sum(counts.values())]
-        )
+        con.execute(f"insert into {PARTS} values (?, ?, ?, ?, now())", [ds.name, pid, len(files), sum(counts.values())])
         con.execute("drop table landing_rows")
         con.execute("commit")
     except Exception:

@@ -132,6 +132,11 @@ class Dataset:
         """Declared column → declared data_type."""
         return dict(zip(self.columns, self.column_types))
 
+    @property
+    def declared_digest(self) -> str:
+        """Names the declared column set: a judgement of a file's undeclared columns holds while it is the same."""
+        return hashlib.sha256("\n".join(self.columns).encode()).hexdigest()[:16]
+
     def file_id(self, path: str | os.PathLike) -> str:
         """What names an accepted file wherever the folder is mounted: its accepted folder below the accepted root
         and its accepted name (a landing stamp and the content's hash), e.g. `dummyjson/products/2026...-ab12.jsonl`.

@@ -99,7 +99,7 @@ def land_bytes(
     `emit_patience_seconds`, the sensor sends the event from the ledger's outbox: nothing is lost.
     """
     from landing.ledger import Ledger, ledger_path
-    from landing.reader import InvalidFile, thread_connection, undeclared_columns, validate_file
+    from landing.reader import InvalidFile, judge_many, thread_connection
 
     settings = settings or Settings()
     catalog = catalog or load_catalog(settings)
@@ -108,12 +108,12 @@ def land_bytes(
     made: dict[str, Any] = {}
 
     def record(tmp: Path, final: Path) -> None:
-        try:
-            rows = validate_file(thread_connection(), ds, str(tmp))
-        except InvalidFile as exc:
+        verdict = judge_many(thread_connection(), ds, [str(tmp)])[str(tmp)]  # rows and undeclared columns, one read
+        if isinstance(verdict, InvalidFile):
             raise InvalidFile(
-                f"{dataset}: {producer} produced a file dbt could not build ({exc}); nothing was landed"
-            ) from None
+                f"{dataset}: {producer} produced a file dbt could not build ({verdict}); nothing was landed"
+            )
+        rows, undeclared = verdict
         # In the ledger before the final name exists: if this process dies now, the sensor still sends its event.
         st = os.stat(tmp)
         made["landed"] = landed = LandedFile(
@@ -125,7 +125,7 @@ def land_bytes(
             rows=rows,
             landed_at=_stamp_of(final.name),
             producer=producer,
-            undeclared_columns=list(undeclared_columns(thread_connection(), ds, [str(tmp)]).get(str(tmp), ())),
+            undeclared_columns=list(undeclared),
         )
         made["event"] = event = landed.to_event()
         ledger.record(
@@ -139,6 +139,7 @@ def land_bytes(
             event=event,
             hold_seconds=settings.emit_patience_seconds + 30,
             accepted_path=str(final),
+            undeclared={"declared": ds.declared_digest, "columns": list(undeclared)},
         )
 
     try:

@@ -22,7 +22,9 @@ create table if not exists files (
     reason text,
     updated_at real not null,
     accepted_path text,            -- where an accepted file lives (what dbt reads); null for the others
-    quarantined_to text            -- where a quarantined file was moved; null for the others
+    quarantined_to text,           -- where a quarantined file was moved; null for the others
+    undeclared text                -- an accepted file's undeclared columns, and the declaration they were judged
+                                   -- against: {"declared": digest, "columns": [...]}; null when not judged
 );
 create table if not exists outbox (
     event_id text primary key,     -- deterministic: uuid5(dataset, sha256) for landing.file.created
@@ -38,7 +40,7 @@ create index if not exists outbox_unsent on outbox (sent_at) where sent_at is nu
 """
 
 
-_FIELDS = "path, dataset, sha256, size, mtime_ns, event_id, status, reason, accepted_path, quarantined_to"
+_FIELDS = "path, dataset, sha256, size, mtime_ns, event_id, status, reason, accepted_path, quarantined_to, undeclared"
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,15 @@ class FileRecord:
     reason: str | None
     accepted_path: str | None = None
     quarantined_to: str | None = None
+    undeclared: str | None = None  # as judged on acceptance: {"declared": digest, "columns": [...]} (JSON)
+
+    def undeclared_columns(self, declared_digest: str) -> tuple[str, ...] | None:
+        """The columns the file carries that its source does not declare, as judged on acceptance against the
+        declaration `declared_digest` names (Dataset.declared_digest); None when not judged, or against another."""
+        if self.undeclared is None:
+            return None
+        judged = json.loads(self.undeclared)
+        return tuple(judged["columns"]) if judged.get("declared") == declared_digest else None
 
 
 class Ledger:
@@ -69,7 +80,7 @@ class Ledger:
         self._db.execute("pragma synchronous=normal")
         self._db.executescript(SCHEMA)
         columns = {row[1] for row in self._db.execute("pragma table_info(files)")}
-        for column in ("accepted_path", "quarantined_to"):  # a ledger from before the accepted area
+        for column in ("accepted_path", "quarantined_to", "undeclared"):  # a ledger from before these
             if column not in columns:
                 self._db.execute(f"alter table files add column {column} text")
         self._db.execute("create index if not exists files_accepted on files (accepted_path)")
@@ -171,6 +182,7 @@ class Ledger:
         hold_seconds: float = 0.0,
         accepted_path: str | None = None,
         quarantined_to: str | None = None,
+        undeclared: dict | None = None,
     ) -> None:
         """Record a file decision and, with `event`, put the event in the outbox, in one transaction.
 
@@ -192,6 +204,7 @@ class Ledger:
                     hold_seconds=hold_seconds,
                     accepted_path=accepted_path,
                     quarantined_to=quarantined_to,
+                    undeclared=undeclared,
                 )
             ]
         )
@@ -204,7 +217,7 @@ class Ledger:
             try:
                 self._db.executemany(
                     "insert or replace into files (path, dataset, sha256, size, mtime_ns, event_id, status, reason, "
-                    "updated_at, accepted_path, quarantined_to) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "updated_at, accepted_path, quarantined_to, undeclared) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
                             r["path"],
@@ -218,6 +231,7 @@ class Ledger:
                             now,
                             r.get("accepted_path"),
                             r.get("quarantined_to"),
+                            None if r.get("undeclared") is None else json.dumps(r["undeclared"]),
                         )
                         for r in records
                     ],

@@ -209,8 +209,14 @@ def _screen_sql(ds: Dataset, paths: list[str]) -> str | None:
             # a string for a number or boolean: the two casts differ ("+5", "1_000")
             faults.append(f"json_type(r.{quote_ident(c)}) = 'VARCHAR'")
     nulls = ", ".join(f"count(*) filter (where t.{quote_ident(c)} is null)" for c in ds.columns) or "0"
+    # the keys no declared column binds (exact names, as read_json binds them), from the same read
+    declared = "[" + ", ".join(quote_literal(c) for c in ds.columns) + "]::varchar[]"
+    keys = (
+        "list_sort(list_filter(list_distinct(flatten(list(json_keys(json)) filter (where json_type(json) = 'OBJECT'))), "
+        f"lambda k: not list_contains({declared}, k)))"
+    )
     return (
-        f"select filename, count(*) filter (where {' or '.join(faults)}), count(*), {nulls} "
+        f"select filename, count(*) filter (where {' or '.join(faults)}), {keys}, count(*), {nulls} "
         f"from (select filename, json, json_transform(json, {spec}) as t, json_transform(json, {raw}) as r "
         f"from {objects}({listed}{args}, filename=true)) group by filename"
     )
@@ -218,26 +224,40 @@ def _screen_sql(ds: Dataset, paths: list[str]) -> str | None:
 
 def validate_many(con, ds: Dataset, paths: list[str]) -> dict[str, int | InvalidFile]:
     """validate_file for many files, in one read when they are all valid (the catch-up of thousands of files)."""
-    out: dict[str, int | InvalidFile] = {}
-    screen = _screen_sql(ds, paths) if len(paths) > 1 else None
+    return {p: v if isinstance(v, InvalidFile) else v[0] for p, v in judge_many(con, ds, paths).items()}
+
+
+def judge_many(con, ds: Dataset, paths: list[str]) -> dict[str, tuple[int, tuple[str, ...]] | InvalidFile]:
+    """Per file: its rows and its undeclared columns (undeclared_columns) if dbt can build it for `ds`, else
+    InvalidFile with the reason. A JSON dataset with scalar types is read once for both, however many files (the
+    screen, _screen_sql); a file the screen finds odd, and other datasets, are read by the dataset's own reader, and
+    their columns looked up apart."""
+    out: dict[str, tuple[int, tuple[str, ...]] | InvalidFile] = {}
+    screen = _screen_sql(ds, paths)
     if screen is not None:
         try:
             found = {row[0]: row[1:] for row in con.execute(screen).fetchall()}
         except Exception:
             found = {}  # at least one file the JSON reader cannot read: each is read on its own below
+        odd = []
         for p in paths:
             figures = found.get(p)
             if figures is None or figures[0]:
-                try:  # a fault (or a file with no rows): the dataset's own read decides, and names the reason
-                    out[p] = validate_file(con, ds, p)
-                except InvalidFile as exc:
-                    out[p] = exc
+                odd.append(p)  # a fault (or a file with no rows): the dataset's own read decides, and names the reason
                 continue
             try:
-                out[p] = _judge(con, ds, p, figures[1:])
+                out[p] = (_judge(con, ds, p, figures[2:]), tuple(figures[1]))
             except InvalidFile as exc:
                 out[p] = exc
-        return out
+        if odd:
+            out.update(_judge_apart(con, ds, odd))
+        return {p: out[p] for p in paths}
+    return _judge_apart(con, ds, paths)
+
+
+def _judge_apart(con, ds: Dataset, paths: list[str]) -> dict[str, tuple[int, tuple[str, ...]] | InvalidFile]:
+    """judge_many by the dataset's own reader: a read for the verdicts, and one for the columns of the valid files."""
+    rows: dict[str, int | InvalidFile] = {}
     if len(paths) > 1 and has_filename(ds.location):
         try:
             found = con.execute(
@@ -249,16 +269,17 @@ def validate_many(con, ds: Dataset, paths: list[str]) -> dict[str, int | Invalid
             by_name = {row[0]: row[1:] for row in found}
             for p in paths:
                 try:
-                    out[p] = _judge(con, ds, p, by_name.get(p, (0, *[0] * len(ds.columns))))
+                    rows[p] = _judge(con, ds, p, by_name.get(p, (0, *[0] * len(ds.columns))))
                 except InvalidFile as exc:
-                    out[p] = exc
-            return out
-    for p in paths:
-        try:
-            out[p] = validate_file(con, ds, p)
-        except InvalidFile as exc:
-            out[p] = exc
-    return out
+                    rows[p] = exc
+    if not rows:
+        for p in paths:
+            try:
+                rows[p] = validate_file(con, ds, p)
+            except InvalidFile as exc:
+                rows[p] = exc
+    extra = undeclared_columns(con, ds, [p for p, v in rows.items() if not isinstance(v, InvalidFile)])
+    return {p: v if isinstance(v, InvalidFile) else (v, extra.get(p, ())) for p, v in rows.items()}
 
 
 _OBJECT_OPTIONS = {"format", "compression", "maximum_object_size", "ignore_errors"}

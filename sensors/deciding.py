@@ -74,6 +74,7 @@ class Deciding:
                     event_id=c.event_id,
                     event=landed.to_event(),
                     accepted_path=accepted,
+                    undeclared={"declared": ds.declared_digest, "columns": list(undeclared)},
                 )
             )
             moves.append((c, accepted, rows, undeclared))

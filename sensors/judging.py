@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import queue
 
-from landing.reader import InvalidFile, connect, undeclared_columns, validate_many
+from landing.reader import InvalidFile, connect, judge_many
 from sensors.screening import Candidate
 
 log = logging.getLogger("landing.sensor")
@@ -41,12 +41,7 @@ class Judging:
             con = connect()  # one thread each: measured fastest for batches of small files
         try:
             for items in todo.values():
-                found = validate_many(con, items[0].dataset, [c.real for c in items])
-                valid = [p for p, v in found.items() if not isinstance(v, InvalidFile)]
-                extra = undeclared_columns(con, items[0].dataset, valid)
-                verdicts.update(
-                    {p: v if isinstance(v, InvalidFile) else (v, extra.get(p, ())) for p, v in found.items()}
-                )
+                verdicts.update(judge_many(con, items[0].dataset, [c.real for c in items]))
         finally:
             self._cons.put(con)
         return verdicts

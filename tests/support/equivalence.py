@@ -28,7 +28,8 @@ from hypothesis import strategies as st
 
 from automations import compact, load
 from landing.catalog import ACCEPTED_PLACEHOLDER, ROOT_PLACEHOLDER, Catalog, Dataset, render_roots
-from landing.reader import InvalidFile, connect, function_name, quote_ident, validate_many
+from landing.reader import InvalidFile, connect, function_name, judge_many, quote_ident
+from landing.ledger import Ledger, ledger_path
 from landing.settings import Settings
 
 DATABASE = "warehouse"  # dbt-duckdb's name for the build's file (warehouse.build.duckdb)
@@ -108,6 +109,9 @@ def capture(settings: Settings, catalog: Catalog) -> Captured:
     return Captured(hooks, order, tables, full, incremental)
 
 
+UNDECLARED = f"select accepted_file, undeclared_columns from {load.HISTORY}"
+
+
 class Warehouse:
     """An in-memory warehouse under dbt's name for the build's file: the loader and the captured SQL both use it."""
 
@@ -123,6 +127,8 @@ class Warehouse:
             self.con.execute("attach ':memory:' as kept")
             for table in self.tables():
                 self.con.execute(f"create table kept.{quote_ident(table)} as select * from main.{quote_ident(table)}")
+            # each file's undeclared columns: judged by the sensor (the ledger's) here, read again from scratch
+            self.con.execute(f"create table kept.undeclared as {UNDECLARED}")
             self.con.execute("use memory")
             self.con.execute(f"detach {DATABASE}")
         self.con.execute(f"attach ':memory:' as {DATABASE}")
@@ -175,6 +181,10 @@ class Warehouse:
             b = self.con.execute(f"select * from main.{t} except all select * from kept.{t}").fetchall()
             if a or b:
                 out[table] = (len(a), len(b), (a[:3], b[:3]))
+        a = self.con.execute(f"select * from kept.undeclared except all {UNDECLARED}").fetchall()
+        b = self.con.execute(f"{UNDECLARED} except all select * from kept.undeclared").fetchall()
+        if a or b:
+            out["landing.load_history.undeclared_columns"] = (len(a), len(b), (a[:3], b[:3]))
         return out
 
 
@@ -447,9 +457,11 @@ class Run:
         return warehouse
 
     def from_scratch(self, warehouse: Warehouse) -> Warehouse:
-        """The same warehouse built anew from every accepted file (and part), its incremental tables kept."""
+        """The same warehouse built anew from every accepted file (and part), its incremental tables kept. Without the
+        ledger: the loader reads each file's columns itself instead of trusting the sensor's judgement."""
         warehouse.fresh()
-        _, rejected = warehouse.load(self.settings, self.catalog, self.contract)
+        scratch = self.settings.model_copy(update={"state_dir": self.work / "scratch-state"})
+        _, rejected = warehouse.load(scratch, self.catalog, self.contract)
         assert not rejected, f"files set aside on a full load: {rejected}"
         warehouse.build(full=True)
         return warehouse
@@ -487,10 +499,11 @@ class Run:
                 path = write_file(ds, self.work / "drops", f.rows, f.variant)
             todo.setdefault(f.dataset, []).append((path, stamp(self.batches * 4 + f.day, self.counter), None))
         con = connect()
+        ledger = Ledger(ledger_path(self.settings.state_dir))
         try:
             for name, items in todo.items():
                 ds = self.contract[name]
-                verdicts = validate_many(con, ds, [str(p) for p, _, _ in items])
+                verdicts = judge_many(con, ds, [str(p) for p, _, _ in items])
                 for path, when, data in items:
                     verdict = verdicts[str(path)]
                     if isinstance(verdict, InvalidFile):
@@ -498,8 +511,20 @@ class Run:
                         path.unlink()
                         continue
                     data = path.read_bytes()
-                    accept(ds, path, when)
+                    target = accept(ds, path, when)
+                    # as the sensor records it: the loader trusts these columns instead of reading the keys again
+                    ledger.record(
+                        str(path),
+                        ds.name,
+                        hashlib.sha256(data).hexdigest(),
+                        len(data),
+                        0,
+                        "announced",
+                        accepted_path=str(target),
+                        undeclared={"declared": ds.declared_digest, "columns": list(verdict[1])},
+                    )
                     self.good.append((name, data))
         finally:
             con.close()
+            ledger.close()
         return set(todo)
