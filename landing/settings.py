@@ -146,6 +146,14 @@ class Settings(BaseSettings):
         default=2.0,
         description="Sensor: a file whose size and mtime stayed the same this long is complete (polling mode, catch-up of files still being written).",
     )
+    close_quiet_seconds: float = Field(
+        default=0.05,
+        ge=0,
+        description="Sensor (inotify): after a writer closes a file, how long nothing more may happen to it (a write, "
+        "a chmod, a utime) before it is accepted, so that tools which set the mode or times after closing (shutil.copy, "
+        "copy2, wget, curl -R) finish first; each change starts the wait again. A file renamed into place is accepted "
+        "at once.",
+    )
     rescan_seconds: float = Field(
         default=60.0,
         description="Sensor: how often to rescan the landing folders for files no filesystem event announced (moved in from elsewhere).",

@@ -42,7 +42,11 @@ class _Handler(FileSystemEventHandler):
 
     def on_closed(self, event: FileSystemEvent) -> None:  # close-after-write (inotify)
         if not event.is_directory:
-            self.sensor.submit(os.fsdecode(event.src_path), complete=True)
+            self.sensor.closed(os.fsdecode(event.src_path))
+
+    def on_attrib(self, event: FileSystemEvent) -> None:  # chmod, utime, xattr (inotify)
+        if not event.is_directory:
+            self.sensor.changed(os.fsdecode(event.src_path))
 
     def on_moved(self, event: FileSystemEvent) -> None:
         # renamed into place, within the folder or from anywhere else on the disk (inotify's unpaired IN_MOVED_TO,
@@ -56,8 +60,12 @@ class _Handler(FileSystemEventHandler):
             self.sensor.submit(os.fsdecode(event.src_path), complete=False)
 
     def on_modified(self, event: FileSystemEvent) -> None:
-        if not event.is_directory and self.sensor.polling:
+        if event.is_directory:
+            return
+        if self.sensor.polling:
             self.sensor.submit(os.fsdecode(event.src_path), complete=False)
+        else:  # a write (inotify): a file closed and written again is not quiet
+            self.sensor.changed(os.fsdecode(event.src_path))
 
 
 class Sensor(Screening, Judging, Deciding, Outbox):
@@ -97,6 +105,9 @@ class Sensor(Screening, Judging, Deciding, Outbox):
         self._wake_sender = threading.Event()
         self._threads: list[threading.Thread] = []
         self._observer = None
+        self._quiet: dict[str, float] = {}  # closed files → when they are quiet enough to decide (monotonic)
+        self._quiet_lock = threading.Lock()
+        self._quiet_wake = threading.Event()
         self._server_down = False
         self._fail_streak = 0
 
@@ -119,7 +130,11 @@ class Sensor(Screening, Judging, Deciding, Outbox):
         # DuckDB's import (about 0.3 s) overlaps the start-up scan instead of delaying the first validation
         threading.Thread(target=connect, name="sensor-duckdb-import", daemon=True).start()
         self._catch_up_due.set()
-        for target, name in ((self._work, "sensor-worker"), (self._send_loop, "sensor-outbox")):
+        for target, name in (
+            (self._work, "sensor-worker"),
+            (self._send_loop, "sensor-outbox"),
+            (self._quiet_loop, "sensor-quiet"),
+        ):
             # threads start with an empty context: carry over Prefect's settings context (PREFECT_API_URL)
             ctx = contextvars.copy_context()
             t = threading.Thread(target=ctx.run, args=(target,), name=name, daemon=True)
@@ -142,9 +157,11 @@ class Sensor(Screening, Judging, Deciding, Outbox):
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(5)
+        self._submit_quiet(everything=True)
         self._queue.join()
         self._stop.set()
         self._wake_sender.set()
+        self._quiet_wake.set()
         for t in self._threads:
             t.join(30)  # the worker finishes the chunk it is deciding
         deadline = time.monotonic() + (flush_timeout if flush_timeout is not None else float("inf"))
@@ -238,13 +255,48 @@ class Sensor(Screening, Judging, Deciding, Outbox):
     def submit(self, path: str, complete: bool) -> None:
         self._queue.put((path, complete))
 
+    # -- a writer's quiet after its close -------------------------------------------------------
+    def closed(self, path: str) -> None:
+        """A writer closed `path`: decide it once nothing more happens to it for `close_quiet_seconds`."""
+        quiet = self.settings.close_quiet_seconds
+        if quiet <= 0:
+            self.submit(path, complete=True)
+            return
+        with self._quiet_lock:
+            self._quiet[path] = time.monotonic() + quiet
+        self._quiet_wake.set()
+
+    def changed(self, path: str) -> None:
+        """A write or an attribute change on `path`: a closed file waiting for its quiet waits again."""
+        with self._quiet_lock:
+            if path in self._quiet:
+                self._quiet[path] = time.monotonic() + self.settings.close_quiet_seconds
+
+    def _submit_quiet(self, everything: bool = False) -> float:
+        """Submit the closed files that have been quiet long enough (or all); the seconds until the next is due."""
+        now = time.monotonic()
+        with self._quiet_lock:
+            due = [p for p, at in self._quiet.items() if everything or at <= now]
+            for p in due:
+                del self._quiet[p]
+            following = min(self._quiet.values(), default=now + 1.0) - now
+        for p in due:
+            self.submit(p, complete=True)
+        return max(0.0, following)
+
+    def _quiet_loop(self) -> None:
+        while not self._stop.is_set():
+            wait = self._submit_quiet()
+            self._quiet_wake.wait(wait)
+            self._quiet_wake.clear()
+
     def drain(self, timeout: float | None = 30.0) -> None:
         """Wait until the start-up scan is done, every submitted file is decided and no candidate is waiting to
         settle (for tests and --once; `None` waits as long as it takes)."""
         deadline = time.monotonic() + (timeout if timeout is not None else float("inf"))
         while time.monotonic() < deadline:
             self._queue.join()
-            if not self._candidates and not self._catch_up_due.is_set() and not self._catching_up:
+            if not self._quiet and not self._candidates and not self._catch_up_due.is_set() and not self._catching_up:
                 return
             time.sleep(0.1)
 

@@ -229,3 +229,41 @@ def test_once_decides_the_backlog_sends_its_events_and_exits(sensor_settings, pr
         f"dummyjson/products/waited-{i}.jsonl" for i in range(3)
     ]
     assert read_events(FILE_REJECTED, since, "landing.dataset.dummyjson.products", timeout=60, expect=1)
+
+
+@pytest.mark.parametrize("copier", ["copy", "copy2", "copyfile+utime", "copyfile+20ms+utime"])
+def test_a_writer_that_sets_attributes_after_closing_never_fails(copier, harness, tmp_path):
+    """shutil.copy sets the mode by path after its close, copy2 the times too, and wget or `curl -R` set the times:
+    the sensor waits for the writer's quiet before it moves the file, so none of these calls meets a missing file."""
+    import shutil
+
+    harness.start()
+    source_dir = tmp_path / "outside"
+    source_dir.mkdir()
+    errors = []
+    for i in range(50):
+        src = source_dir / f"{copier}-{i}.jsonl"
+        src.write_bytes(rows(f"race-{copier}-{i}", 2))
+        dest = harness.folder / src.name
+        try:
+            if copier == "copy":
+                shutil.copy(src, dest)
+            elif copier == "copy2":
+                shutil.copy2(src, dest)
+            else:  # a downloader that sets the times it got from the server, a moment after its close
+                shutil.copyfile(src, dest)
+                if "20ms" in copier:
+                    time.sleep(0.02)
+                os.utime(dest, (1_700_000_000, 1_700_000_000))
+        except OSError as exc:
+            errors.append(f"{src.name}: {exc!r}")
+    assert errors == []
+    harness.sensor.drain()
+    ledger = Ledger(ledger_path(harness.settings.state_dir))
+    try:
+        mine = [r for r in ledger.rows() if os.path.basename(r.path).startswith(copier + "-")]
+    finally:
+        ledger.close()
+    assert sorted(os.path.basename(r.path) for r in mine) == sorted(f"{copier}-{i}.jsonl" for i in range(50))
+    assert {r.status for r in mine} <= {"pending", "announced"}, [(r.path, r.status, r.reason) for r in mine]
+    assert not list(harness.folder.glob(f"{copier}-*")), "every file accepted"
