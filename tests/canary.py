@@ -3,10 +3,14 @@ run the docs/upstream.md contracts there, and print which entries hold.
 
 A package whose newest release does not install here (dbt-core 1.12 downloads a binary from GitHub at build time) is
 held at the bound in pyproject.toml, and the table says so.
+
+Arguments pin a release instead of the newest, to check another version in range the same way:
+`uv run --frozen python -m tests.canary watchdog==7.1.0` (remove .canary first, as `make canary` does).
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import sys
@@ -28,11 +32,22 @@ def _bounds() -> dict[str, str]:
     return out
 
 
-def main() -> int:
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower()
+
+
+def main(pins: list[str] = ()) -> int:
+    pinned = {_name(p): p for p in pins}
+    unknown = sorted(set(pinned) - set(PACKAGES))
+    if unknown:
+        print(f"only {', '.join(PACKAGES)} can be pinned, not {', '.join(unknown)}")
+        return 2
+    for requirement in pinned.values():
+        print(f"pinned: {requirement}")
     subprocess.run(["uv", "venv", "-q", "--python", "3.11", str(VENV)], check=True)
     bounds, held = _bounds(), {}
     for _ in range(len(PACKAGES) + 1):
-        wanted = [held.get(p, p) for p in PACKAGES] + ALSO
+        wanted = [pinned.get(p, held.get(p, p)) for p in PACKAGES] + ALSO
         done = subprocess.run(
             ["uv", "pip", "install", "-q", "--upgrade", "--python", str(VENV / "bin" / "python"), *wanted],
             capture_output=True,
@@ -41,7 +56,12 @@ def main() -> int:
         if done.returncode == 0:
             break
         culprit = next(
-            (p for p in PACKAGES if p not in held and re.search(rf"`{re.escape(p)}` \(v", done.stderr)), None
+            (
+                p
+                for p in PACKAGES
+                if p not in held and p not in pinned and re.search(rf"`{re.escape(p)}` \(v", done.stderr)
+            ),
+            None,
         )
         if culprit is None:
             print(done.stderr[-3000:])
@@ -61,4 +81,11 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    parser = argparse.ArgumentParser(prog="python -m tests.canary", description=__doc__)
+    parser.add_argument(
+        "pins",
+        nargs="*",
+        metavar="PIN",
+        help=f"a release to install instead of the newest, e.g. watchdog==7.1.0 ({', '.join(PACKAGES)})",
+    )
+    sys.exit(main(parser.parse_args().pins))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import traceback
+from pathlib import Path
 
 import pytest
 
@@ -307,15 +309,133 @@ def u13_prepare_database():
     assert callable(provide_database_interface) and _params(run_block_auto_registration) == ["session"]
 
 
-@contract("U14", "watchdog.observers.inotify:InotifyEmitter", "get_event_mask_from_filter")
-def u14_inotify_emitter():
-    from watchdog.observers.api import BaseObserver
-    from watchdog.observers.inotify import InotifyFullEmitter, InotifyObserver
-    from watchdog.observers.inotify_c import InotifyConstants, InotifyFD
+@contract("U14", "watchdog.observers.inotify", "InotifyFullEmitter")
+def u14_drop_folder_observer():
+    """Behaviour, not source text: the fenced observer (`sensors/_upstream.py: inotify_observer()`) on a temporary drop
+    folder reports (a) a written file as created and closed, (b) a rename in from a sibling folder as a move to it,
+    within 0.4 s though a move out of the folder came just before it (watchdog's default observer holds an unpaired
+    IN_MOVED_FROM 0.5 s, and every event behind it, then reports the rename in as created), and (c) a rename within
+    the folder as a move to the new name, and (d) a write and a utime after the close as modified and attrib. Without
+    `InotifyFullEmitter` the fence falls back to the default observer, and (b) fails."""
+    import os
+    import tempfile
+    import threading
+    import time
+    from importlib.metadata import version
 
-    assert callable(InotifyFullEmitter.get_event_mask_from_filter) and InotifyConstants.IN_MOVED_TO and InotifyFD
-    assert "inotify_fd=self._inotify_fd" in inspect.getsource(InotifyObserver.__init__)
-    assert "timeout" in _params(BaseObserver.__init__)
+    from watchdog.events import FileSystemEventHandler
+
+    from sensors._upstream import inotify_observer
+
+    wd, prompt = f"watchdog {version('watchdog')}", 0.4
+    seen: list[tuple[float, object]] = []  # (time.monotonic() at dispatch, event)
+    arrived = threading.Condition()
+
+    class Recorder(FileSystemEventHandler):
+        def on_any_event(self, event):
+            with arrived:
+                seen.append((time.monotonic(), event))
+                arrived.notify_all()
+
+    def path_of(event, kind):
+        return os.fsdecode(event.dest_path if kind == "moved" else event.src_path)
+
+    def wait_for(kind, path, since, timeout=1.5):
+        """Seconds from `since` to the first `kind` event for `path` (a move's dest_path), or None."""
+        with arrived:
+            while True:
+                for t, e in seen:
+                    if t >= since and e.event_type == kind and path_of(e, kind) == path:
+                        return t - since
+                left = since + timeout - time.monotonic()
+                if left <= 0:
+                    return None
+                arrived.wait(left)
+
+    def saw(since):
+        with arrived:
+            files = [(t, e) for t, e in seen if t >= since and not e.is_directory]
+        shown = [
+            f"{e.event_type} {os.path.basename(os.fsdecode(e.src_path)) or repr('')}"
+            + (f" -> {os.path.basename(os.fsdecode(e.dest_path))}" if e.dest_path else "")
+            + f" at +{(t - since) * 1000:.0f} ms"
+            for t, e in files[:6]
+        ]
+        return f"observer {type(observer).__name__}; saw: {'; '.join(shown) or 'no file event'}"
+
+    with tempfile.TemporaryDirectory(prefix="u14-") as tmp:
+        drop, sibling = os.path.join(tmp, "drop"), os.path.join(tmp, "sibling")
+        os.mkdir(drop)
+        os.mkdir(sibling)
+        for name, folder in (("leaving.csv", drop), ("incoming.csv", sibling), ("renamed.csv", drop)):
+            with open(os.path.join(folder, name), "w") as f:
+                f.write("id\n1\n")
+        observer = None
+        try:
+            observer = inotify_observer()
+            observer.schedule(Recorder(), drop, recursive=False)
+            observer.start()
+        except Exception as exc:
+            if observer is not None and observer.is_alive():
+                observer.stop()
+            raise AssertionError(f"the fenced observer no longer starts on {wd}: {type(exc).__name__}: {exc}") from exc
+        try:
+            # (a) created, written, closed
+            since, written = time.monotonic(), os.path.join(drop, "written.csv")
+            with open(written, "w") as f:
+                f.write("id\n1\n")
+            assert wait_for("created", written, since) is not None, (
+                f"no created event for a file written into the folder: {wd} no longer reports IN_CREATE through the "
+                f"fenced emitter ({saw(since)})"
+            )
+            assert wait_for("closed", written, since) is not None, (
+                f"no closed event for a written file: {wd} no longer reports IN_CLOSE_WRITE through the fenced "
+                f"emitter ({saw(since)})"
+            )
+            # (b) a move out, then a rename in from a sibling folder
+            since, incoming = time.monotonic(), os.path.join(drop, "incoming.csv")
+            os.rename(os.path.join(drop, "leaving.csv"), os.path.join(sibling, "leaving.csv"))
+            os.rename(os.path.join(sibling, "incoming.csv"), incoming)
+            took = wait_for("moved", incoming, since)
+            assert took is not None, (
+                f"no moved event for a file renamed in from a sibling folder: {wd} no longer reports an unpaired "
+                f"IN_MOVED_TO as a move from '' through the fenced emitter, so the sensor would wait for the file "
+                f"to settle ({saw(since)})"
+            )
+            assert took < prompt, (
+                f"a rename in after a move out was reported {took * 1000:.0f} ms later (limit {prompt * 1000:.0f} "
+                f"ms): {wd} holds events behind an unpaired IN_MOVED_FROM (its 0.5 s move pairing), so the fenced "
+                f"emitter's event mask no longer keeps IN_MOVED_FROM out ({saw(since)})"
+            )
+            # (c) a rename within the folder
+            since, renamed = time.monotonic(), os.path.join(drop, "renamed-to.csv")
+            os.rename(os.path.join(drop, "renamed.csv"), renamed)
+            took = wait_for("moved", renamed, since)
+            assert took is not None, (
+                f"no moved event to the new name for a rename within the folder: {wd} no longer reports IN_MOVED_TO "
+                f"through the fenced emitter ({saw(since)})"
+            )
+            assert took < prompt, (
+                f"a rename within the folder was reported {took * 1000:.0f} ms later (limit {prompt * 1000:.0f} ms): "
+                f"{wd} delays IN_MOVED_TO through the fenced emitter ({saw(since)})"
+            )
+            # (d) a write and a utime after the close: each restarts the sensor's quiet wait
+            since = time.monotonic()
+            with open(written, "a") as f:
+                f.write("2\n")
+            assert wait_for("modified", written, since) is not None, (
+                f"no modified event for a write after a close: {wd} no longer reports IN_MODIFY through the fenced "
+                f"emitter ({saw(since)})"
+            )
+            since = time.monotonic()
+            os.utime(written, (1, 1))
+            assert wait_for("attrib", written, since) is not None, (
+                f"no attrib event for a utime after a close: {wd} no longer reports IN_ATTRIB through the fenced "
+                f"emitter ({saw(since)})"
+            )
+        finally:
+            observer.stop()
+            observer.join(5)
 
 
 @contract(
@@ -337,12 +457,32 @@ def u15_concurrency_leases():
     assert _params(SyncPrefectClient.release_concurrency_slots_with_lease)[:2] == ["self", "lease_id"]
 
 
+def failure(exc: BaseException) -> str:
+    """What broke, never a bare `AssertionError:`: the exception's message, or for an assert without one, its line."""
+    message = str(exc).strip()
+    if not message:
+        frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+        message = (
+            f"{frame.line} (no message; {Path(frame.filename).name} line {frame.lineno})" if frame else "no message"
+        )
+    return f"{type(exc).__name__}: {message}"
+
+
 @pytest.mark.parametrize("entry, check, removes", CONTRACTS, ids=[c[0] for c in CONTRACTS])
 def test_upstream_contract_holds(entry, check, removes):
     try:
         check()
     except Exception as exc:  # AssertionError, or the name is gone
-        pytest.fail(f"docs/upstream.md {entry} no longer holds: {type(exc).__name__}: {exc}")
+        pytest.fail(f"docs/upstream.md {entry} no longer holds: {failure(exc)}")
+
+
+def test_a_failure_always_says_what_broke():
+    try:
+        raise AssertionError()  # what an assert without a message raises outside pytest (`make canary`)
+    except AssertionError as exc:
+        said = failure(exc)
+    assert said.startswith("AssertionError: raise AssertionError()  # what") and "test_upstream.py line" in said, said
+    assert failure(KeyError("InotifyFD")) == "KeyError: 'InotifyFD'"
 
 
 @pytest.mark.parametrize("entry, check, removes", CONTRACTS, ids=[c[0] for c in CONTRACTS])
@@ -366,7 +506,7 @@ def canary_table() -> list[tuple[str, str, str]]:
             check()
             rows.append((entry, "holds", versions))
         except Exception as exc:
-            rows.append((entry, f"BREAKS: {type(exc).__name__}: {str(exc)[:100]}", versions))
+            rows.append((entry, f"BREAKS: {failure(exc)}", versions))
     return rows
 
 
