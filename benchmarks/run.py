@@ -9,7 +9,9 @@ import json
 from datetime import datetime
 import os
 import platform
+import pwd
 import shutil
+import stat
 import statistics
 import subprocess
 import sys
@@ -778,7 +780,14 @@ def main(argv: list[str] | None = None) -> int:
         "--deadline",
         type=float,
         default=None,
-        help="after this many seconds, print every thread's stack and exit 3 (a hang shows where it is)",
+        help="after this many seconds, print every thread's stack and exit 3 (a hang shows where it is; the work "
+        "folder is left behind then)",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the work folder (landed files, warehouses, servers' data; gigabytes at the default sizes) and "
+        "print where it is; without it, it is removed at the end, also after a failure or Ctrl-C",
     )
     args = parser.parse_args(argv)
     bursts = tuple((int(n), float(sec)) for n, sec in (b.split("/") for b in args.bursts.split(",")))
@@ -786,6 +795,62 @@ def main(argv: list[str] | None = None) -> int:
         faulthandler.dump_traceback_later(args.deadline, exit=True)
     started = time.time()
     base = Path(tempfile.mkdtemp(prefix="landing-bench-"))
+    try:
+        return _run(args, base, bursts, started)
+    finally:
+        if args.keep:
+            print(f"work folder kept: {base}", file=sys.stderr, flush=True)
+        else:
+            left = remove_work_folder(base)
+            if left:
+                print(
+                    f"could not remove {len(left)} path(s) in the work folder {base}, e.g. {'; '.join(left[:3])}; "
+                    f"remove them as their owner (sudo rm -rf {base})",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+
+def remove_work_folder(base: Path) -> list[str]:
+    """Remove the work folder; return what could not be removed ("path: reason"). The scale-out stack's PostgreSQL
+    writes files as `postgres`, and a folder without write or search permission for us stops a plain rmtree: each
+    failure is retried once after giving us rwx on the folder (and its parent), which works where we own them."""
+    left: list[str] = []
+
+    def retry(function, path, exc_info):
+        try:
+            for folder in (os.path.dirname(path), path):
+                mode = os.lstat(folder).st_mode
+                if stat.S_ISDIR(mode) and os.path.commonpath([folder, base]) == str(base):
+                    os.chmod(folder, stat.S_IMODE(mode) | stat.S_IRWXU)
+            if function in (os.rmdir, os.unlink, os.remove):
+                function(path)
+            else:  # the folder could not be opened or listed: remove it now that it can be
+                shutil.rmtree(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            where = exc.filename if exc.filename and exc.filename != path else path
+            first = exc_info[1] if where == path else exc
+            left.append(f"{where}: {getattr(first, 'strerror', None) or first} ({_owner(where)})")
+
+    if base.exists():
+        shutil.rmtree(base, onerror=retry)
+    return left
+
+
+def _owner(path: str) -> str:
+    try:
+        uid = os.lstat(path).st_uid
+    except OSError:
+        return "gone"
+    try:
+        return f"owned by {pwd.getpwuid(uid).pw_name}"
+    except KeyError:
+        return f"owned by uid {uid}"
+
+
+def _run(args, base: Path, bursts, started: float) -> int:
     base.chmod(0o755)  # the scale-out stack's PostgreSQL runs as the `postgres` user when this runs as root
     server = PrefectServer(base / "prefect").start()
     results = []
