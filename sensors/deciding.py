@@ -7,26 +7,64 @@ import hashlib
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from landing.catalog import Dataset
 from landing.contract import QUARANTINE_DIR as QUARANTINE
 from landing.contract import accepted_name, landing_stamp
 from landing.events import LandedFile, file_rejected
+from landing.ledger import Ledger
 from landing.reader import InvalidFile
 from sensors.screening import Batch, Candidate, below
 
 log = logging.getLogger("landing.sensor")
 
 
-class Deciding:
-    """Deciding: a judged batch accepted (recorded in the ledger with its event, then moved into the accepted
-    area under the contract name) or quarantined with its reason. A part of Sensor (sensors/sensor.py), which
-    holds the state."""
+def publish(src: str | Path, dest: str | Path) -> None:
+    """Move a file into the accepted area: a rename, or a copy where the accepted area is on another filesystem."""
+    try:
+        os.replace(src, dest)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        dest = Path(dest)
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        shutil.copy2(src, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+        os.unlink(src)
 
-    def _finish(self, batch: "Batch", verdicts: dict[str, tuple[int, tuple[str, ...]] | InvalidFile]) -> dict[str, str]:
-        """Quarantine the invalid files, accept the valid ones; every decision of the batch."""
+
+class Decider:
+    """Carries out a screened and judged batch: valid files recorded in the ledger with their events (one
+    transaction), then moved into the accepted area under the contract's name; invalid ones quarantined with their
+    reason; duplicates recorded and left in place; moves a crash interrupted finished. `announce` is called when
+    events wait in the ledger's outbox."""
+
+    def __init__(
+        self, root: Path, ledger: Ledger, accepted_prefix: str, root_prefix: str, announce: Callable[[], None]
+    ):
+        self.root, self.ledger, self.announce = root, ledger, announce
+        self.accepted_prefix, self.root_prefix = accepted_prefix, root_prefix
+
+    def decide(self, batch: Batch, verdicts: dict) -> dict[str, str]:
+        """Every decision of the batch but its `later` files, carried out."""
         decisions = dict(batch.decisions)
+        for u in batch.unfinished:
+            publish(u.real, u.accepted)
+            log.info(
+                "%s %s: accepted as %s (finished after a restart)",
+                u.dataset.name,
+                Path(u.path).name,
+                Path(u.accepted).name,
+            )
+            decisions[u.path] = "accepted"
+        for q in batch.quarantine:
+            decisions[q.path] = self.quarantine(Path(q.path), q.dataset, q.stat, q.reason, None)
+        for c, owner in batch.duplicates:
+            decisions[c.path] = self.duplicate(c, owner)
         good = []
         for items in batch.todo.values():
             for c in items:
@@ -35,16 +73,14 @@ class Deciding:
                     decisions[c.path] = self.quarantine(Path(c.path), c.dataset, c.stat, str(verdict), c.sha256)
                 else:
                     good.append((c, verdict))
-        decisions.update(self._accept(good))
+        decisions.update(self.accept(good))
         if any(d == "accepted" for d in decisions.values()):
-            self._wake_sender.set()
-        if batch.later:
-            decisions.update(self.process_many(batch.later))
+            self.announce()
         return decisions
 
-    def _accept(self, good: list[tuple["Candidate", tuple[int, tuple[str, ...]]]]) -> dict[str, str]:
+    def accept(self, good: list[tuple[Candidate, tuple[int, tuple[str, ...]]]]) -> dict[str, str]:
         """Record the files and their events (one transaction), then move each into the accepted area under the
-        contract's name. A crash between the two is finished on the next start (see _screen)."""
+        contract's name. A crash between the two is finished on the next start (screening finds it Unfinished)."""
         records, moves = [], []
         for c, (rows, undeclared) in good:
             ds = c.dataset
@@ -54,13 +90,13 @@ class Deciding:
             landed = LandedFile(
                 dataset=ds.name,
                 path=accepted,
-                relative_path=below(accepted, self._accepted_prefix),
+                relative_path=below(accepted, self.accepted_prefix),
                 bytes=c.stat.st_size,
                 sha256=c.sha256,
                 rows=rows,
                 landed_at=stamp.isoformat(),
                 producer="sensor",
-                dropped_as=below(os.path.abspath(c.path), self._root_prefix),
+                dropped_as=below(os.path.abspath(c.path), self.root_prefix),
                 undeclared_columns=list(undeclared),
             )
             records.append(
@@ -81,7 +117,7 @@ class Deciding:
         if records:
             self.ledger.record_many(records)
         for c, accepted, rows, undeclared in moves:
-            self._publish(c.real, accepted)
+            publish(c.real, accepted)
             if len(moves) <= 20:
                 log.info(
                     "%s %s: accepted as %s (%d rows)",
@@ -107,21 +143,25 @@ class Deciding:
             log.info("accepted %s", ", ".join(f"{n} file(s) of {d}" for d, n in sorted(counts.items())))
         return {c.path: "accepted" for c, *_ in moves}
 
-    @staticmethod
-    def _publish(src: "str | Path", dest: "str | Path") -> None:
-        """Move a file into the accepted area: a rename, or a copy where the accepted area is on another filesystem."""
-        try:
-            os.replace(src, dest)
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-            dest = Path(dest)
-            tmp = dest.with_name(f".{dest.name}.tmp")
-            shutil.copy2(src, tmp)
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, dest)
-            os.unlink(src)
+    def duplicate(self, c: Candidate, owner: str) -> str:
+        """Record a file whose content was accepted before (as `owner`); it stays where it was dropped."""
+        self.ledger.record(
+            c.path,
+            c.dataset.name,
+            c.sha256,
+            c.stat.st_size,
+            c.stat.st_mtime_ns,
+            "duplicate",
+            event_id=c.event_id,
+            reason=f"same content as {owner}",
+        )
+        log.info(
+            "%s %s: duplicate of %s, left in place and not announced",
+            c.dataset.name,
+            Path(c.path).name,
+            Path(owner).name,
+        )
+        return "duplicate"
 
     def quarantine(self, p: Path, ds: Dataset, st: os.stat_result, reason: str, sha256: str | None) -> str:
         """Move a bad file to <root>/_quarantine/<dataset>/ with a reason file, and queue a rejected event."""
@@ -151,5 +191,5 @@ class Deciding:
             quarantined_to=str(dest),
         )
         log.warning("%s %s: quarantined to %s: %s", ds.name, p.name, dest.relative_to(self.root), reason)
-        self._wake_sender.set()
+        self.announce()
         return "quarantined"

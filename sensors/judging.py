@@ -12,29 +12,32 @@ log = logging.getLogger("landing.sensor")
 
 VALIDATORS = 2  # DuckDB threads validating a backlog: validation costs about 0.3 ms per small file and thread
 
+Verdicts = dict[str, "tuple[int, tuple[str, ...]] | InvalidFile"]
 
-def _split(todo: dict[str, list], parts: int) -> list[dict[str, list]]:
+
+def split(todo: dict[str, list], parts: int) -> list[dict[str, list]]:
     """`todo` in `parts` pieces of about the same size (each dataset's list cut in turn), empty pieces left out."""
     pieces = [{name: items[i::parts] for name, items in todo.items() if items[i::parts]} for i in range(parts)]
     return [p for p in pieces if p]
 
 
-def _merged(futures: list) -> dict:
+def merged(futures: list) -> dict:
     out: dict = {}
     for f in futures:
         out.update(f.result())
     return out
 
 
-class Judging:
-    """Judging: each candidate read the way dbt reads it (landing.reader), a batch per dataset, on a pool of
-    validation DuckDBs; the valid ones with their rows and undeclared columns. A part of Sensor
-    (sensors/sensor.py), which holds the state."""
+class Judge:
+    """Each candidate read the way dbt reads it (landing.reader.judge_many), a batch per dataset: its rows and
+    undeclared columns, or why it cannot be built. Concurrent calls each take a validation DuckDB from a pool."""
 
-    def _validate(self, todo: dict[str, list[Candidate]]) -> dict[str, tuple[int, tuple[str, ...]] | InvalidFile]:
-        """Real path → (rows, undeclared columns) or the reason it cannot be built; one DuckDB read per dataset where
-        all are valid. Each concurrent call gets a validation DuckDB of its own from a pool."""
-        verdicts: dict[str, tuple[int, tuple[str, ...]] | InvalidFile] = {}
+    def __init__(self) -> None:
+        self._cons: queue.Queue = queue.Queue()  # validation DuckDBs, opened as needed and reused
+
+    def judge(self, todo: dict[str, list[Candidate]]) -> Verdicts:
+        """Real path → (rows, undeclared columns) or the reason it cannot be built."""
+        verdicts: Verdicts = {}
         try:
             con = self._cons.get_nowait()
         except queue.Empty:
@@ -45,3 +48,7 @@ class Judging:
         finally:
             self._cons.put(con)
         return verdicts
+
+    def close(self) -> None:
+        while not self._cons.empty():
+            self._cons.get_nowait().close()

@@ -3,24 +3,34 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 
+from landing.ledger import Ledger
 from landing.transport import EmitError, send_events
-
+from sensors.screening import SayOnce
 
 log = logging.getLogger("landing.sensor")
 
 
 class Outbox:
-    """Sending the outbox: the ledger's unsent events to the Prefect server, in order, retried with backoff;
-    sent ones marked. A part of Sensor (sensors/sensor.py), which holds the state."""
+    """The ledger's unsent events sent to the Prefect server, in order, retried with backoff; sent ones marked.
+    `wake` starts a send at once; `hold` keeps sends back (a large catch-up decides first)."""
 
-    def _send_loop(self) -> None:
-        while not self._stop.is_set():
-            self._wake_sender.wait(1.0)
-            self._wake_sender.clear()
-            while not self._stop.is_set() and not self._hold_sends and self.flush_once():
+    def __init__(self, ledger: Ledger, say: SayOnce):
+        self.ledger, self.say = ledger, say
+        self.wake = threading.Event()
+        self.hold = False
+        self.fail_streak = 0
+        self.server_down = False
+
+    def run(self, stop: threading.Event) -> None:
+        """Send due events whenever woken (or every second) until `stop`."""
+        while not stop.is_set():
+            self.wake.wait(1.0)
+            self.wake.clear()
+            while not stop.is_set() and not self.hold and self.flush_once():
                 pass
 
     def flush_once(self, force: bool = False) -> bool:
@@ -32,22 +42,22 @@ class Outbox:
         try:
             send_events([text for _, _, _, text in due])
         except EmitError as exc:
-            self._fail_streak += 1
-            retry_in = min(30.0, 0.5 * 2 ** min(6, self._fail_streak - 1))
+            self.fail_streak += 1
+            retry_in = min(30.0, 0.5 * 2 ** min(6, self.fail_streak - 1))
             self.ledger.mark_failed(ids, time.time() + retry_in)
-            if not self._server_down:
+            if not self.server_down:
                 log.warning(
                     "waiting for the server: %d event(s) kept in the ledger, retrying with backoff (%s)", len(ids), exc
                 )
             for _, dataset, path, _ in due:
-                self._say_once(path, f"{dataset} {Path(path).name}: waiting for the server")
-            self._server_down = True
+                self.say(path, f"{dataset} {Path(path).name}: waiting for the server")
+            self.server_down = True
             return False
         self.ledger.mark_sent(ids)
-        if self._server_down:
+        if self.server_down:
             log.info("server is back: sent %d waiting event(s)", len(ids))
-        self._server_down = False
-        self._fail_streak = 0
+        self.server_down = False
+        self.fail_streak = 0
         if len(due) <= 20:
             for eid, dataset, path, text in due:
                 verb = "announced" if '"landing.file.created"' in text else "rejection announced"

@@ -20,10 +20,10 @@ from landing.ledger import Ledger, ledger_path
 from landing.reader import connect
 from landing.settings import Settings
 from sensors._upstream import inotify_observer
-from sensors.deciding import Deciding
-from sensors.judging import VALIDATORS, Judging, _merged, _split
+from sensors.deciding import Decider
+from sensors.judging import VALIDATORS, Judge, merged, split
 from sensors.outbox import Outbox
-from sensors.screening import TEMP_SUFFIXES, Screening, Batch, below, Candidate, is_temp_name  # noqa: F401
+from sensors.screening import Batch, SayOnce, Screener, is_temp_name
 
 log = logging.getLogger("landing.sensor")
 
@@ -68,8 +68,12 @@ class _Handler(FileSystemEventHandler):
             self.sensor.changed(os.fsdecode(event.src_path))
 
 
-class Sensor(Screening, Judging, Deciding, Outbox):
-    """Watches `settings.root`; each complete data file becomes one `landing.file.created` event."""
+class Sensor:
+    """Watches `settings.root`; each complete data file becomes one `landing.file.created` event.
+
+    Composed of four parts with explicit inputs and outputs: the Screener (paths → a Batch: decisions, candidates,
+    work left), the Judge (candidates → verdicts), the Decider (a Batch and its verdicts → decisions, carried out) and
+    the Outbox (the ledger's events → the server). The sensor owns the threads, the observer and the waits."""
 
     def __init__(
         self,
@@ -92,24 +96,27 @@ class Sensor(Screening, Judging, Deciding, Outbox):
         self._own_prefixes = (self._accepted_prefix, self._quarantine_prefix)
         self._root_prefix = str(self.root) + os.sep
         self.ledger = Ledger(ledger_path(self.settings.state_dir))
-        self._cons: queue.Queue = queue.Queue()  # validation DuckDBs, opened as needed and reused
+        self.say = SayOnce()
+        self.screener = Screener(
+            self.catalog, self.ledger, self._root_prefix, self._own_prefixes, self.settings.max_file_bytes, self.say
+        )
+        self.judge = Judge()
+        self.outbox = Outbox(self.ledger, self.say)
+        self.decider = Decider(
+            self.root, self.ledger, self._accepted_prefix, self._root_prefix, announce=self.outbox.wake.set
+        )
         self._queue: queue.Queue[tuple[str, bool]] = queue.Queue()
         self._candidates: dict[str, tuple[int, int, float]] = {}
-        self._said: set[tuple[str, str]] = set()
         self._stop = threading.Event()
         self._catching_up = False
-        self._hold_sends = False
         self._catch_up_due = (
             threading.Event()
         )  # the worker scans the drop folders when set (on start, then periodically)
-        self._wake_sender = threading.Event()
         self._threads: list[threading.Thread] = []
         self._observer = None
         self._quiet: dict[str, float] = {}  # closed files → when they are quiet enough to decide (monotonic)
         self._quiet_lock = threading.Lock()
         self._quiet_wake = threading.Event()
-        self._server_down = False
-        self._fail_streak = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, watch: bool = True) -> "Sensor":
@@ -132,7 +139,7 @@ class Sensor(Screening, Judging, Deciding, Outbox):
         self._catch_up_due.set()
         for target, name in (
             (self._work, "sensor-worker"),
-            (self._send_loop, "sensor-outbox"),
+            (lambda: self.outbox.run(self._stop), "sensor-outbox"),
             (self._quiet_loop, "sensor-quiet"),
         ):
             # threads start with an empty context: carry over Prefect's settings context (PREFECT_API_URL)
@@ -160,20 +167,19 @@ class Sensor(Screening, Judging, Deciding, Outbox):
         self._submit_quiet(everything=True)
         self._queue.join()
         self._stop.set()
-        self._wake_sender.set()
+        self.outbox.wake.set()
         self._quiet_wake.set()
         for t in self._threads:
             t.join(30)  # the worker finishes the chunk it is deciding
         deadline = time.monotonic() + (flush_timeout if flush_timeout is not None else float("inf"))
         while self.ledger.pending_count() and time.monotonic() < deadline:
-            if not self.flush_once(force=True):
+            if not self.outbox.flush_once(force=True):
                 break
         left = self.ledger.pending_count()
         if left:
             log.warning("%d event(s) wait in the ledger %s; they are sent on the next start", left, self.ledger.path)
         self.ledger.close()
-        while not self._cons.empty():
-            self._cons.get_nowait().close()
+        self.judge.close()
         return left
 
     def catch_up(self) -> int:
@@ -185,12 +191,12 @@ class Sensor(Screening, Judging, Deciding, Outbox):
         backlog = self.ledger.backlog(self._scan())
         # A large backlog is decided first and sent after: the server reads about 1,000 events/s, and where it shares
         # the machine, sending meanwhile halves the decision rate. The events wait in the ledger, as in an outage.
-        self._hold_sends = backlog.total > HOLD_SENDS_ABOVE
+        self.outbox.hold = backlog.total > HOLD_SENDS_ABOVE
         try:
             self._decide_backlog(backlog)
         finally:
-            self._hold_sends = False
-            self._wake_sender.set()
+            self.outbox.hold = False
+            self.outbox.wake.set()
         if backlog.total:
             log.info(
                 "caught up: %d file(s) not in the ledger decided in %.2f s", backlog.total, time.monotonic() - started
@@ -208,15 +214,15 @@ class Sensor(Screening, Judging, Deciding, Outbox):
                     for path, settled in chunk:
                         if not settled:
                             self._watch_candidate(path)
-                    batch = self._screen_many(
+                    batch = self.screener.screen_many(
                         [path for path, settled in chunk if settled], inflight=flight[0] if flight else None
                     )
                     next_flight = (
                         batch,
-                        [validators.submit(self._validate, part) for part in _split(batch.todo, VALIDATORS)],
+                        [validators.submit(self.judge.judge, part) for part in split(batch.todo, VALIDATORS)],
                     )
                     if flight is not None:
-                        self._finish(flight[0], _merged(flight[1]))
+                        self._finish(flight[0], merged(flight[1]))
                     flight = next_flight
                 except Exception:
                     flight = None
@@ -226,7 +232,7 @@ class Sensor(Screening, Judging, Deciding, Outbox):
                         2 * len(chunk),
                     )
             if flight is not None:
-                self._finish(flight[0], _merged(flight[1]))
+                self._finish(flight[0], merged(flight[1]))
 
     def _scan(self):
         """`(ctime_ns, path, size, mtime_ns, settled)` for each data file in the drop folders, as found."""
@@ -385,7 +391,16 @@ class Sensor(Screening, Judging, Deciding, Outbox):
 
     def process_many(self, paths: list[str]) -> dict[str, str]:
         """Decide about files, validating those of one dataset in one read where they are all valid."""
-        batch = self._screen_many(paths)
-        return self._finish(batch, self._validate(batch.todo))
+        batch = self.screener.screen_many(paths)
+        return self._finish(batch, self.judge.judge(batch.todo))
 
-    # -- the outbox ----------------------------------------------------------------------------
+    def _finish(self, batch: Batch, verdicts: dict) -> dict[str, str]:
+        """The decider's decisions on a judged batch; its `later` files decided after it, in a batch of their own."""
+        decisions = self.decider.decide(batch, verdicts)
+        if batch.later:
+            decisions.update(self.process_many(batch.later))
+        return decisions
+
+    def flush_once(self, force: bool = False) -> bool:
+        """Send one batch of the outbox's due events; True if a batch was sent."""
+        return self.outbox.flush_once(force)

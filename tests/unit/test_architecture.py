@@ -92,7 +92,9 @@ def test_no_module_cycles():
     paths = {module_name(p): p for _, p in modules()}
     known = set(paths)
     graph = {name: module_imports(path, known) - {name} for name, path in paths.items()}
-    assert cycles(graph) == [], "module cycles (import A → B → A), move the shared names down into a module of their own"
+    assert cycles(graph) == [], (
+        "module cycles (import A → B → A), move the shared names down into a module of their own"
+    )
 
 
 def test_the_cycle_check_finds_a_cycle():

@@ -18,3 +18,38 @@ def test_a_good_file_is_moved_to_the_accepted_area_and_its_event_waits_in_the_ou
     assert event["event"] == "landing.file.created"
     assert event["payload"]["path"].endswith(accepted) and event["payload"]["dropped_as"] == "shop/products/mine.jsonl"
     assert event["payload"]["rows"] == 1
+
+
+def test_the_decider_alone_carries_out_a_batch_and_announces_once(settings, catalog, tmp_path):
+    """The Decider on its own: a Batch and its verdicts in (made here by hand), the files moved and recorded."""
+    from landing.ledger import Ledger, ledger_path
+    from landing.reader import InvalidFile
+    from sensors.deciding import Decider
+    from sensors.screening import Batch, Candidate
+
+    ds = catalog.get("shop.products")
+    ds.path.mkdir(parents=True)
+    ds.accepted_path.mkdir(parents=True)
+    good, bad = ds.path / "good.jsonl", ds.path / "bad.jsonl"
+    good.write_bytes(GOOD)
+    bad.write_bytes(b"{}\n")
+    candidates = [Candidate(str(p), str(p), ds, os.stat(p), p.name[0] * 64, p.name) for p in (good, bad)]
+    announced = []
+    ledger = Ledger(ledger_path(settings.state_dir))
+    root = settings.root.resolve()
+    try:
+        decider = Decider(
+            root, ledger, str(settings.accepted.resolve()) + os.sep, str(root) + os.sep, lambda: announced.append(1)
+        )
+        decisions = decider.decide(
+            Batch(todo={ds.name: candidates}), {str(good): (1, ("colour",)), str(bad): InvalidFile("no rows")}
+        )
+        records = {os.path.basename(r.path): r for r in ledger.rows()}
+    finally:
+        ledger.close()
+    assert decisions == {str(good): "accepted", str(bad): "quarantined"}
+    [accepted] = os.listdir(ds.accepted_path)
+    assert (ds.accepted_path / accepted).read_bytes() == GOOD
+    assert records["good.jsonl"].undeclared_columns(ds.declared_digest) == ("colour",)
+    assert records["bad.jsonl"].status == "quarantined" and records["bad.jsonl"].reason == "no rows"
+    assert announced and not good.exists() and not bad.exists()

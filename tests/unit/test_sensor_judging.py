@@ -38,3 +38,27 @@ def test_undeclared_columns_are_named_in_the_files_event(sensor, settings):
     [event] = outbox(settings)
     # read_json binds a key to a declared column only when spelled the same: `Brand` does not fill `brand`
     assert event["payload"]["undeclared_columns"] == ["Brand", "colour"]
+
+
+def test_the_judge_alone_gives_rows_and_undeclared_columns_or_the_reason(settings, catalog, tmp_path):
+    """The Judge on its own: candidates in, verdicts out, from one read per dataset; it moves and records nothing."""
+    import os
+
+    from landing.reader import InvalidFile
+    from sensors.judging import Judge
+    from sensors.screening import Candidate
+
+    ds = catalog.get("shop.products")
+    good, bad = tmp_path / "good.jsonl", tmp_path / "bad.jsonl"
+    good.write_bytes(b'{"id": 1, "title": "a", "colour": "red"}\n{"id": 2, "title": "b"}\n')
+    bad.write_bytes(b'{"id": 1}\n')
+    judge = Judge()
+    try:
+        verdicts = judge.judge(
+            {ds.name: [Candidate(str(p), str(p), ds, os.stat(p), "0" * 64, "e") for p in (good, bad)]}
+        )
+    finally:
+        judge.close()
+    assert verdicts[str(good)] == (2, ("colour",))
+    assert isinstance(verdicts[str(bad)], InvalidFile) and "'title'" in str(verdicts[str(bad)])
+    assert good.exists() and bad.exists()

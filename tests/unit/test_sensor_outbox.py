@@ -22,4 +22,30 @@ def test_an_unreachable_server_keeps_the_events_and_backs_off(sensor, settings, 
             assert sensor.flush_once() is False
             assert sensor.flush_once() is False  # not due yet: backed off, nothing tried
     assert len(outbox(settings)) == 2  # still there, sent on a later try
-    assert sensor._fail_streak == 1 and sum("waiting for the server" in r.message for r in caplog.records) == 1
+    assert sensor.outbox.fail_streak == 1 and sum("waiting for the server" in r.message for r in caplog.records) == 1
+
+
+def test_the_outbox_alone_sends_nothing_while_held_and_stops_when_told(settings):
+    """The Outbox on its own: the ledger's events, a wake and a stop; held, it leaves them waiting."""
+    import threading
+
+    from landing.ledger import Ledger, ledger_path
+    from sensors.outbox import Outbox
+    from sensors.screening import SayOnce
+
+    ledger = Ledger(ledger_path(settings.state_dir))
+    try:
+        event = {"id": "00000000-0000-0000-0000-000000000001", "event": "landing.file.created"}
+        ledger.record("/x/a.jsonl", "shop.products", "a" * 64, 1, 1, "pending", event_id=event["id"], event=event)
+        box, stop = Outbox(ledger, SayOnce()), threading.Event()
+        box.hold = True
+        runner = threading.Thread(target=box.run, args=(stop,))
+        runner.start()
+        box.wake.set()
+        stop.set()
+        box.wake.set()
+        runner.join(5)
+        assert not runner.is_alive()
+        assert [e["id"] for _, e in ledger.due(limit=10, now=float("inf"))] == [event["id"]]
+    finally:
+        ledger.close()

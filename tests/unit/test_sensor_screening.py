@@ -3,6 +3,7 @@ and a backlog in arrival order."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -65,3 +66,54 @@ def test_the_catch_up_decides_a_backlog_in_arrival_order(sensor, settings):
     dropped = [e["payload"]["dropped_as"] for e in outbox(settings)]
     assert dropped == ["shop/products/c.jsonl", "shop/products/a.jsonl", "shop/products/b.jsonl"]
     assert sensor.catch_up() == 0
+
+
+def screener(settings, catalog, ledger, max_file_bytes=1_000_000):
+    from sensors.screening import SayOnce, Screener
+
+    root = str(settings.root.resolve()) + os.sep
+    own = (str(settings.accepted.resolve()) + os.sep, root + "_quarantine" + os.sep)
+    return Screener(catalog, ledger, root, own, max_file_bytes, SayOnce())
+
+
+def test_the_screener_alone_reads_and_identifies_and_leaves_the_work_to_the_decider(settings, catalog, tmp_path):
+    """The Screener on its own: paths in, a Batch out; it reads the ledger, writes nothing and moves nothing."""
+    from landing.ledger import Ledger, ledger_path
+    from sensors.screening import Candidate, ToQuarantine, Unfinished
+
+    folder = catalog.get("shop.products").path
+    folder.mkdir(parents=True)
+    for name, data in (("a.jsonl", GOOD), ("b.jsonl", GOOD), ("big.jsonl", GOOD * 100), (".hidden", GOOD)):
+        (folder / name).write_bytes(data)
+    (folder / "crashed.jsonl").write_bytes(b'{"id": 9}\n')
+    ledger = Ledger(ledger_path(settings.state_dir))
+    try:
+        st = (folder / "crashed.jsonl").stat()
+        ledger.record(
+            str(folder / "crashed.jsonl"),
+            "shop.products",
+            "f" * 64,
+            st.st_size,
+            st.st_mtime_ns,
+            "pending",
+            accepted_path=str(settings.accepted / "shop" / "products" / "x.jsonl"),
+        )
+        before = ledger.rows()
+        s = screener(settings, catalog, ledger, max_file_bytes=len(GOOD) * 10)
+        batch = s.screen_many(
+            [str(folder / n) for n in ("a.jsonl", "b.jsonl", "big.jsonl", ".hidden", "crashed.jsonl")]
+        )
+        assert ledger.rows() == before
+    finally:
+        ledger.close()
+    assert batch.decisions == {str(folder / ".hidden"): "ignored: temporary or hidden name"}
+    [[first]] = batch.todo.values()
+    assert isinstance(first, Candidate) and first.path == str(folder / "a.jsonl")
+    assert first.sha256 == hashlib.sha256(GOOD).hexdigest()
+    [(again, owner)] = batch.duplicates
+    assert (again.path, owner) == (str(folder / "b.jsonl"), str(folder / "a.jsonl"))
+    [big] = batch.quarantine
+    assert isinstance(big, ToQuarantine) and "LANDING_MAX_FILE_BYTES" in big.reason
+    [crashed] = batch.unfinished
+    assert isinstance(crashed, Unfinished) and crashed.accepted.endswith("x.jsonl")
+    assert sorted(os.listdir(folder)) == [".hidden", "a.jsonl", "b.jsonl", "big.jsonl", "crashed.jsonl"]
