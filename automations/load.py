@@ -18,15 +18,7 @@ from automations import compact
 from automations.compact import part_id
 from automations.tables import DRIFT, HISTORY, PARTS, SCHEMA, SEQUENCE
 from landing.catalog import Dataset
-from landing.reader import (
-    function_name,
-    has_filename,
-    objects_call,
-    quote_ident,
-    quote_literal,
-    reader_call,
-    undeclared_columns,
-)
+from landing.reader import function_name, objects_call, quote_ident, quote_literal, reader_sql, undeclared_columns
 from landing.settings import Settings
 
 log = logging.getLogger("landing.load")
@@ -114,20 +106,16 @@ def _file_id_sql(ds: Dataset, column: str) -> str:
 
 
 def _read(ds: Dataset, paths: list[str], part: bool = False, extra: str = "") -> str:
-    """The declared columns of `paths`, cast, then the select expressions `extra` (over the file's own columns),
-    each row's file id (`filename`) and its place in the read (`_landing_row`: in file order). A compacted `part`
-    gives each row's accepted file in its own field."""
+    """The declared read of `paths` (landing.reader.reader_sql, with the select expressions `extra`), with each row's
+    file id (`filename`) and its place in the read (`_landing_row`: in file order). A compacted `part` gives each
+    row's accepted file in its own field."""
     loose = {**ds.schema, compact.FILE_KEY: "VARCHAR"} if part else None
-    call = reader_call(ds, paths, types=loose)
-    if not has_filename(ds.location) and call.endswith(")"):
-        call = call[:-1] + ", filename=true)"
-    casts = ", ".join(f"cast({quote_ident(c)} as {t}) as {quote_ident(c)}" for c, t in ds.schema.items())
-    nulls = ", ".join(f"cast(null as {t}) as {quote_ident(c)}" for c, t in ds.schema.items())
+    if part:
+        extra += f", {quote_ident(compact.FILE_KEY)}"
     source = _file_id_sql(ds, quote_ident(compact.FILE_KEY) if part else "filename")
-    return (
-        f"(select {casts}{extra}, {source} as filename, row_number() over () as {ROW} from (select {nulls}, "
-        f"cast(null as varchar) as filename where false union all by name select * from {call}))"
-    )
+    declared = reader_sql(ds, paths, types=loose, extra=extra, with_filename=True)
+    drop = f"filename, {quote_ident(compact.FILE_KEY)}" if part else "filename"
+    return f"(select * exclude ({drop}), {source} as filename, row_number() over () as {ROW} from {declared})"
 
 
 def _rescued_sql(ds: Dataset, declared: list[str]) -> str:

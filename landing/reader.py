@@ -71,16 +71,29 @@ def reader_call(ds: Dataset, paths: list[str] | None = None, types: dict[str, st
     return location[:-1] + "".join(", " + e for e in extra) + ")"
 
 
-def reader_sql(ds: Dataset, paths: list[str] | None = None) -> str:
-    """A subquery yielding exactly the declared columns (cast to their declared types), plus `filename` when the
-    location asks for it. A column a file lacks reads as NULL; a column the source does not declare is not there."""
-    nulls = ", ".join(f"cast(null as {t}) as {quote_ident(c)}" for c, t in ds.schema.items())
+def reader_sql(
+    ds: Dataset,
+    paths: list[str] | None = None,
+    types: dict[str, str] | None = None,
+    extra: str = "",
+    with_filename: bool | None = None,
+) -> str:
+    """How a file is read as its source declares it, the one definition (validation, the sensor's verdicts and the
+    loader all use it; dbt reads what the loader loaded). A subquery yielding exactly the declared columns (cast to
+    their declared types), then the select expressions `extra` (over the file's own columns), then `filename` where
+    the location asks for it or `with_filename`. A column a file lacks reads as NULL; a column the source does not
+    declare is not there. `types` reads the file's columns with other types first (reader_call)."""
+    with_filename = has_filename(ds.location) if with_filename is None else with_filename
+    call = reader_call(ds, paths, types)
+    if with_filename and not has_filename(ds.location) and call.endswith(")"):
+        call = call[:-1] + ", filename=true)"
+    nulls = [f"cast(null as {t}) as {quote_ident(c)}" for c, t in ds.schema.items()]
     casts = [f"cast({quote_ident(c)} as {t}) as {quote_ident(c)}" for c, t in ds.schema.items()]
-    if has_filename(ds.location):
-        casts.append("filename")
+    if with_filename:
+        nulls.append("cast(null as varchar) as filename")
     return (
-        f"(select {', '.join(casts)} from (select {nulls} where false "
-        f"union all by name select * from {reader_call(ds, paths)}))"
+        f"(select {', '.join(casts)}{extra}{', filename' if with_filename else ''} from (select {', '.join(nulls)} "
+        f"where false union all by name select * from {call}))"
     )
 
 

@@ -1,16 +1,11 @@
 {#-
-  Every landing dataset is read with the schema its source declares: exactly the declared columns, cast to their
-  data_type, a column a file lacks reading as NULL. The Jinja twin of landing/reader.py (reader_call, reader_sql);
-  tests/unit/test_reader.py checks that the two agree.
--#}
-
-{#-
   A landing dataset is read from its raw table, `landing.<source>__<table>`, which the build loads before dbt runs
   (automations/load.py): every row of every accepted file once, with `filename` (the file's id: its accepted folder
   and name, never the mount), `_landing_row` (its place in the read that loaded it, in file order) and `_landing_batch` (the file's load id). A data
   test on a source sees only the rows loaded by this build (var `landing_new_loads`, the lowest new load id) when the
-  build gives it. Without a raw table (dbt run by hand on a fresh warehouse) the accepted files are read directly, as
-  load 0.
+  build gives it. Files are read in one place only, the loader (landing/reader.py's reader_sql): without a raw table
+  (dbt run by hand on a warehouse nothing was loaded into) a build stops and says how to load; compile and docs
+  name the raw table all the same.
 -#}
 {% macro source(source_name, table_name) %}
   {%- set relation = builtins.source(source_name, table_name) -%}
@@ -25,12 +20,10 @@
     {%- endif -%}
     {{ return(raw) }}
   {%- endif -%}
-  {%- set node = landing_source_node(source_name, table_name) -%}
-  {%- set folder = relation.external.split("'")[1].rsplit('/', 1)[0] -%}
-  {%- set relative = folder[(env_var('LANDING_ACCEPTED_ROOT', '/tmp/landing/_accepted') | length) + 1:] -%}
-  {{ return('(select * replace (' ~ landing_quote(relative ~ '/') ~ ' || parse_filename(filename) as filename), '
-            ~ 'row_number() over () as _landing_row, cast(0 as bigint) as _landing_batch from '
-            ~ landing_reader_sql(relation.external, node.columns) ~ ')') }}
+  {%- if flags.WHICH in ('build', 'run', 'test', 'seed', 'snapshot') -%}
+    {{ exceptions.raise_compiler_error("landing." ~ source_name ~ "__" ~ table_name ~ " does not exist in " ~ target.path ~ ": no file of " ~ source_name ~ "." ~ table_name ~ " has been loaded into this warehouse. Builds started by landing load the accepted files before dbt runs: drop a file, or run `landing rebuild " ~ source_name ~ "." ~ table_name ~ "`.") }}
+  {%- endif -%}
+  {{ return(api.Relation.create(database=target.database, schema='landing', identifier=source_name ~ '__' ~ table_name)) }}
 {% endmacro %}
 
 
@@ -148,45 +141,3 @@
   {{ return('"' ~ name.replace('"', '""') ~ '"') }}
 {%- endmacro %}
 
-
-{% macro landing_reader_sql(location, columns) %}
-  {%- set location = location.strip() -%}
-  {%- set fn = location.split('(')[0].strip().lower() -%}
-  {%- set compact = location.replace(' ', '').lower() -%}
-  {%- set schema = [] -%}
-  {%- for name, column in columns.items() -%}
-    {%- do schema.append((name, column.data_type or 'VARCHAR')) -%}
-  {%- endfor -%}
-  {%- set extra = [] -%}
-  {%- if fn.startswith(('read_json', 'read_ndjson')) and 'columns=' not in compact -%}
-    {%- set pairs = [] -%}
-    {%- for name, dtype in schema -%}
-      {%- do pairs.append(landing_quote(name) ~ ': ' ~ landing_quote(dtype)) -%}
-    {%- endfor -%}
-    {%- do extra.append('columns={' ~ pairs | join(', ') ~ '}') -%}
-  {%- endif -%}
-  {%- if fn.startswith(('read_csv', 'read_parquet')) and 'union_by_name=' not in compact -%}
-    {%- do extra.append('union_by_name=true') -%}
-  {%- endif -%}
-  {%- if fn.startswith('read_csv') and 'skip=' not in compact -%}
-    {%- do extra.append('skip=0') -%}
-  {%- endif -%}
-  {%- set call = location -%}
-  {%- if extra and location.endswith(')') -%}
-    {%- set ns = namespace(tail='') -%}
-    {%- for e in extra -%}
-      {%- set ns.tail = ns.tail ~ ', ' ~ e -%}
-    {%- endfor -%}
-    {%- set call = location[:-1] ~ ns.tail ~ ')' -%}
-  {%- endif -%}
-  {%- set nulls = [] -%}
-  {%- set casts = [] -%}
-  {%- for name, dtype in schema -%}
-    {%- do nulls.append('cast(null as ' ~ dtype ~ ') as ' ~ landing_ident(name)) -%}
-    {%- do casts.append('cast(' ~ landing_ident(name) ~ ' as ' ~ dtype ~ ') as ' ~ landing_ident(name)) -%}
-  {%- endfor -%}
-  {%- if 'filename=true' in compact -%}
-    {%- do casts.append('filename') -%}
-  {%- endif -%}
-  {{ return('(select ' ~ casts | join(', ') ~ ' from (select ' ~ nulls | join(', ') ~ ' where false union all by name select * from ' ~ call ~ '))') }}
-{% endmacro %}
