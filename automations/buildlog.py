@@ -43,6 +43,9 @@ class BuildRecord:
     loaded: dict[str, int] = field(
         default_factory=dict
     )  # per dataset, the accepted files this build loaded (read) first
+    stages: dict[str, float] = field(
+        default_factory=dict
+    )  # when the run began ("run"), was ready to load ("prepared"), loaded ("loaded"), dbt ended ("dbt"), readers saw it ("published")
 
     def as_dict(self) -> dict:
         return {**asdict(self), "status": self.status.value}

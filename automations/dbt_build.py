@@ -212,6 +212,7 @@ def dbt_build(
     accepted file of the datasets again and rebuilds their models from scratch (`landing rebuild`). `trailing` marks
     the run an automation schedules for the close of its window: the warm runner deletes it unstarted when the
     datasets are up to date, so the UI lists only the builds that had something to do."""
+    stages = {"run": time.time()}
     settings = settings or Settings()
     catalog = load_catalog(settings)
     names, and_names = validate_request(datasets, and_models or [], catalog)
@@ -233,6 +234,7 @@ def dbt_build(
                     last_try=attempt == settings.transient_retries,
                     rebuild=rebuild,
                     full_refresh=_project_changed(marks.read(), current),
+                    stages=stages,
                 )
                 built = marks.read()
                 built.update({kind + n: sig for n, sig in current.items()})
@@ -376,6 +378,7 @@ def _run_dbt(
     last_try: bool = True,
     rebuild: bool = False,
     full_refresh: bool = False,
+    stages: dict[str, float] | None = None,
 ) -> dict[str, dict]:
     """`dbt build` for the datasets in this process, on the build's own file, then published for readers; recorded in
     the build log; dbt's results by node. A failure is recorded, announced as landing.build.failed, and raised; a
@@ -401,7 +404,10 @@ def _run_dbt(
     runner = project_runner(settings, lineage.parsed_project(settings, dbt_logs, fingerprint=catalog.fingerprint))
     ended: dict[str, dict] = {}
     runner.on_run_end(lambda context: ended.update(context.run_results or {}))
+    stages = stages if stages is not None else {}
+    stages["prepared"] = time.time()  # the writer's slot, the readers' file free, the project parsed (cached)
     loads = _load_new_files(settings, catalog, names, rebuild)
+    stages["loaded"] = time.time()
     if rebuild or full_refresh or any(ld.reloaded for ld in loads):
         logger.info(
             "building %s from scratch (--full-refresh): %s",
@@ -451,8 +457,10 @@ def _run_dbt(
         raise
     finally:
         CANCEL.in_dbt.clear()
+    stages["dbt"] = time.time()
     release_warehouse()
     _publish_readers(settings)
+    stages["published"] = time.time()
     _emit_assets(runner, ended)
     record = record_build(
         settings,
@@ -462,6 +470,7 @@ def _run_dbt(
         started=started,
         newest_files=newest,
         loaded=loaded,
+        stages=stages,
         **node_summary(ended),
     )
     _publish(settings, catalog, record, files)
