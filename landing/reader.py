@@ -1,8 +1,8 @@
-"""How dbt reads a dataset (its external_location, with the declared schema), and the same read applied to one file.
+"""How a dataset's files are read (its external_location, with the declared schema): the one definition.
 
-dbt's side of this is the `source()` override in `dbt/macros/landing_source.sql`; the two produce the same SQL
-(tests/unit/test_reader.py compiles the project to check). A file is valid when this read of it succeeds, yields
-rows, and fills every required column in every row: a valid file is a buildable file.
+The sensor judges a file with it, the loader loads the accepted files with it into the raw tables dbt reads
+(`dbt/macros/landing_source.sql` returns those). A file is valid when this read of it succeeds, yields rows, and
+fills every required column in every row: a valid file is a buildable file.
 """
 
 from __future__ import annotations
