@@ -68,9 +68,12 @@ def dbt_args(
     datasets: list[str], and_models: list[str], catalog: Catalog, built: frozenset[str] = frozenset()
 ) -> list[str]:
     """`dbt build` arguments: everything downstream of the datasets, minus AND models neither asked for nor `built`
-    already (an AND model waits for all its sources the first time; after that it follows each of them)."""
+    already (an AND model waits for all its sources the first time; after that it follows each of them), and minus
+    the sources' not_null tests: the sensor and the loader enforce them on every row the build reads (a row without a
+    required column is never loaded), so dbt would only check again what is checked."""
     args = ["build", "--select", *[f"source:{name}+" for name in datasets]]
     excluded = sorted(m.name for m in catalog.and_models() if m.name not in and_models and m.name not in built)
+    excluded += [t for name in datasets for t in catalog.get(name).not_null_tests]
     if excluded:
         args += ["--exclude", *excluded]
     return args

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from automations import compact
 from automations.compact import part_id
-from automations.tables import DRIFT, HISTORY, PARTS, SCHEMA, SEQUENCE
+from automations.tables import DRIFT, HISTORY, LOAD_MARKS, PARTS, SCHEMA, SEQUENCE
 from landing.catalog import Dataset
 from landing.reader import function_name, objects_call, quote_ident, quote_literal, reader_sql, undeclared_columns
 from landing.settings import Settings
@@ -85,6 +85,7 @@ def _ensure_raw(con, ds: Dataset) -> bool:
     con.execute(f"drop table {raw_table(ds)}")
     con.execute(f"create table {raw_table(ds)} ({declared})")
     con.execute(f"delete from {HISTORY} where dataset = ?", [ds.name])
+    con.execute(f"delete from {LOAD_MARKS} where dataset = ?", [ds.name])
     con.execute(f"delete from {DRIFT} where dataset = ?", [ds.name])
     con.execute(f"delete from {PARTS} where dataset = ?", [ds.name])
     return True
@@ -192,13 +193,42 @@ def _stage_rows(
     return undeclared
 
 
-_LOADED: dict[tuple[str, str], tuple[tuple, set[str]]] = {}  # (warehouse, dataset) → (history's mark, names)
+_LOADED: dict[tuple[str, str], tuple[tuple, set[str]]] = {}  # (warehouse, dataset) → (its load mark, names)
+
+
+def _ensure_marks(con) -> None:
+    """The load marks table; made from the history once, where a warehouse from before it has one."""
+    if con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = 'load_marks'", [SCHEMA]
+    ).fetchone()[0]:
+        return
+    con.execute(
+        f"create table {LOAD_MARKS} (dataset varchar primary key, high bigint, files bigint, newest varchar); "
+        f"insert into {LOAD_MARKS} select dataset, max(load_id), count(*), max(accepted_file) from {HISTORY} "
+        "group by dataset"
+    )
+
+
+def _mark(con, ds: Dataset) -> tuple:
+    """The dataset's load mark (highest load id, files loaded): one row of a table with a row per dataset."""
+    row = con.execute(f"select high, files from {LOAD_MARKS} where dataset = ?", [ds.name]).fetchone()
+    return tuple(row) if row else (None, 0)
+
+
+def _advance_mark(con, ds: Dataset, ids: list[int], files: list[str]) -> None:
+    """Fold loaded files into the dataset's mark, in the transaction that records their history."""
+    con.execute(f"insert into {LOAD_MARKS} values (?, null, 0, null) on conflict do nothing", [ds.name])
+    con.execute(
+        f"update {LOAD_MARKS} set high = greatest(coalesce(high, ?), ?), files = files + ?, "
+        "newest = greatest(coalesce(newest, ?), ?) where dataset = ?",
+        [max(ids), max(ids), len(files), max(files), max(files), ds.name],
+    )
 
 
 def _loaded_names(con, ds: Dataset) -> set[str]:
-    """The file ids (Dataset.file_id) of `ds` in the load history. Read once per process and kept while the history's highest
-    load id and count for the dataset say nobody else loaded (another runner, a rebuild); `load` adds what it loads."""
-    mark = tuple(con.execute(f"select max(load_id), count(*) from {HISTORY} where dataset = ?", [ds.name]).fetchone())
+    """The file ids (Dataset.file_id) of `ds` in the load history. Read once per process and kept while the dataset's
+    load mark says nobody else loaded (another runner, a rebuild); `load` adds what it loads."""
+    mark = _mark(con, ds)
     key = (_database(con), ds.name)
     cached = _LOADED.get(key)
     if cached and cached[0] == mark:
@@ -219,10 +249,7 @@ def _remember(con, ds: Dataset, paths: list[str]) -> None:
     cached = _LOADED.get(key)
     if cached:
         cached[1].update(ds.file_id(p) for p in paths)
-        mark = tuple(
-            con.execute(f"select max(load_id), count(*) from {HISTORY} where dataset = ?", [ds.name]).fetchone()
-        )
-        _LOADED[key] = (mark, cached[1])
+        _LOADED[key] = (_mark(con, ds), cached[1])
 
 
 def pending(con, ds: Dataset) -> list[str]:
@@ -357,6 +384,8 @@ def _insert_history(
             part,
         ],
     )
+    if paths:
+        _advance_mark(con, ds, [ids[p] for p in paths], paths)
 
 
 def _pending_parts(con, settings: Settings, ds: Dataset) -> list[str]:
@@ -460,6 +489,7 @@ def load(con, settings: Settings, ds: Dataset, flow_run_id: str | None = None, p
     started = time.perf_counter()
     con.execute(f"create schema if not exists {SCHEMA}")
     con.execute(_history_ddl())
+    _ensure_marks(con)
     done = Loaded(ds.name)
     con.execute("begin")
     try:
@@ -501,7 +531,8 @@ def load(con, settings: Settings, ds: Dataset, flow_run_id: str | None = None, p
         _remember(con, ds, chunk)
         if progress and len(new) > CHUNK:
             progress(f"{ds.name}: loaded {len(done.files)} of {len(new)} new files")
-    done.newest = con.execute(f"select max(accepted_file) from {HISTORY} where dataset = ?", [ds.name]).fetchone()[0]
+    row = con.execute(f"select newest from {LOAD_MARKS} where dataset = ?", [ds.name]).fetchone()
+    done.newest = row[0] if row else None
     done.seconds = time.perf_counter() - started
     return done
 
@@ -510,10 +541,12 @@ def forget(con, ds: Dataset) -> None:
     """Empty the dataset's raw table and its load history, in one transaction: every accepted file loads again."""
     con.execute(f"create schema if not exists {SCHEMA}")
     con.execute(_history_ddl())
+    _ensure_marks(con)
     con.execute("begin")
     try:
         con.execute(f"drop table if exists {raw_table(ds)}")
         con.execute(f"delete from {HISTORY} where dataset = ?", [ds.name])
+        con.execute(f"delete from {LOAD_MARKS} where dataset = ?", [ds.name])
         con.execute(f"delete from {DRIFT} where dataset = ?", [ds.name])
         con.execute(f"delete from {PARTS} where dataset = ?", [ds.name])
         con.execute("commit")

@@ -7,3 +7,6 @@ SEQUENCE = f"{SCHEMA}.load_ids"  # load ids, never reused
 PARTS = (
     f"{SCHEMA}.compacted_parts"  # parts whose rows are in the raw table (a reload empties it: each part loads again)
 )
+LOAD_MARKS = (
+    f"{SCHEMA}.load_marks"  # a row per dataset: its highest load id, files loaded and newest file (O(1) a build)
+)

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from landing.settings import Settings
 
-CACHE_VERSION = 6
+CACHE_VERSION = 7
 _IGNORED_DIRS = {"target", "logs", "dbt_packages", ".user.yml"}
 _FIRST_QUOTED = re.compile(r"""['"]([^'"]+)['"]""")
 _WILDCARD = re.compile(r"[*?\[]")
@@ -111,6 +111,8 @@ class Dataset:
     kind: str = "append"  # meta.landing.kind: what a file means (KINDS); "append" where the source does not say
     key: tuple[str, ...] = ()  # meta.landing.key: the declared columns that name one thing (kind "snapshot")
     accepted_relative: str = ""  # the accepted folder below LANDING_ACCEPTED_ROOT, e.g. "dummyjson/products"
+    # the names of the source's not_null tests: what the sensor and the loader enforce on every row of every file
+    not_null_tests: tuple[str, ...] = ()
 
     @property
     def stale_after_seconds(self) -> int | None:
@@ -244,7 +246,7 @@ class Catalog:
     def from_json(cls, data: dict) -> "Catalog":
         datasets = {}
         for d in data["datasets"]:
-            for key in ("columns", "column_types", "required", "key"):
+            for key in ("columns", "column_types", "required", "key", "not_null_tests"):
                 d[key] = tuple(d[key])
             datasets[d["name"]] = Dataset(**d)
         models = {}
@@ -285,6 +287,18 @@ def _not_null_columns(manifest: dict) -> dict[str, set[str]]:
     return out
 
 
+def _not_null_tests(manifest: dict) -> dict[str, tuple[str, ...]]:
+    """Source unique_id → the names of the not_null tests on it alone (a test on a source and a model is kept)."""
+    out: dict[str, list[str]] = {}
+    for node in manifest.get("nodes", {}).values():
+        if node.get("resource_type") != "test" or (node.get("test_metadata") or {}).get("name") != "not_null":
+            continue
+        parents = node.get("depends_on", {}).get("nodes", [])
+        if len(parents) == 1 and parents[0].startswith("source.") and node.get("column_name") and node.get("name"):
+            out.setdefault(parents[0], []).append(node["name"])
+    return {uid: tuple(sorted(names)) for uid, names in out.items()}
+
+
 def _key(landing_meta: dict) -> tuple[str, ...]:
     key = landing_meta.get("key") or ()
     return (key,) if isinstance(key, str) else tuple(key)
@@ -323,6 +337,7 @@ def catalog_from_manifest(manifest: dict) -> Catalog:
     """Build the catalog from a dbt manifest parsed with the root placeholders (the shape of manifest.json)."""
     catalog = Catalog(root=ROOT_PLACEHOLDER)
     required = _not_null_columns(manifest)
+    not_null_tests = _not_null_tests(manifest)
     for uid, src in sorted(manifest.get("sources", {}).items()):
         location = (src.get("meta") or {}).get("external_location") or (src.get("config", {}).get("meta") or {}).get(
             "external_location"
@@ -366,6 +381,7 @@ def catalog_from_manifest(manifest: dict) -> Catalog:
             kind=_kind(name, landing_meta, tuple(columns), required.get(uid, set())),
             key=_key(landing_meta),
             accepted_relative=relative.strip("/"),
+            not_null_tests=not_null_tests.get(uid, ()),
         )
     by_uid = {d.unique_id: d.name for d in catalog.datasets.values()}
     nodes = manifest.get("nodes", {})

@@ -6,8 +6,6 @@ from __future__ import annotations
 import pytest
 
 from landing.settings import REPO_ROOT, Settings
-from testkit.dummyjson_fake import DummyJSONServer
-from testkit.local import PrefectServer, using_server
 
 
 # The slowest modules first: `make test` spreads whole modules over two workers (pytest-xdist, --dist loadfile) in
@@ -54,6 +52,11 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory):
     """One real Prefect server (SQLite) for the session; the test process, its threads and its children use it."""
+    from testkit.local import (
+        PrefectServer,
+        using_server,
+    )  # imported by the e2e layer only: the unit layer starts faster
+
     server = PrefectServer(tmp_path_factory.mktemp("prefect-home")).start()
     try:
         with using_server(server.api_url):
@@ -87,5 +90,7 @@ def sensor_settings(settings):
 
 @pytest.fixture
 def dummyjson():
+    from testkit.dummyjson_fake import DummyJSONServer
+
     with DummyJSONServer() as server:
         yield server

@@ -80,7 +80,7 @@ def test_sixty_second_outage_during_an_export_and_a_drop_loses_nothing(settings,
                 runs = runs_of()
                 return (
                     built >= {"dummyjson.products", "dummyjson.users"}
-                    and len(runs) >= 4
+                    and len(runs) >= 2
                     and all(r.state.is_final() for r in runs)
                     and runs
                 )
@@ -88,10 +88,11 @@ def test_sixty_second_outage_during_an_export_and_a_drop_loses_nothing(settings,
             wait_for(settled, 120, "builds of both datasets")
             time.sleep(settings.burst_window_seconds + 3)  # room for a wrong extra run to show up
             runs = runs_of()
-            # per dataset: the leading build, and one after its burst window. Since 2026-11-25 the users' five events,
-            # delivered together 90 s after they occurred, sometimes fire the reactive trigger twice (two more runs,
-            # both "up to date"); why is not understood yet. Every run completes and each dataset is built once.
-            assert 4 <= len(runs) <= 6 and {r.state.type.value for r in runs} == {"COMPLETED"}, [
+            # per dataset: the leading build, and a trailing one only where the window swallowed events with files left
+            # to build (a trailing run with nothing to do is deleted unstarted). The users' five events, delivered
+            # together 90 s after they occurred, sometimes fire the reactive trigger twice (since 2026-11-25; why is
+            # not understood yet). Every run completes and each dataset is built once.
+            assert 2 <= len(runs) <= 6 and {r.state.type.value for r in runs} == {"COMPLETED"}, [
                 (r.name, r.state) for r in runs
             ]
             built = [b["datasets"] for b in builds(settings) if b["status"] == "built"]

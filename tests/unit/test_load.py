@@ -269,3 +269,39 @@ def test_explain_finds_the_load_of_a_file_by_its_path_before_the_landing_folder_
         load.load(con, settings, ds)
     old = "/mnt/old-landing/_accepted/shop/products/" + Path(path).name  # what the ledger kept from before a move
     assert _loaded_line(settings, catalog, old).startswith("loaded    1 row(s)")
+
+
+def test_the_load_marks_equal_the_history_they_summarize_through_loads_reloads_and_an_upgrade(con, settings, catalog):
+    """A build reads a row per dataset (landing.load_marks), not the growing history: the row must always equal what
+    the history gives from scratch."""
+    from dataclasses import replace
+
+    from automations.tables import LOAD_MARKS
+
+    def marks():
+        return con.execute(f"select dataset, high, files, newest from {LOAD_MARKS} order by dataset").fetchall()
+
+    def from_history():
+        return con.execute(
+            f"select dataset, max(load_id), count(*), max(accepted_file) from {load.HISTORY} group by dataset "
+            "order by dataset"
+        ).fetchall()
+
+    ds, orders = catalog.get("shop.products"), catalog.get("shop.orders")
+    land(ds, "20260102T000000000000Z-a.jsonl", [{"id": 1, "title": "a"}])
+    land(ds, "20260101T000000000000Z-late.jsonl", [{"id": 2, "title": "b"}])
+    land(orders, "20260103T000000000000Z-o.jsonl", [{"id": 1, "product_id": 1}])
+    load.load(con, settings, ds)
+    load.load(con, settings, orders)
+    assert marks() == from_history() and len(marks()) == 2
+    land(ds, "20260104T000000000000Z-b.jsonl", [{"id": 3, "title": "c"}])
+    assert load.load(con, settings, ds).newest == "shop/products/20260104T000000000000Z-b.jsonl"
+    assert marks() == from_history()
+    again = load.load(con, settings, replace(ds, rescue=True))  # a contract change: every file loads again
+    assert again.reloaded and marks() == from_history()
+    load.forget(con, orders)
+    assert marks() == from_history() and [m[0] for m in marks()] == ["shop.products"]
+    con.execute(f"drop table {LOAD_MARKS}")  # a warehouse from before the marks: made from its history once
+    load._LOADED.clear()
+    assert load.load(con, settings, replace(ds, rescue=True)).files == []
+    assert marks() == from_history()

@@ -133,7 +133,7 @@ def test_holder_names_the_pid_and_command_of_a_process_holding_the_build_file(se
 
 def test_a_build_waits_for_a_holder_and_says_who_it_is_while_it_waits(settings):
     build(settings, 1)
-    proc = hold(settings.build_warehouse, "rw", 1.5)
+    proc = hold(settings.build_warehouse, "rw", 0.4)
     said, seen, done = [], [], threading.Event()
 
     def watch():  # what `landing status` reads, while the build waits
@@ -146,7 +146,7 @@ def test_a_build_waits_for_a_holder_and_says_who_it_is_while_it_waits(settings):
     waited = readers.wait_until_free(settings, said.append)
     done.set()
     watcher.join()
-    assert 0.5 < waited < 15
+    assert 0.2 < waited < 15
     assert len(said) == 1 and f"pid {proc.pid}" in said[0] and str(settings.warehouse) in said[0]
     assert any(w and w["pid"] == proc.pid for w in seen), "landing status had nothing to show while the build waited"
     assert readers.read_waiting(settings) is None  # gone once the build got the file
@@ -157,7 +157,7 @@ def test_a_holder_that_stays_fails_the_build_with_what_to_do(settings):
     proc = hold(settings.build_warehouse, "rw", 30)
     try:
         with pytest.raises(readers.WarehouseHeld, match=f"stop pid {proc.pid}"):
-            readers.wait_until_free(settings.model_copy(update={"lock_wait_seconds": 1.0}), lambda _: None)
+            readers.wait_until_free(settings.model_copy(update={"lock_wait_seconds": 0.5}), lambda _: None)
     finally:
         proc.kill()
     assert not readers.is_lock_error(ValueError("Failure in test not_null_products_id"))

@@ -13,7 +13,7 @@ SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 
 
 def test_a_crashed_component_is_restarted_with_backoff_and_said_so(capsys):
-    supervisor = Supervisor(env={}, window=60, max_restarts=3, first_delay=0.4)
+    supervisor = Supervisor(env={}, window=60, max_restarts=3, first_delay=0.2)
     sensor = supervisor.start(Component("sensor", SLEEPER))
     first = sensor.proc
     try:
@@ -21,7 +21,7 @@ def test_a_crashed_component_is_restarted_with_backoff_and_said_so(capsys):
         first.wait()
         assert supervisor.check() is None
         assert (
-            "sensor exited with -9; restarting it in 0.4 s (restart 1 of 3 allowed within 60 s)"
+            "sensor exited with -9; restarting it in 0.2 s (restart 1 of 3 allowed within 60 s)"
             in capsys.readouterr().out
         )
         assert sensor.proc is first, "not before its backoff"
