@@ -9,7 +9,9 @@ that lands late or out of name order is loaded too.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,8 +70,8 @@ def _raw_columns(ds: Dataset) -> list[tuple[str, str]]:
 
 
 def _ensure_raw(con, ds: Dataset) -> bool:
-    """The raw table with the declared columns; True when it had other columns and was emptied (a contract change:
-    every accepted file loads again)."""
+    """The raw table with the declared columns; True when it had other columns, or other required ones, and was
+    emptied (a contract change: every accepted file loads again)."""
     wanted = [(c, t.lower()) for c, t in _raw_columns(ds)]
     found = con.execute(
         "select column_name, lower(data_type) from information_schema.columns "
@@ -77,13 +79,26 @@ def _ensure_raw(con, ds: Dataset) -> bool:
         [SCHEMA, f"{ds.source}__{ds.table}"],
     ).fetchall()
     declared = ", ".join(f"{quote_ident(c)} {t}" for c, t in _raw_columns(ds))
+    required = json.dumps({"required": sorted(ds.required)})  # the table's comment: the columns no row may lack
     if not found:
         con.execute(f"create table {raw_table(ds)} ({declared})")
+        con.execute(f"comment on table {raw_table(ds)} is {quote_literal(required)}")
         return False
+    comment = con.execute(
+        "select comment from duckdb_tables() where database_name = current_database() and schema_name = ? "
+        "and table_name = ?",
+        [SCHEMA, f"{ds.source}__{ds.table}"],
+    ).fetchone()[0]
     if [c for c, _ in found] == [c for c, _ in wanted] and _same_types(con, found, wanted):
-        return False
+        if comment == required:
+            return False
+        if not comment:  # a raw table from before the comment, loaded under the same checks: it says so now
+            con.execute(f"comment on table {raw_table(ds)} is {quote_literal(required)}")
+            return False
+    # other columns, or another column became required (rows loaded before may lack it): every file loads again
     con.execute(f"drop table {raw_table(ds)}")
     con.execute(f"create table {raw_table(ds)} ({declared})")
+    con.execute(f"comment on table {raw_table(ds)} is {quote_literal(required)}")
     con.execute(f"delete from {HISTORY} where dataset = ?", [ds.name])
     con.execute(f"delete from {LOAD_MARKS} where dataset = ?", [ds.name])
     con.execute(f"delete from {DRIFT} where dataset = ?", [ds.name])
@@ -147,16 +162,24 @@ def _stage_rows(
     else:
         undeclared = None
     if not _is_json(ds) or undeclared is not None:
-        rescued = sorted({c for cols in undeclared.values() for c in cols}) if ds.rescue else []
-        extra = ""
-        if ds.rescue:
+        if not ds.rescue:
+            con.execute(f"create or replace temp table landing_rows as select * from {_read(ds, paths)}")
+            return undeclared
+        # a rescue CSV or Parquet: `_rescued` from each file's own header, so files whose columns differ only in case
+        # (`x`, `X`: one column to a reader of both) keep their own; a read per set of undeclared columns
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for p in paths:
+            groups.setdefault(undeclared.get(ds.file_id(p), ()), []).append(p)
+        verb = "create or replace temp table landing_rows as"
+        for rescued, group in groups.items():
             pairs = ", ".join(f"{quote_literal(c)}, {quote_ident(c)}" for c in rescued if c)
             extra = (
                 f", nullif(json_merge_patch('{{}}', json_object({pairs})), '{{}}')::json as {RESCUED}"
                 if pairs
                 else f", cast(null as json) as {RESCUED}"
             )
-        con.execute(f"create or replace temp table landing_rows as select * from {_read(ds, paths, extra=extra)}")
+            con.execute(f"{verb} select * from {_read(ds, group, extra=extra)}")
+            verb = "insert into landing_rows"
         return undeclared
     key = compact.FILE_KEY
     file_of = _file_id_sql(ds, f"(json->>{quote_literal('$.' + key)})" if part else "filename")
@@ -202,11 +225,17 @@ def _ensure_marks(con) -> None:
         "select count(*) from information_schema.tables where table_schema = ? and table_name = 'load_marks'", [SCHEMA]
     ).fetchone()[0]:
         return
-    con.execute(
-        f"create table {LOAD_MARKS} (dataset varchar primary key, high bigint, files bigint, newest varchar); "
-        f"insert into {LOAD_MARKS} select dataset, max(load_id), count(*), max(accepted_file) from {HISTORY} "
-        "group by dataset"
-    )
+    con.execute("begin")
+    try:  # the table and its rows together: a crash between them would leave marks that say nothing was loaded
+        con.execute(
+            f"create table {LOAD_MARKS} (dataset varchar primary key, high bigint, files bigint, newest varchar); "
+            f"insert into {LOAD_MARKS} select dataset, max(load_id), count(*), max(accepted_file) from {HISTORY} "
+            "group by dataset"
+        )
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
 
 
 def _mark(con, ds: Dataset) -> tuple:
@@ -279,7 +308,14 @@ def _provenance(
         for path in paths:
             record = records.get(path)
             if record:
-                out[path] = (record.path, record.sha256, record.undeclared_columns(declared))
+                judged = record.undeclared_columns(declared)
+                if judged is not None:  # the judged file only: the same size and mtime (a rename keeps both)
+                    try:
+                        st = os.stat(path)
+                        judged = judged if (st.st_size, st.st_mtime_ns) == (record.size, record.mtime_ns) else None
+                    except OSError:
+                        judged = None
+                out[path] = (record.path, record.sha256, judged)
             else:
                 try:
                     out[path] = (None, hashlib.sha256(Path(path).read_bytes()).hexdigest(), None)
@@ -322,19 +358,10 @@ def _load_chunk(
             f"insert into {raw_table(ds)} select r.*, c.load_id from landing_rows r "
             "join landing_chunk c on r.filename = c.accepted_file"
         )
-        if ds.required:
-            nulls = " or ".join(f"{quote_ident(c)} is null" for c in ds.required)
-            which = ", ".join(f"case when {quote_ident(c)} is null then {quote_literal(c)} end" for c in ds.required)
-            bad = con.execute(
-                f"select filename, list(distinct col) from (select filename, unnest([{which}]) as col "
-                f"from landing_rows where {nulls}) where col is not null group by filename"
-            ).fetchall()
-            if bad:
-                path, cols = bad[0]
-                raise RejectedFile(
-                    f"{Path(path).name}: the source's not_null test on {', '.join(sorted(cols))} fails "
-                    f"(not_null_{ds.source}_{ds.table}_{sorted(cols)[0]})"
-                )
+        bad = _lacking_required(con, ds)
+        if bad:
+            path, why = next(iter(bad.items()))
+            raise RejectedFile(f"{Path(path).name}: {why}")
         counts = dict(con.execute("select filename, count(*) from landing_rows group by filename").fetchall())
         _insert_history(
             con,
@@ -354,6 +381,24 @@ def _load_chunk(
         con.execute("rollback")
         raise
     return first, {p: counts.get(ids_of[p], 0) for p in chunk}
+
+
+def _lacking_required(con, ds: Dataset) -> dict[str, str]:
+    """The files of the staged rows (`landing_rows`) with a row lacking a required column, and why: what the source's
+    not_null tests would fail on (builds leave those tests to this check)."""
+    if not ds.required:
+        return {}
+    nulls = " or ".join(f"{quote_ident(c)} is null" for c in ds.required)
+    which = ", ".join(f"case when {quote_ident(c)} is null then {quote_literal(c)} end" for c in ds.required)
+    bad = con.execute(
+        f"select filename, list(distinct col) from (select filename, unnest([{which}]) as col "
+        f"from landing_rows where {nulls}) where col is not null group by filename order by filename"
+    ).fetchall()
+    return {
+        path: f"the source's not_null test on {', '.join(sorted(cols))} fails "
+        f"(not_null_{ds.source}_{ds.table}_{sorted(cols)[0]})"
+        for path, cols in bad
+    }
 
 
 def _insert_history(
@@ -404,6 +449,13 @@ def _load_part(con, settings: Settings, ds: Dataset, part: str, flow_run_id: str
     con.execute("begin")
     try:
         undeclared = _stage_rows(con, ds, [part], part=True)
+        # a file of the part that lacks a column required since it was compacted: left out, as its file would be
+        lacking = _lacking_required(con, ds)
+        if lacking:
+            con.execute("delete from landing_rows where filename in (select unnest(?::varchar[]))", [list(lacking)])
+            for file_id, why in lacking.items():
+                log.warning("%s: %s in the compacted part %s is not loaded: %s", ds.name, file_id, pid, why)
+            undeclared = {f: cols for f, cols in undeclared.items() if f not in lacking}
         files = [r[0] for r in con.execute("select distinct filename from landing_rows order by filename").fetchall()]
         numbers = sorted(
             r[0] for r in con.execute(f"select nextval('{SEQUENCE}') from range(?)", [len(files)]).fetchall()

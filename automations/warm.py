@@ -247,9 +247,13 @@ def _claim_next(client, deployment_ids: list, needless=None):
         return None, 0.0  # another runner took it: look again at once
     why = needless(runs[0]) if needless else None
     if why:
-        client.delete_flow_run(runs[0].id)
-        log.info("warm runner: deleted the flow run %s (%s) unstarted: %s", runs[0].name, runs[0].id, why)
-        return None, 0.0
+        try:
+            client.delete_flow_run(runs[0].id)
+        except Exception as exc:  # claimed by this runner: it runs (a no-op) rather than staying Pending
+            log.warning("warm runner: could not delete the flow run %s (%s); running it instead", runs[0].id, exc)
+        else:
+            log.info("warm runner: deleted the flow run %s (%s) unstarted: %s", runs[0].name, runs[0].id, why)
+            return None, 0.0
     return client.read_flow_run(runs[0].id), 0.0
 
 

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from landing.settings import Settings
 
-CACHE_VERSION = 7
+CACHE_VERSION = 8
 _IGNORED_DIRS = {"target", "logs", "dbt_packages", ".user.yml"}
 _FIRST_QUOTED = re.compile(r"""['"]([^'"]+)['"]""")
 _WILDCARD = re.compile(r"[*?\[]")
@@ -136,8 +136,10 @@ class Dataset:
 
     @property
     def declared_digest(self) -> str:
-        """Names the declared column set: a judgement of a file's undeclared columns holds while it is the same."""
-        return hashlib.sha256("\n".join(self.columns).encode()).hexdigest()[:16]
+        """Names the declaration a judgement of a file's undeclared columns holds for: the declared columns and the
+        reader with its options (its quoted file path left out: moving the folder changes nothing)."""
+        reader = re.sub(r"'(?:[^']|'')*'", "''", self.location, count=1)
+        return hashlib.sha256("\n".join([reader, *self.columns]).encode()).hexdigest()[:16]
 
     def file_id(self, path: str | os.PathLike) -> str:
         """What names an accepted file wherever the folder is mounted: its accepted folder below the accepted root
@@ -287,16 +289,16 @@ def _not_null_columns(manifest: dict) -> dict[str, set[str]]:
     return out
 
 
-def _not_null_tests(manifest: dict) -> dict[str, tuple[str, ...]]:
-    """Source unique_id → the names of the not_null tests on it alone (a test on a source and a model is kept)."""
-    out: dict[str, list[str]] = {}
+def _not_null_tests(manifest: dict) -> dict[str, list[tuple[str, str]]]:
+    """Source unique_id → (column, name) of each not_null test on it alone (a test on a source and a model is kept)."""
+    out: dict[str, list[tuple[str, str]]] = {}
     for node in manifest.get("nodes", {}).values():
         if node.get("resource_type") != "test" or (node.get("test_metadata") or {}).get("name") != "not_null":
             continue
         parents = node.get("depends_on", {}).get("nodes", [])
         if len(parents) == 1 and parents[0].startswith("source.") and node.get("column_name") and node.get("name"):
-            out.setdefault(parents[0], []).append(node["name"])
-    return {uid: tuple(sorted(names)) for uid, names in out.items()}
+            out.setdefault(parents[0], []).append((node["column_name"], node["name"]))
+    return out
 
 
 def _key(landing_meta: dict) -> tuple[str, ...]:
@@ -381,7 +383,8 @@ def catalog_from_manifest(manifest: dict) -> Catalog:
             kind=_kind(name, landing_meta, tuple(columns), required.get(uid, set())),
             key=_key(landing_meta),
             accepted_relative=relative.strip("/"),
-            not_null_tests=not_null_tests.get(uid, ()),
+            # only the tests the loader enforces: on a declared column, in `required`
+            not_null_tests=tuple(sorted(t for c, t in not_null_tests.get(uid, ()) if c in columns)),
         )
     by_uid = {d.unique_id: d.name for d in catalog.datasets.values()}
     nodes = manifest.get("nodes", {})

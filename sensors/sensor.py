@@ -281,13 +281,12 @@ class Sensor:
     def _submit_quiet(self, everything: bool = False) -> float:
         """Submit the closed files that have been quiet long enough (or all); the seconds until the next is due."""
         now = time.monotonic()
-        with self._quiet_lock:
+        with self._quiet_lock:  # queued before they leave the quiet list: drain() and stop() never see neither
             due = [p for p, at in self._quiet.items() if everything or at <= now]
             for p in due:
+                self.submit(p, complete=True)
                 del self._quiet[p]
             following = min(self._quiet.values(), default=now + 1.0) - now
-        for p in due:
-            self.submit(p, complete=True)
         return max(0.0, following)
 
     def _quiet_loop(self) -> None:

@@ -44,7 +44,11 @@ def test_exports_land_every_row_with_one_event_per_file(settings, dummyjson, pre
         assert by_dataset[f"dummyjson.{table}"].payload["rows"] == rows
         assert by_dataset[f"dummyjson.{table}"].payload["producer"] == f"flow:export-dummyjson/{table}"
 
-    # dbt build over the landed files passes every data test, and the mart has rows
+    # loaded as a build loads them, dbt build over the landed files passes every data test, and the mart has rows
+    from automations import load
+    from landing.catalog import load_catalog
+
+    load.load_all(settings, list(load_catalog(settings).datasets.values()))
     env = {**os.environ, **settings.dbt_env()}
     project = str(settings.dbt_project_dir)
     dbt = Path(sys.executable).with_name("dbt")

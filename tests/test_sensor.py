@@ -258,12 +258,15 @@ def test_a_writer_that_sets_attributes_after_closing_never_fails(copier, harness
         except OSError as exc:
             errors.append(f"{src.name}: {exc!r}")
     assert errors == []
-    harness.sensor.drain()
-    ledger = Ledger(ledger_path(harness.settings.state_dir))
-    try:
-        mine = [r for r in ledger.rows() if os.path.basename(r.path).startswith(copier + "-")]
-    finally:
-        ledger.close()
+
+    def decided():
+        ledger = Ledger(ledger_path(harness.settings.state_dir))
+        try:
+            return [r for r in ledger.rows() if os.path.basename(r.path).startswith(copier + "-")]
+        finally:
+            ledger.close()
+
+    mine = wait_for(lambda: len(decided()) >= 50 and decided(), 60, "every copy decided")
     assert sorted(os.path.basename(r.path) for r in mine) == sorted(f"{copier}-{i}.jsonl" for i in range(50))
     assert {r.status for r in mine} <= {"pending", "announced"}, [(r.path, r.status, r.reason) for r in mine]
     assert not list(harness.folder.glob(f"{copier}-*")), "every file accepted"

@@ -305,3 +305,49 @@ def test_the_load_marks_equal_the_history_they_summarize_through_loads_reloads_a
     load._LOADED.clear()
     assert load.load(con, settings, replace(ds, rescue=True)).files == []
     assert marks() == from_history()
+
+
+def test_a_column_made_required_loads_every_file_again_and_a_file_lacking_it_is_set_aside(con, settings, catalog):
+    """Builds leave the sources' not_null tests to the loader: a newly required column is checked on every row."""
+    from dataclasses import replace
+
+    ds = catalog.get("shop.products")
+    a = land(ds, "20260101T000000000000Z-a.jsonl", [{"id": 1, "title": "a", "price": 1}])
+    b = land(ds, "20260102T000000000000Z-b.jsonl", [{"id": 2, "title": "b"}])
+    assert sorted(load.load(con, settings, ds).files) == [a, b]
+    stricter = replace(ds, required=(*ds.required, "price"))
+    again = load.load(con, settings, stricter)
+    assert again.reloaded and again.files == [a] and list(again.rejected) == [b]
+    assert con.execute(f"select id from {load.raw_table(ds)}").fetchall() == [(1,)]
+    assert load.load(con, settings, stricter).files == [] and not load.load(con, settings, stricter).reloaded
+
+
+def test_a_compacted_file_lacking_a_newly_required_column_is_left_out_of_the_reload(con, settings, catalog):
+    from dataclasses import replace
+    from datetime import datetime, timezone
+
+    from automations import compact
+
+    ds = catalog.get("shop.products")
+    land(ds, "20260101T000000000000Z-a.jsonl", [{"id": 1, "title": "a", "price": 1}])
+    land(ds, "20260101T010000000000Z-b.jsonl", [{"id": 2, "title": "b"}])
+    load.load(con, settings, ds)
+    old = settings.model_copy(update={"accepted_retention_days": 1})
+    assert compact.compact(con, old, ds, now=datetime(2026, 1, 15, tzinfo=timezone.utc)).files == 2
+    again = load.load(con, settings, replace(ds, required=(*ds.required, "price")))
+    assert again.reloaded and again.rows == 1
+    assert con.execute(f"select id from {load.raw_table(ds)}").fetchall() == [(1,)]
+
+
+def test_rescued_columns_of_csv_files_that_differ_only_in_case_stay_each_files_own(con, settings, catalog):
+    from dataclasses import replace
+
+    ds = replace(catalog.get("fx.rates"), rescue=True)
+    ds.accepted_path.mkdir(parents=True)
+    (ds.accepted_path / "20260101T000000000000Z-a.csv").write_text("day,currency,rate,x\n2026-01-01,EUR,1.1,7\n")
+    (ds.accepted_path / "20260102T000000000000Z-b.csv").write_text("day,currency,rate,X\n2026-01-02,USD,1.0,9\n")
+    load.load(con, settings, ds)
+    assert con.execute(f"select currency, _rescued::varchar from {load.raw_table(ds)} order by day").fetchall() == [
+        ("EUR", '{"x":7}'),
+        ("USD", '{"X":9}'),
+    ]

@@ -54,7 +54,7 @@ def test_a_rescue_dataset_reads_the_objects_once_more_for_what_it_keeps(sensor, 
     assert got == [(1, '{"colour":"red"}'), (2, '{"size":3}')]
 
 
-@pytest.mark.parametrize("change", ["declare colour", "drop price"])
+@pytest.mark.parametrize("change", ["declare colour", "drop price", "reader option"])
 def test_a_judgement_against_another_declaration_is_not_trusted(sensor, settings, catalog, change):
     ds = catalog.get("shop.products")
     path = ds.path / "a.jsonl"
@@ -70,6 +70,9 @@ def test_a_judgement_against_another_declaration_is_not_trusted(sensor, settings
     if change == "declare colour":
         changed = replace(ds, columns=(*ds.columns, "colour"), column_types=(*ds.column_types, "varchar"))
         expected = ["size"]
+    elif change == "reader option":  # how the file is read changed, the columns did not
+        changed = replace(ds, location=ds.location.replace("format='auto'", "format='newline_delimited'"))
+        expected = ["colour", "size"]
     else:
         keep = [i for i, c in enumerate(ds.columns) if c != "price"]
         changed = replace(
@@ -80,3 +83,15 @@ def test_a_judgement_against_another_declaration_is_not_trusted(sensor, settings
     with duckdb.connect(str(settings.state_dir / "w.duckdb")) as con:
         load.load(con, settings, changed)
         assert load.history(con, changed.file_id(accepted))[5] == expected
+
+
+def test_a_file_changed_in_the_accepted_area_after_its_judgement_is_read_again(sensor, settings, catalog):
+    ds = catalog.get("shop.products")
+    path = ds.path / "a.jsonl"
+    path.write_bytes(ROWS)
+    assert sensor.process(str(path)) == "accepted"
+    (accepted,) = os.listdir(ds.accepted_path)
+    (ds.accepted_path / accepted).write_bytes(b'{"id": 5, "title": "e", "weight": 2}\n')  # by hand, same name
+    with duckdb.connect(str(settings.state_dir / "w.duckdb")) as con:
+        load.load(con, settings, ds)
+        assert load.history(con, ds.file_id(accepted))[5] == ["weight"]
