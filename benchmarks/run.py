@@ -176,7 +176,9 @@ class _Arm:
 
         from prefect.client.orchestration import get_client
 
-        with sqlite3.connect(self.settings.state_dir / "ledger.sqlite") as db:
+        from landing.ledger import ledger_path
+
+        with sqlite3.connect(ledger_path(self.settings.state_dir)) as db:
             recorded, sent = db.execute(
                 "select created_at, sent_at from outbox where path = ? order by created_at desc limit 1", (dropped,)
             ).fetchone() or (None, None)

@@ -235,11 +235,6 @@ def _screen_sql(ds: Dataset, paths: list[str]) -> str | None:
     )
 
 
-def validate_many(con, ds: Dataset, paths: list[str]) -> dict[str, int | InvalidFile]:
-    """validate_file for many files, in one read when they are all valid (the catch-up of thousands of files)."""
-    return {p: v if isinstance(v, InvalidFile) else v[0] for p, v in judge_many(con, ds, paths).items()}
-
-
 def judge_many(con, ds: Dataset, paths: list[str]) -> dict[str, tuple[int, tuple[str, ...]] | InvalidFile]:
     """Per file: its rows and its undeclared columns (undeclared_columns) if dbt can build it for `ds`, else
     InvalidFile with the reason. A JSON dataset with scalar types is read once for both, however many files (the

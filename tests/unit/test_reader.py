@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from landing.catalog import load_catalog
-from landing.reader import InvalidFile, connect, reader_sql, validate_file, validate_many
+from landing.reader import InvalidFile, connect, judge_many, reader_sql, validate_file
 from landing.settings import REPO_ROOT
 
 
@@ -150,6 +150,11 @@ def test_parquet_good_and_corrupt(catalog, con, tmp_path):
     con.execute(f"copy (select 1 as product_id, 5 as quantity) to '{tmp_path}/no-id.parquet' (format parquet)")
     with pytest.raises(InvalidFile, match="required column 'movement_id' is missing"):
         validate_file(con, ds, f"{tmp_path}/no-id.parquet")
+
+
+def validate_many(con, ds, paths):
+    """judge_many's verdicts, rows only: the sensor's judgement as validate_file gives it for one file."""
+    return {p: v if isinstance(v, InvalidFile) else v[0] for p, v in judge_many(con, ds, paths).items()}
 
 
 def test_many_files_in_one_read_and_each_bad_one_named(catalog, con, tmp_path):

@@ -25,26 +25,37 @@ def test_an_unreachable_server_keeps_the_events_and_backs_off(sensor, settings, 
     assert sensor.outbox.fail_streak == 1 and sum("waiting for the server" in r.message for r in caplog.records) == 1
 
 
-def test_the_outbox_alone_sends_nothing_while_held_and_stops_when_told(settings):
-    """The Outbox on its own: the ledger's events, a wake and a stop; held, it leaves them waiting."""
+def test_the_outbox_alone_sends_nothing_while_held_and_stops_when_told(settings, monkeypatch):
+    """The Outbox on its own: the ledger's events, a wake and a stop; held, it tries no send at all."""
     import threading
+    import time
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from landing.ledger import Ledger, ledger_path
     from sensors.outbox import Outbox
     from sensors.screening import SayOnce
+    from testkit.local import wait_for
 
+    monkeypatch.setenv("PREFECT_API_URL", UNREACHABLE)
     ledger = Ledger(ledger_path(settings.state_dir))
     try:
         event = {"id": "00000000-0000-0000-0000-000000000001", "event": "landing.file.created"}
         ledger.record("/x/a.jsonl", "shop.products", "a" * 64, 1, 1, "pending", event_id=event["id"], event=event)
         box, stop = Outbox(ledger, SayOnce()), threading.Event()
         box.hold = True
-        runner = threading.Thread(target=box.run, args=(stop,))
-        runner.start()
-        box.wake.set()
-        stop.set()
-        box.wake.set()
-        runner.join(5)
+        with temporary_settings(updates={PREFECT_API_URL: UNREACHABLE}):
+            runner = threading.Thread(target=box.run, args=(stop,))
+            runner.start()
+            box.wake.set()
+            time.sleep(0.3)
+            assert box.fail_streak == 0, "held, yet it tried to send"
+            box.hold = False  # released: the next wake tries, and the unreachable server keeps the event waiting
+            box.wake.set()
+            wait_for(lambda: box.fail_streak == 1, 10, "a send to be tried", interval=0.05)
+            stop.set()
+            box.wake.set()
+            runner.join(5)
         assert not runner.is_alive()
         assert [e["id"] for _, e in ledger.due(limit=10, now=float("inf"))] == [event["id"]]
     finally:
