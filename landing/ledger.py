@@ -132,8 +132,8 @@ class Ledger:
 
     def backlog(self, entries) -> "Backlog":
         """Files found in the drop folders, `(ctime_ns, path, size, mtime_ns, settled)` each, narrowed to those the
-        ledger does not know as they are now and kept in a temporary table, so any number of them costs the same
-        memory. Read them back with `Backlog.chunks`, oldest change time first."""
+        ledger does not know as they are now, or knows as accepted (the move is not done), and kept in a temporary
+        table, so any number of them costs the same memory. Read them back with `Backlog.chunks`, oldest change time first."""
         with self._lock:
             self._db.execute(
                 "create temp table if not exists backlog (ctime_ns integer, path text, size integer, "
@@ -143,9 +143,12 @@ class Ledger:
             self._db.execute("begin")
             try:
                 self._db.executemany("insert into backlog values (?, ?, ?, ?, ?)", entries)
+                # a file recorded as accepted but still in its drop folder stays: a crash came between the record
+                # and the move (the screener finds the move to finish), or the same bytes were dropped there again
                 self._db.execute(
                     "delete from backlog where rowid in (select b.rowid from backlog b join files f "
-                    "on f.path = b.path and f.size = b.size and f.mtime_ns = b.mtime_ns)"
+                    "on f.path = b.path and f.size = b.size and f.mtime_ns = b.mtime_ns "
+                    "where f.accepted_path is null)"
                 )
                 self._db.execute("commit")
             except BaseException:

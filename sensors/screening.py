@@ -119,10 +119,23 @@ class Screener:
                 batch.unfinished.append(found)
             else:
                 candidates.append(found)
-        owners = self.ledger.event_owners([c.event_id for c in candidates])
+        known = self.ledger.event_owners([c.event_id for c in candidates])
+        owners = dict(known)
         for c in candidates:
             if inflight is not None and c.event_id in inflight.event_ids and c.event_id not in owners:
                 batch.later.append(c.path)  # decided once the batch in flight is recorded or quarantined
+                continue
+            if known.get(c.event_id) == c.path:  # these bytes were recorded from this very name before
+                rec = records.get(c.path)
+                if rec and rec.accepted_path and rec.sha256 == c.sha256 and not os.path.exists(rec.accepted_path):
+                    batch.unfinished.append(Unfinished(c.path, c.real, rec.accepted_path, c.dataset))
+                else:  # dropped again (cp twice): the first drop's record stays, for `explain` and the loader
+                    self.say(
+                        f"{c.path}:{c.stat.st_mtime_ns}",
+                        f"{c.dataset.name} {os.path.basename(c.path)}: the same content was accepted from this name "
+                        "before; left in place and not announced",
+                    )
+                    batch.decisions[c.path] = "duplicate"
                 continue
             first = owners.setdefault(c.event_id, c.path)  # also catches a duplicate within the batch
             if first != c.path:

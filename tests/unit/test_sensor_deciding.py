@@ -53,3 +53,32 @@ def test_the_decider_alone_carries_out_a_batch_and_announces_once(settings, cata
     assert records["good.jsonl"].undeclared_columns(ds.declared_digest) == ("colour",)
     assert records["bad.jsonl"].status == "quarantined" and records["bad.jsonl"].reason == "no rows"
     assert announced and not good.exists() and not bad.exists()
+
+
+def test_a_move_a_crash_interrupted_is_finished_by_the_next_start_s_scan(sensor, settings):
+    """kill -9 between the ledger's record and the move leaves the file in the drop folder, recorded as it is now:
+    the start-up scan must still pick it up (CI's R1 lost three files this way), and the move finishes once."""
+    path = drop(sensor, "shop.products", "crashed.jsonl", GOOD)
+    ds = sensor.catalog.get("shop.products")
+    original = sensor.decider.accept  # record, then "crash" before the move
+
+    def record_only(good):
+        from sensors import deciding
+
+        moved = deciding.publish
+        deciding.publish = lambda src, dest: None
+        try:
+            return original(good)
+        finally:
+            deciding.publish = moved
+
+    sensor.decider.accept = record_only
+    assert sensor.process(path) == "accepted" and os.path.exists(path)
+    [record] = sensor.ledger.rows()
+    assert record.status == "pending" and not os.path.exists(record.accepted_path)
+    sensor.decider.accept = original
+
+    assert sensor.catch_up() == 1
+    assert not os.path.exists(path) and os.listdir(ds.accepted_path) == [os.path.basename(record.accepted_path)]
+    assert [r.status for r in sensor.ledger.rows()] == ["pending"] and len(outbox(settings)) == 1
+    assert sensor.catch_up() == 0

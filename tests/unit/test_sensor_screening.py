@@ -117,3 +117,18 @@ def test_the_screener_alone_reads_and_identifies_and_leaves_the_work_to_the_deci
     [crashed] = batch.unfinished
     assert isinstance(crashed, Unfinished) and crashed.accepted.endswith("x.jsonl")
     assert sorted(os.listdir(folder)) == [".hidden", "a.jsonl", "b.jsonl", "big.jsonl", "crashed.jsonl"]
+
+
+def test_the_same_bytes_dropped_again_under_the_same_name_are_a_duplicate(sensor, settings):
+    """`cp a.jsonl landing/…/` run twice: the second copy is not accepted or announced again, and the first drop's
+    record (which `explain` and the loader read) stays as it was."""
+    path = drop(sensor, "shop.products", "a.jsonl", GOOD)
+    assert sensor.process(path) == "accepted"
+    [first] = sensor.ledger.rows()
+    for _ in range(2):
+        assert drop(sensor, "shop.products", "a.jsonl", GOOD) == path
+        assert sensor.process(path) == "duplicate"
+    assert sensor.ledger.rows() == [first] and os.path.exists(path) and len(outbox(settings)) == 1
+    assert len(os.listdir(sensor.catalog.get("shop.products").accepted_path)) == 1
+    os.unlink(path)
+    assert sensor.process(drop(sensor, "shop.products", "a.jsonl", GOOD + GOOD)) == "accepted"
