@@ -20,7 +20,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 VENV = REPO / ".canary"
 PACKAGES = ["prefect", "prefect-dbt", "dbt-core", "dbt-duckdb", "duckdb", "watchdog"]
-ALSO = ["pydantic-settings", "pytest"]
+# DuckLake ships a build per DuckDB release: installed with the newest DuckDB, it holds DuckDB at the newest release it
+# has a build for, and the canary says when that is newer than our pin (docs/architecture.md, "The readers' warehouse")
+ALSO = ["pydantic-settings", "pytest", "duckdb-extension-ducklake"]
 
 
 def _bounds() -> dict[str, str]:
@@ -34,6 +36,29 @@ def _bounds() -> dict[str, str]:
 
 def _name(requirement: str) -> str:
     return re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower()
+
+
+def _ducklake_news(pin: str) -> str:
+    """Whether DuckLake has a build for a newer DuckDB than `pin` (pyproject.toml's duckdb requirement)."""
+    found = subprocess.run(
+        [
+            str(VENV / "bin" / "python"),
+            "-c",
+            "import importlib.metadata as m; print(m.version('duckdb'), m.version('duckdb-extension-ducklake'))",
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    if len(found) != 2:
+        return "DuckLake: duckdb-extension-ducklake did not install beside the newest DuckDB; see the error above"
+    duckdb, ducklake = found
+    pinned = pin.split("==")[-1]
+    if ducklake != pinned:
+        return (
+            f"DuckLake: a build for DuckDB {ducklake} is out (we pin {pin}): move duckdb and the duckdb-extension-* "
+            "pins together, with the whole suite and this canary green"
+        )
+    return f"DuckLake: its newest build is still for DuckDB {ducklake}, the release we pin (DuckDB {duckdb} installed)"
 
 
 def main(pins: list[str] = ()) -> int:
@@ -73,6 +98,7 @@ def main(pins: list[str] = ()) -> int:
         print(f"{culprit}: the newest release does not install here ({reason[:160]}); held at {held[culprit]}")
     else:
         return 2
+    print(_ducklake_news(bounds.get("duckdb", "")))
     return subprocess.run(
         [str(VENV / "bin" / "python"), "-m", "tests.unit.test_upstream"],
         cwd=REPO,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 import shutil
 
 import pytest
@@ -83,13 +84,14 @@ def test_zstd_json_and_csv(catalog, con, tmp_path):
             PRODUCT + '{"id": "seven", "title": "b", "price": 2}\n',
             "row 2, column 'id': value '\"seven\"' does not cast to the declared type integer",
         ),
-        ("truncated.jsonl.gz", gzip.compress(PRODUCT.encode() * 50, mtime=0)[:30], "GZIP"),
+        # DuckDB 2.0 says the GZIP stream is cut; 1.5 reads what it holds and says the JSON ends early
+        ("truncated.jsonl.gz", gzip.compress(PRODUCT.encode() * 50, mtime=0)[:30], "GZIP|unexpected end of data"),
     ],
 )
 def test_bad_json_files(catalog, con, tmp_path, name, data, reason):
     with pytest.raises(InvalidFile) as err:
         validate_file(con, catalog.get("dummyjson.products"), write(tmp_path, name, data))
-    assert reason in str(err.value)
+    assert re.search(reason, str(err.value)) if "|" in reason else reason in str(err.value)
 
 
 RATES = "currency,rate_to_usd,as_of\n"
