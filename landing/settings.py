@@ -52,6 +52,17 @@ class Settings(BaseSettings):
         "profile reads). Defaults to <name>.build.duckdb beside the readers' warehouse; keep it on the readers' "
         "filesystem so publishing is a copy and a rename there (a reflink where the filesystem has them).",
     )
+    lake_catalog: str | None = Field(
+        default=None,
+        description="The readers' warehouse is a DuckLake: this is its catalog, a SQLite file (on one machine) or "
+        "`postgres:<libpq connection string>` (machines that share it). dbt writes its models there; each commit is "
+        "a snapshot readers see at once, and no reader ever blocks a build. Defaults to <state_dir>/lake.sqlite.",
+    )
+    lake_data_path: str | None = Field(
+        default=None,
+        description="Where the lake's Parquet files live: a folder, or an s3:// prefix machines share. Defaults to "
+        "<state_dir>/lake/.",
+    )
     warehouse_storage_version: str = Field(
         default="v1.4.0",
         description="The DuckDB storage format a new warehouse file is written in (DuckDB's "
@@ -208,6 +219,24 @@ class Settings(BaseSettings):
         return self.warehouse_path or self.state_dir / "warehouse.duckdb"
 
     @property
+    def lake_catalog_uri(self) -> str:
+        """The lake as DuckDB's ATTACH names it (`ducklake:sqlite:<file>` or `ducklake:postgres:<connection>`)."""
+        catalog = self.lake_catalog or str(self.state_dir / "lake.sqlite")
+        return f"ducklake:{catalog}" if catalog.startswith("postgres:") else f"ducklake:sqlite:{catalog}"
+
+    @property
+    def lake_data(self) -> str:
+        """The lake's data path, ending in a separator as DuckLake wants it."""
+        path = self.lake_data_path or str(self.state_dir / "lake")
+        return path if path.endswith("/") else path + "/"
+
+    @property
+    def build_database(self) -> str:
+        """The name DuckDB gives the build's own file when it opens it (its name up to the first dot): where the raw
+        tables are, as dbt's models name them."""
+        return self.build_warehouse.name.split(".")[0]
+
+    @property
     def build_warehouse(self) -> Path:
         """The DuckDB file dbt writes to; only builds open it."""
         return self.build_warehouse_path or self.warehouse.with_name(
@@ -247,6 +276,9 @@ class Settings(BaseSettings):
             "LANDING_ROOT": str(self.root),
             "LANDING_ACCEPTED_ROOT": str(self.accepted),
             "LANDING_BUILD_WAREHOUSE_PATH": str(self.build_warehouse),
+            "LANDING_BUILD_DATABASE": self.build_database,
+            "LANDING_LAKE": self.lake_catalog_uri,
+            "LANDING_LAKE_DATA_PATH": self.lake_data,
         }
 
     def dbt_env_mismatch(self, environ: Mapping[str, str]) -> str | None:

@@ -12,7 +12,7 @@
   {%- if not execute or relation.external is none -%}
     {{ return(relation) }}
   {%- endif -%}
-  {%- set raw = adapter.get_relation(database=target.database, schema='landing', identifier=source_name ~ '__' ~ table_name) -%}
+  {%- set raw = adapter.get_relation(database=landing_raw_database(), schema='landing', identifier=source_name ~ '__' ~ table_name) -%}
   {%- if raw is not none -%}
     {%- set since = var('landing_new_loads', {}).get(source_name ~ '.' ~ table_name) -%}
     {%- if model.resource_type == 'test' and since is not none -%}
@@ -23,7 +23,13 @@
   {%- if flags.WHICH in ('build', 'run', 'test', 'seed', 'snapshot') -%}
     {{ exceptions.raise_compiler_error("landing." ~ source_name ~ "__" ~ table_name ~ " does not exist in " ~ target.path ~ ": no file of " ~ source_name ~ "." ~ table_name ~ " has been loaded into this warehouse. Builds started by landing load the accepted files before dbt runs: drop a file, or run `landing rebuild " ~ source_name ~ "." ~ table_name ~ "`.") }}
   {%- endif -%}
-  {{ return(api.Relation.create(database=target.database, schema='landing', identifier=source_name ~ '__' ~ table_name)) }}
+  {{ return(api.Relation.create(database=landing_raw_database(), schema='landing', identifier=source_name ~ '__' ~ table_name)) }}
+{% endmacro %}
+
+
+{#- The build's own file, where the loader keeps the raw tables (the models are in the lake, target.database). -#}
+{% macro landing_raw_database() %}
+  {{ return(env_var('LANDING_BUILD_DATABASE', 'main')) }}
 {% endmacro %}
 
 
@@ -80,7 +86,7 @@
 
 {#- The highest load id of its source this model has read (-1: none), as SQL: its row in landing.model_marks. -#}
 {% macro landing_since() -%}
-  (select coalesce(max(high), -1) from landing.model_marks where model = {{ landing_quote(model.unique_id) }})
+  (select coalesce(max(high), -1) from {{ target.database }}.landing.model_marks where model = {{ landing_quote(model.unique_id) }})
 {%- endmacro %}
 
 
@@ -90,12 +96,14 @@
     {{ return('') }}
   {%- endif -%}
   {%- set src = model.sources[0] -%}
-  {%- set raw = adapter.get_relation(database=target.database, schema='landing', identifier=src[0] ~ '__' ~ src[1]) -%}
+  {%- set raw = adapter.get_relation(database=landing_raw_database(), schema='landing', identifier=src[0] ~ '__' ~ src[1]) -%}
   {%- if raw is none -%}
     {{ return('') }}
   {%- endif -%}
-  {{ return('create table if not exists landing.model_marks (model varchar primary key, high bigint); '
-            ~ 'insert or replace into landing.model_marks select ' ~ landing_quote(model.unique_id)
+  {%- set marks = target.database ~ '.landing.model_marks' -%}
+  {#- in the model's own transaction, in the lake beside it: a snapshot holds each model with its mark -#}
+  {{ return('delete from ' ~ marks ~ ' where model = ' ~ landing_quote(model.unique_id) ~ '; '
+            ~ 'insert into ' ~ marks ~ ' select ' ~ landing_quote(model.unique_id)
             ~ ', coalesce(max(_landing_batch), -1) from ' ~ raw) }}
 {% endmacro %}
 
