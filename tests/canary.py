@@ -36,6 +36,30 @@ def _name(requirement: str) -> str:
     return re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower()
 
 
+def _ducklake_news(requirement: str) -> str:
+    """Which DuckDB release PyPI's newest DuckLake build is for (each requires one `duckdb==X`), against our DuckDB
+    requirement: the readers' warehouse moves to DuckLake when both meet (docs/architecture.md, "The readers'
+    warehouse")."""
+    import json
+    import urllib.request
+
+    from packaging.requirements import Requirement
+
+    try:
+        with urllib.request.urlopen("https://pypi.org/pypi/duckdb-extension-ducklake/json", timeout=30) as answer:
+            newest = json.load(answer)["info"]["version"]
+    except (OSError, ValueError, KeyError) as exc:
+        return f"DuckLake: could not ask PyPI for duckdb-extension-ducklake ({exc})"
+    if Requirement(requirement).specifier.contains(newest, prereleases=True):
+        return (
+            f"DuckLake: duckdb-extension-ducklake {newest} is built for DuckDB {newest}, which `{requirement}` allows"
+        )
+    return (
+        f"DuckLake: the newest build is for DuckDB {newest}, outside `{requirement}`: the readers' warehouse waits "
+        "for a build for our DuckDB, or for the pin to move to it (with the whole suite and this canary green)"
+    )
+
+
 def main(pins: list[str] = ()) -> int:
     pinned = {_name(p): p for p in pins}
     unknown = sorted(set(pinned) - set(PACKAGES))
@@ -73,6 +97,7 @@ def main(pins: list[str] = ()) -> int:
         print(f"{culprit}: the newest release does not install here ({reason[:160]}); held at {held[culprit]}")
     else:
         return 2
+    print(_ducklake_news(bounds.get("duckdb", "duckdb")))
     return subprocess.run(
         [str(VENV / "bin" / "python"), "-m", "tests.unit.test_upstream"],
         cwd=REPO,
