@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -132,7 +133,7 @@ class Ledger:
 
     def backlog(self, entries) -> "Backlog":
         """Files found in the drop folders, `(ctime_ns, path, size, mtime_ns, settled)` each, narrowed to those the
-        ledger does not know as they are now, or knows as accepted (the move is not done), and kept in a temporary
+        ledger does not know as they are now, or knows as accepted with the move not done, and kept in a temporary
         table, so any number of them costs the same memory. Read them back with `Backlog.chunks`, oldest change time first."""
         with self._lock:
             self._db.execute(
@@ -143,12 +144,20 @@ class Ledger:
             self._db.execute("begin")
             try:
                 self._db.executemany("insert into backlog values (?, ?, ?, ?, ?)", entries)
-                # a file recorded as accepted but still in its drop folder stays: a crash came between the record
-                # and the move (the screener finds the move to finish), or the same bytes were dropped there again
+                known = (
+                    "select b.rowid, f.accepted_path from backlog b join files f "
+                    "on f.path = b.path and f.size = b.size and f.mtime_ns = b.mtime_ns"
+                )
+                # a file recorded as accepted whose accepted file is missing stays: a crash came between the record
+                # and the move, which the screener finds to finish (rare: checked one by one)
+                done = [
+                    (rowid,)
+                    for rowid, accepted in self._db.execute(known + " where f.accepted_path is not null").fetchall()
+                    if os.path.exists(accepted)
+                ]
+                self._db.executemany("delete from backlog where rowid = ?", done)
                 self._db.execute(
-                    "delete from backlog where rowid in (select b.rowid from backlog b join files f "
-                    "on f.path = b.path and f.size = b.size and f.mtime_ns = b.mtime_ns "
-                    "where f.accepted_path is null)"
+                    f"delete from backlog where rowid in (select rowid from ({known}) where accepted_path is null)"
                 )
                 self._db.execute("commit")
             except BaseException:

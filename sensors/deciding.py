@@ -53,9 +53,21 @@ class Decider:
         """Every decision of the batch but its `later` files, carried out."""
         decisions = dict(batch.decisions)
         for u in batch.unfinished:
-            publish(u.real, u.accepted)
+            try:
+                publish(u.real, u.accepted)
+            except OSError as exc:  # one move that cannot finish never holds up the rest of the batch
+                log.warning(
+                    "%s %s: recorded as accepted, but the move to %s failed (%s); left in place and tried again on "
+                    "the next scan",
+                    u.dataset.name,
+                    Path(u.path).name,
+                    u.accepted,
+                    exc,
+                )
+                decisions[u.path] = "left in place: the move failed"
+                continue
             log.info(
-                "%s %s: accepted as %s (finished after a restart)",
+                "%s %s: accepted as %s (a move a restart interrupted, finished)",
                 u.dataset.name,
                 Path(u.path).name,
                 Path(u.accepted).name,

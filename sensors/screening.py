@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import stat
@@ -11,6 +10,7 @@ from dataclasses import dataclass, field
 from landing.catalog import Catalog, Dataset
 from landing.events import event_id
 from landing.ledger import FileRecord, Ledger
+from landing.reader import digest
 
 log = logging.getLogger("landing.sensor")
 
@@ -192,8 +192,9 @@ class Screener:
                 f"file is {st.st_size} bytes, over the {self.max_file_bytes}-byte cap (LANDING_MAX_FILE_BYTES)",
             )
         try:
-            with open(real, "rb") as fh:
-                digest = hashlib.file_digest(fh, "sha256").hexdigest()
+            sha256, problem = digest(real)  # one read: the hash, and whether a gzip stream is whole
         except OSError as exc:
             return ToQuarantine(path, ds, st, f"unreadable: {exc.strerror}")
-        return Candidate(path, real, ds, st, digest, str(event_id(ds.name, digest)))
+        if problem:
+            return ToQuarantine(path, ds, st, problem)
+        return Candidate(path, real, ds, st, sha256, str(event_id(ds.name, sha256)))

@@ -232,7 +232,12 @@ class Sensor:
                         2 * len(chunk),
                     )
             if flight is not None:
-                self._finish(flight[0], merged(flight[1]))
+                try:
+                    self._finish(flight[0], merged(flight[1]))
+                except Exception:
+                    log.exception(
+                        "unexpected error deciding up to 500 file(s); they are left in place and retried on the next scan"
+                    )
 
     def _scan(self):
         """`(ctime_ns, path, size, mtime_ns, settled)` for each data file in the drop folders, as found."""

@@ -269,7 +269,7 @@ def test_csv_and_parquet_are_dropped_built_and_their_bad_files_quarantined(stack
         "ragged.csv": "line 3 has 4 field(s) where the header has 3",
         "header-only.csv": "no rows",
         "bad-value.csv": "row 1, column 'rate_to_usd': value 'one' does not cast to the declared type double",
-        "truncated.csv.gz": "GZIP",
+        "truncated.csv.gz": "the gzip stream is cut short",
         "corrupt.parquet": "magic bytes",
     }
 

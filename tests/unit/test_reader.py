@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
+import json
 import re
 import shutil
 
@@ -237,3 +239,50 @@ def test_the_batch_screen_only_where_it_reads_like_the_dataset(catalog):
     assert _screen_sql(catalog.get("dummyjson.products"), ["a", "b"]) is not None
     assert _screen_sql(catalog.get("dummyjson.carts"), ["a", "b"]) is None  # a nested type
     assert _screen_sql(catalog.get("finance.exchange_rates"), ["a", "b"]) is None  # CSV
+
+
+def _flushed_gzip(lines: list[bytes]) -> tuple[bytes, int]:
+    """A gzip stream flushed after every line, and where its first half ends: a cut there falls between lines."""
+    import zlib
+
+    deflate, out, half = zlib.compressobj(6, zlib.DEFLATED, 31), b"", 0
+    for i, line in enumerate(lines):
+        out += deflate.compress(line) + deflate.flush(zlib.Z_FULL_FLUSH)
+        if i == len(lines) // 2 - 1:
+            half = len(out)
+    return out + deflate.flush(), half
+
+
+@pytest.mark.parametrize(
+    "case, problem",
+    [
+        ("whole", None),
+        ("two members", None),
+        ("NUL padding", None),
+        ("not gzip", "not a valid gzip stream"),
+        ("cut between lines", "cut short"),
+        ("cut in the trailer", "cut short"),
+        ("garbage after", "not a valid gzip stream"),
+    ],
+)
+def test_digest_hashes_in_one_read_and_finds_a_gzip_file_cut_short(tmp_path, case, problem):
+    """A transfer that stopped leaves a gzip file whose first lines read fine (DuckDB 1.5 loads them without a word):
+    the sensor's one read finds it, and the sha256 is the file's all the same."""
+    from landing.reader import digest
+
+    lines = [json.dumps({"id": i, "title": "t", "price": 1}).encode() + b"\n" for i in range(2000)]
+    whole, half = _flushed_gzip(lines)
+    data = {
+        "whole": whole,
+        "two members": whole + gzip.compress(lines[0]),
+        "NUL padding": whole + b"\0" * 512,
+        "not gzip": b"".join(lines),
+        "cut between lines": whole[:half],
+        "cut in the trailer": whole[:-4],
+        "garbage after": whole + b"junk",
+    }[case]
+    path = tmp_path / "x.jsonl.gz"
+    path.write_bytes(data)
+    sha256, found = digest(str(path), chunk=4096)
+    assert sha256 == hashlib.sha256(data).hexdigest()
+    assert found is None if problem is None else problem in found

@@ -82,3 +82,40 @@ def test_a_move_a_crash_interrupted_is_finished_by_the_next_start_s_scan(sensor,
     assert not os.path.exists(path) and os.listdir(ds.accepted_path) == [os.path.basename(record.accepted_path)]
     assert [r.status for r in sensor.ledger.rows()] == ["pending"] and len(outbox(settings)) == 1
     assert sensor.catch_up() == 0
+
+
+def test_a_move_that_cannot_finish_leaves_its_file_and_never_holds_up_the_scan(sensor, settings):
+    """A recorded file whose move keeps failing (its accepted folder gone) is said and left in place; the scan decides
+    every other file all the same, each time it runs."""
+    import shutil
+
+    ds = sensor.catalog.get("shop.products")
+    stuck = drop(sensor, "shop.products", "stuck.jsonl", GOOD)
+    sensor.ledger.record_many(
+        [
+            dict(
+                path=stuck,
+                dataset=ds.name,
+                sha256="f" * 64,
+                size=os.stat(stuck).st_size,
+                mtime_ns=os.stat(stuck).st_mtime_ns,
+                status="pending",
+                accepted_path=str(settings.root / "gone" / "x.jsonl"),
+            )
+        ]
+    )
+    shutil.rmtree(settings.root / "gone", ignore_errors=True)
+    other = drop(sensor, "shop.products", "other.jsonl", b'{"id": 2, "title": "b", "price": 2.5}\n')
+    assert sensor.catch_up() == 2
+    assert os.path.exists(stuck) and not os.path.exists(other)
+    assert sensor.catch_up() == 1 and os.path.exists(stuck), "tried again on the next scan"
+
+
+def test_the_scan_does_not_read_again_a_file_it_knows_as_accepted(sensor, settings):
+    """`cp -p` of an accepted file back into its folder (the same name, size and mtime): the scan skips it."""
+    path = drop(sensor, "shop.products", "a.jsonl", GOOD)
+    st = os.stat(path)
+    assert sensor.process(path) == "accepted"
+    drop(sensor, "shop.products", "a.jsonl", GOOD)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert sensor.catch_up() == 0 and os.path.exists(path)
