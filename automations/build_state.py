@@ -88,7 +88,7 @@ CANCEL = CancelSwitch()
 def writer_limit_name(settings: Settings) -> str:
     """The Prefect global concurrency limit that admits one dbt build at a time to this warehouse, from any machine:
     the warehouse's file name and a digest of its full path (readable in the UI, distinct per warehouse)."""
-    digest = hashlib.sha256(str(settings.warehouse.resolve()).encode()).hexdigest()[:8]
+    digest = hashlib.sha256(settings.lake_catalog_uri.encode()).hexdigest()[:8]  # machines sharing a lake share it
     return f"warehouse-{settings.warehouse.stem}-{digest}"
 
 

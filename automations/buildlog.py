@@ -43,6 +43,7 @@ class BuildRecord:
     loaded: dict[str, int] = field(
         default_factory=dict
     )  # per dataset, the accepted files this build loaded (read) first
+    snapshot: int | None = None  # the lake's newest snapshot when the build ended: `landing sql --at <build>` reads it
     stages: dict[str, float] = field(
         default_factory=dict
     )  # when the run began ("run"), was ready to load ("prepared"), loaded ("loaded"), dbt ended ("dbt"), readers saw it ("published")

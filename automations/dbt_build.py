@@ -334,37 +334,19 @@ def _load_new_files(settings: Settings, catalog, names: list[str], rebuild: bool
     return loads
 
 
-def _publish_readers(settings: Settings) -> None:
-    """The models are in the lake: readers saw each commit as it was made. Say the build's newest snapshot."""
+def _snapshot(settings: Settings) -> int | None:
+    """The lake's newest snapshot once dbt is done: the build's own last commit (builds of a lake run one at a time)."""
     from landing import lake
 
-    get_run_logger().info("the lake is at snapshot %s", lake.newest_snapshot(settings))
-    return
-    logger = get_run_logger()
     try:
-        done = readers.publish(settings)
-    except OSError as exc:
-        logger.error(
-            "could not publish the readers' warehouse %s from %s: %s. Readers keep the previous build's "
-            "rows until a build publishes; free space or fix permissions there.",
-            settings.warehouse,
-            settings.build_warehouse,
-            exc,
-        )
-        return
-    if done:
-        logger.info(
-            "published the readers' warehouse %s (%.1f MB, %s) in %.3f s",
-            settings.warehouse,
-            done.bytes / 1e6,
-            done.how,
-            done.seconds,
-        )
+        return lake.newest_snapshot(settings)
+    except Exception as exc:  # the catalog unreadable: the build is done all the same
+        get_run_logger().warning("could not read the lake's newest snapshot: %s", exc)
+        return None
 
 
 def _built_tables(settings: Settings, names: list[str]) -> frozenset[str]:
     """Which of the models `names` have a table in the build's file (built at least once)."""
-    import duckdb
 
     from landing import lake
 
@@ -404,6 +386,7 @@ def _run_dbt(
 
         lake.prepare(settings)
         readers.wait_until_free(settings, logger.warning)
+        lake.migrate(settings, say=logger.info)
     except readers.WarehouseHeld as exc:
         record_build(settings, BuildStatus.FAILED, names, and_names, started=started, error=str(exc)[:2000])
         logger.error("%s", exc)
@@ -442,7 +425,6 @@ def _run_dbt(
         release_warehouse()
         if readers.is_lock_error(exc) and not CANCEL.requested.is_set() and not last_try:
             raise TransientBuildError(str(exc)) from exc
-        _publish_readers(settings)  # what the models built before the failure made, as a reader of the file saw it
         _emit_assets(runner, ended)
         if CANCEL.requested.is_set():
             record_build(settings, BuildStatus.CANCELLED, names, and_names, started=started)
@@ -461,6 +443,7 @@ def _run_dbt(
             loaded=loaded,
             failed_nodes=nodes,
             error=str(exc)[:2000],
+            snapshot=_snapshot(settings),  # the models that built before the failure are in the lake
         )
         _publish(settings, catalog, record, files)
         logger.error("dbt build failed for %s; failing nodes: %s", ", ".join(names), ", ".join(nodes) or "see the log")
@@ -470,8 +453,8 @@ def _run_dbt(
         CANCEL.in_dbt.clear()
     stages["dbt"] = time.time()
     release_warehouse()
-    _publish_readers(settings)
-    stages["published"] = time.time()
+    snapshot = _snapshot(settings)
+    stages["published"] = stages["dbt"]  # each model's rows were there for readers when its transaction committed
     _emit_assets(runner, ended)
     record = record_build(
         settings,
@@ -482,6 +465,7 @@ def _run_dbt(
         newest_files=newest,
         loaded=loaded,
         stages=stages,
+        snapshot=snapshot,
         **node_summary(ended),
     )
     _publish(settings, catalog, record, files)

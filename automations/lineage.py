@@ -66,15 +66,17 @@ def artifact_key(names: list[str], and_names: list[str]) -> str:
     return "landing-build-" + re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:80]
 
 
-def rows_per_model(settings: Settings, built_nodes: list[str]) -> dict[str, int | None]:
-    """Rows in each built model's relation, read from the warehouse after the build released it."""
+def rows_per_model(settings: Settings, built_nodes: list[str], snapshot: int | None = None) -> dict[str, int | None]:
+    """Rows in each built model's relation, read from the lake at the build's snapshot (when it has one)."""
     import duckdb
+
+    from landing import lake
 
     models = [n.split(" ", 1)[1] for n in built_nodes if n.startswith(("model ", "seed ", "snapshot "))]
     rows: dict[str, int | None] = {}
     try:
-        con = duckdb.connect(str(settings.warehouse), read_only=True)
-    except duckdb.Error:
+        con = lake.connect(settings, snapshot=snapshot)
+    except (duckdb.Error, lake.NoLake):
         return dict.fromkeys(models)
     with con:
         for model in models:
@@ -113,7 +115,8 @@ def build_markdown(settings: Settings, catalog: Catalog, record: BuildRecord, fi
     if record.built_nodes:
         lines += ["", "## Models", "", "| model | rows |", "|---|---|"]
         lines += [
-            f"| {m} | {'?' if n is None else n} |" for m, n in rows_per_model(settings, record.built_nodes).items()
+            f"| {m} | {'?' if n is None else n} |"
+            for m, n in rows_per_model(settings, record.built_nodes, record.snapshot).items()
         ]
     if record.failed_nodes:
         lines += ["", "## Failed", ""] + [f"- {n}" for n in record.failed_nodes]

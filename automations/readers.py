@@ -161,8 +161,8 @@ def wait_until_free(settings: Settings, say=log.warning) -> float:
                 seen = (current.pid, current.command)
                 say(
                     f"the build's warehouse {current.describe()}; waiting up to {settings.lock_wait_seconds:.0f} s "
-                    "for it to close (readers belong on the readers' warehouse "
-                    f"{settings.warehouse}, opened read-only)"
+                    "for it to close (readers belong on the lake "
+                    f"{settings.lake_catalog_uri}: `landing sql`)"
                 )
                 tmp = note.with_suffix(".tmp")
                 tmp.write_text(json.dumps({**asdict(current), "lock_wait_seconds": settings.lock_wait_seconds}))
@@ -172,7 +172,8 @@ def wait_until_free(settings: Settings, say=log.warning) -> float:
                 raise WarehouseHeld(
                     f"{current.describe()} and stayed held for {waited:.0f} s, so dbt could not write it. Close that "
                     f"connection (or stop pid {current.pid}); the next file, or `landing-reconcile`, builds again. "
-                    f"People and tools should read {settings.warehouse}, read-only: it never blocks a build."
+                    f"People and tools should read the lake {settings.lake_catalog_uri} (`landing sql`): it never "
+                    "blocks a build."
                     if current.pid
                     else f"{current.describe()} for {waited:.0f} s, so dbt could not write it: close the other connection."
                 )

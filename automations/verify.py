@@ -1,10 +1,10 @@
 """`landing verify` and the `landing-verify` deployment: do the incremental builds hold what a full build makes?
 
-The models downstream of the datasets are built from scratch (`dbt run --full-refresh`) in a scratch copy of the
-readers' warehouse (the published snapshot) under `<state>/verify/`, after a copy of their live rows is kept in the
-same file; each model's live rows and full-build rows are then compared both ways with EXCEPT ALL, over the columns
-they share. Neither the readers' warehouse nor the build's own file is written, and no writer slot is taken: a
-verification never blocks a build or a reader.
+The models downstream of the datasets are built from scratch (`dbt run --full-refresh`) into a scratch lake under
+`<state>/verify/`, from a copy of the build's raw tables taken with the writer's lock held for the copy only, beside a
+copy of their live rows from the lake at the same moment; each model's live rows and full-build rows are then compared
+both ways with EXCEPT ALL, over the columns they share. Neither the lake nor the build's own file is written: a
+verification holds a build up for the copy at most, and never a reader.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from automations import lineage, readers
 from automations.build_state import release_warehouse
 from automations.names import VERIFY_FLOW
 from landing.catalog import Catalog, CatalogError, UnknownDatasetError, load_catalog
+from landing import lake
 from landing.events import verify_failed
 from landing.settings import Settings, environment
 
@@ -176,12 +177,12 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _columns(con, schema: str, table: str) -> dict[str, str]:
+def _columns(con, catalog: str, schema: str, table: str) -> dict[str, str]:
     return dict(
         con.execute(
-            "select column_name, data_type from information_schema.columns where table_catalog = current_database() "
+            "select column_name, data_type from information_schema.columns where table_catalog = ? "
             "and table_schema = ? and table_name = ? order by ordinal_position",
-            [schema, table],
+            [catalog, schema, table],
         ).fetchall()
     )
 
@@ -190,24 +191,28 @@ def _shown(value) -> str:
     return "null" if value is None else str(value)
 
 
-def keep_live(con, chosen: list[Target]) -> list[Target]:
-    """Copy the live rows of each model that has a table into the LIVE schema; the models copied."""
+def keep_live(con, chosen: list[Target], source: str = "live") -> list[Target]:
+    """Copy the live rows of each model that has a table in the attached lake `source` into the LIVE schema of the
+    connection's own database; the models copied."""
     present = set(
         con.execute(
-            "select table_schema, table_name from information_schema.tables where table_catalog = current_database()"
+            "select table_schema, table_name from information_schema.tables where table_catalog = ?", [source]
         ).fetchall()
     )
     kept = [t for t in chosen if (t.schema, t.identifier) in present]
     con.execute(f"create schema {LIVE}")
     for t in kept:
-        con.execute(f"create table {LIVE}.{_ident(t.live)} as select * from {_ident(t.schema)}.{_ident(t.identifier)}")
+        con.execute(
+            f"create table {LIVE}.{_ident(t.live)} as select * from {source}.{_ident(t.schema)}.{_ident(t.identifier)}"
+        )
     return kept
 
 
 def compare(con, target: Target) -> Check:
     """The model's live rows against its full build, both ways (EXCEPT ALL, so duplicates count), over the columns both
     have except the bookkeeping ones; a column whose type changed is compared as text."""
-    live, full = _columns(con, LIVE, target.live), _columns(con, target.schema, target.identifier)
+    here = con.execute("select current_database()").fetchone()[0]
+    live, full = _columns(con, here, LIVE, target.live), _columns(con, "lake", target.schema, target.identifier)
     common = [c for c in full if c in live and not c.startswith(BOOKKEEPING)]
     only = [
         f"{side}: {', '.join(cs)}"
@@ -218,7 +223,7 @@ def compare(con, target: Target) -> Check:
         if cs
     ]
     live_table = f"{LIVE}.{_ident(target.live)}"
-    full_table = f"{_ident(target.schema)}.{_ident(target.identifier)}"
+    full_table = f"lake.{_ident(target.schema)}.{_ident(target.identifier)}"
     rows = con.execute(f"select count(*) from {full_table}").fetchone()[0]
     if not common:
         live_rows = con.execute(f"select count(*) from {live_table}").fetchone()[0]
@@ -312,40 +317,54 @@ def _remove_abandoned(base: Path) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def _copy_consistent(settings: Settings, scratch: Settings) -> int | None:
+    """The build's own file (its raw tables) copied into the scratch folder, and the lake's snapshot at that moment:
+    taken with the writer's lock held for the copy only, so the raw rows and the live models belong together."""
+    from automations.build_state import warehouse_lock
+
+    with warehouse_lock(settings):
+        readers.wait_until_free(settings)
+        readers._clone_or_copy(settings.build_warehouse, scratch.build_warehouse)  # a reflink where it can
+        wal = settings.build_warehouse.with_name(settings.build_warehouse.name + ".wal")
+        if wal.exists():
+            shutil.copyfile(wal, scratch.build_warehouse.with_name(scratch.build_warehouse.name + ".wal"))
+        return lake.newest_snapshot(settings)
+
+
 def verify(settings: Settings, datasets: list[str] | None = None, out=print) -> Verification:
-    """Build the models downstream of `datasets` (every landing dataset when none) from scratch in a scratch copy of
-    the readers' warehouse, compare each with its live rows, say a line per model through `out` and record the result
-    in the state folder. UnknownDatasetError for a dataset the dbt project does not define, NothingBuilt when the
-    readers' warehouse does not exist yet; a verification that could not finish is returned with its error."""
+    """Build the models downstream of `datasets` (every landing dataset when none) from scratch in a scratch lake, from
+    a copy of the build's raw tables, compare each with its live rows in the lake at the same moment, say a line per
+    model through `out` and record the result in the state folder. UnknownDatasetError for a dataset the dbt project
+    does not define, NothingBuilt before the first build; a verification that could not finish is returned with its
+    error."""
     catalog = load_catalog(settings)
     names = sorted({catalog.get(n).name for n in datasets}) if datasets else sorted(catalog.datasets)
-    if not settings.warehouse.exists():
+    if not lake.exists(settings) or not settings.build_warehouse.exists():
         raise NothingBuilt(
-            f"nothing is built yet: the readers' warehouse {settings.warehouse} does not exist. Start the stack "
-            "(`make up`) and drop a file into a dataset's folder (`landing status` lists the datasets); once its "
-            "build has published the warehouse, verify again"
+            f"nothing is built yet: the lake {settings.lake_catalog_uri} does not exist. Start the stack "
+            "(`make up`) and drop a file into a dataset's folder (`landing status` lists the datasets); once it is "
+            "built, verify again"
         )
     result = Verification(names)
     base = settings.state_dir / "verify"
     _remove_abandoned(base)
     work = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=base))
-    # the build's file name, in a folder of its own: dbt names the database after the file, so the models' SQL is the
-    # builds' own
+    # the build's file name, in a folder of its own: dbt names the raw tables' database after the file, so the models'
+    # SQL is the builds' own; the full build writes a lake of its own there
     scratch = settings.model_copy(
         update={
             "state_dir": work,
-            "warehouse_path": work / settings.warehouse.name,
             "build_warehouse_path": work / settings.build_warehouse.name,
+            "lake_catalog": str(work / "lake.sqlite"),
+            "lake_data_path": str(work / "lake"),
         }
     )
     started = time.monotonic()
     try:
         import duckdb
 
-        readers._clone_or_copy(settings.warehouse, scratch.build_warehouse)  # a reflink where the filesystem can
-        wal = settings.warehouse.with_name(settings.warehouse.name + ".wal")
-        if wal.exists():  # never beside a published file; beside one from before the two files, maybe
-            shutil.copyfile(wal, scratch.build_warehouse.with_name(scratch.build_warehouse.name + ".wal"))
+        snapshot = _copy_consistent(settings, scratch)
+        lake.prepare(scratch)
         with _dbt_reads(scratch):
             manifest = lineage.parsed_project(scratch, work / "dbt-logs", keep=False)
             if manifest is None:
@@ -354,18 +373,22 @@ def verify(settings: Settings, datasets: list[str] | None = None, out=print) -> 
                 )
             chosen = targets(catalog, manifest.nodes, names)
             with duckdb.connect(str(scratch.build_warehouse)) as con:
+                lake.install(con)
+                con.execute(lake.attach_sql(settings, snapshot=snapshot).replace(" as lake ", " as live "))
                 kept = keep_live(con, chosen)
             result.not_built = [t.name for t in chosen if t not in kept]
             for name in result.not_built:
                 out(f"skip {name}: not built yet")
             if kept:
                 out(
-                    f"verify    {len(kept)} model(s) downstream of {', '.join(names)}: built from scratch in a copy "
-                    f"of {settings.warehouse}, compared with their live rows"
+                    f"verify    {len(kept)} model(s) downstream of {', '.join(names)}: built from scratch, compared "
+                    f"with their live rows in the lake at snapshot {snapshot}"
                 )
                 _full_build(scratch, manifest, [t.name for t in kept])
         release_warehouse()  # dbt's handle on the scratch copy, before this process opens it again
         with duckdb.connect(str(scratch.build_warehouse)) as con:
+            lake.install(con)
+            con.execute(lake.attach_sql(scratch))
             for target in kept:
                 check = compare(con, target)
                 result.checks.append(check)
@@ -436,8 +459,8 @@ def landing_verify(datasets: list[str] | None = None, settings: Settings | None 
         raise VerifyError(result.error)
     if result.differing:
         logger.error(
-            "the readers' warehouse %s differs from a full build in %s: %s",
-            settings.warehouse,
+            "the lake %s differs from a full build in %s: %s",
+            settings.lake_catalog_uri,
             ", ".join(c.model for c in result.differing),
             summary(result),
         )

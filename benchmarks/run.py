@@ -23,6 +23,7 @@ from pathlib import Path
 import sensors as sensor_command
 from landing.catalog import load_catalog
 from landing.settings import REPO_ROOT, Settings
+from landing import lake
 from testkit.dummyjson_fake import DummyJSONServer
 from testkit.local import PrefectServer
 from testkit.dummyjson_fake import product_rows
@@ -704,7 +705,6 @@ def b9_mart(base: Path, sizes: list[int], reps: int = 3, carts: int = 10) -> dic
     """The mart `cart_lines_enriched` (a table, rebuilt whole when it runs) after one new carts file, with each of
     `sizes` carts files already landed, every file a snapshot of the same `carts` carts (as DummyJSON's export is):
     its cost follows the current cart lines, not the files landed. Median of `reps` builds of carts and the mart."""
-    import duckdb
 
     from automations.dbt_build import dbt_build
 
@@ -774,7 +774,7 @@ def b9_mart(base: Path, sizes: list[int], reps: int = 3, carts: int = 10) -> dic
             land(landed + 1)
             samples.append(build())
         figures[f"{size}_s"] = round(statistics.median(samples), 2)
-        with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        with lake.connect(settings) as con:
             figures[f"{size}_mart_rows"] = con.execute("select count(*) from cart_lines_enriched").fetchone()[0]
             t0 = time.time()
             con.execute("create temp table again as select * from cart_lines_enriched").fetchall()

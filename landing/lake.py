@@ -139,3 +139,100 @@ def newest_snapshot(settings: Settings) -> int | None:
                 return None
     with connect(settings) as con:
         return con.execute("select max(snapshot_id) from lake.snapshots()").fetchone()[0]
+
+
+def migrate(settings: Settings, say=print) -> list[str]:
+    """Upgrade in place, once: a warehouse from before the lake (models in the build's own DuckDB file, published by
+    copy) has its models and their marks moved into the lake in one transaction, then dropped from the build's file;
+    the old readers' copy is removed. The raw tables and the load history stay in the build's file. Returns the
+    tables moved (none when there was nothing to move). Call it with the writer's slot held, before dbt."""
+    import duckdb
+
+    build = settings.build_warehouse
+    if not build.exists():
+        return []
+    with duckdb.connect(str(build)) as con:
+        install(con, _extensions(settings))
+        con.execute(attach_sql(settings, read_only=False))
+        mine = settings.build_database
+        tables = [
+            name
+            for (name,) in con.execute(
+                "select table_name from duckdb_tables() where database_name = ? and schema_name = 'main' "
+                "order by table_name",
+                [mine],
+            ).fetchall()
+        ]
+        has_marks = con.execute(
+            "select count(*) from duckdb_tables() where database_name = ? and schema_name = 'landing' "
+            "and table_name = 'model_marks'",
+            [mine],
+        ).fetchone()[0]
+        in_lake = con.execute(
+            "select count(*) from duckdb_tables() where database_name = 'lake' and schema_name = 'landing' "
+            "and table_name = 'model_marks'"
+        ).fetchone()[0]
+        if not tables and not has_marks:
+            return []
+        if not in_lake:
+            con.execute("begin")
+            con.execute("create schema if not exists lake.landing")
+            for name in tables:
+                con.execute(f'create table lake.main."{name}" as select * from "{mine}".main."{name}"')
+            if has_marks:
+                con.execute(
+                    f'create table lake.landing.model_marks as select model, high from "{mine}".landing.model_marks'
+                )
+            else:
+                con.execute("create table lake.landing.model_marks (model varchar, high bigint)")
+            con.execute("commit")
+            say(
+                f"moved {len(tables)} model table(s) ({', '.join(tables) or 'none'}) and their marks from {build} into "
+                f"the lake {settings.lake_catalog_uri}: readers read the lake from now on"
+            )
+        con.execute("begin")  # the lake has them (now or from a move a crash interrupted): the old copies go
+        for name in tables:
+            con.execute(f'drop table "{mine}".main."{name}"')
+        if has_marks:
+            con.execute(f'drop table "{mine}".landing.model_marks')
+        con.execute("commit")
+    old = settings.warehouse
+    for stale in (old, old.with_name(old.name + ".wal")):
+        if stale.exists():
+            stale.unlink()
+            say(f"removed {stale}, the copy readers read before the lake: read the lake (`landing sql`)")
+    return tables
+
+
+def cli_line(settings: Settings) -> str:
+    """The one line that opens the lake read-only in the DuckDB CLI (`duckdb-cli` from PyPI, the release DuckDB is
+    pinned at: it finds the extensions the first build installed)."""
+    return f"duckdb -cmd \"ATTACH '{settings.lake_catalog_uri}' AS lake (READ_ONLY); USE lake\""
+
+
+def maintain(settings: Settings, say=print) -> dict:
+    """Keep the lake bounded: inlined rows flushed to Parquet, small files merged, snapshots older than the retention
+    expired, and files no snapshot needs deleted. Run it with the writer's lock held (a build's commit and a merge
+    would conflict); what it did, with the files and bytes before and after."""
+    import time
+
+    started = time.perf_counter()
+    with connect(settings, read_only=False) as con:
+        hours = float(settings.snapshot_retention_hours)
+        con.execute("call ducklake_flush_inlined_data('lake')")
+        con.execute("call ducklake_merge_adjacent_files('lake')")
+        expired = con.execute(
+            f"select count(*) from ducklake_expire_snapshots('lake', older_than => now() - interval '{hours} hours')"
+        ).fetchone()[0]
+        removed = con.execute(
+            "select count(*) from ducklake_cleanup_old_files('lake', cleanup_all => true)"
+        ).fetchone()[0]
+        snapshots = con.execute("select count(*) from lake.snapshots()").fetchone()[0]
+    done = {
+        "expired_snapshots": expired,
+        "removed_files": removed,
+        "snapshots": snapshots,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    say(f"maintained the lake {settings.lake_catalog_uri}: {done}")
+    return done

@@ -63,6 +63,13 @@ class Settings(BaseSettings):
         description="Where the lake's Parquet files live: a folder, or an s3:// prefix machines share. Defaults to "
         "<state_dir>/lake/.",
     )
+    snapshot_retention_hours: float = Field(
+        default=168.0,
+        ge=0,
+        description="How long the lake keeps a snapshot readers can go back to (`landing sql --at`, `landing "
+        "rollback`). Maintenance (the landing-maintain deployment) expires older ones, folds small files into larger "
+        "ones and deletes files no snapshot needs, so the lake's files and disk stay bounded however many builds run.",
+    )
     warehouse_storage_version: str = Field(
         default="v1.4.0",
         description="The DuckDB storage format a new warehouse file is written in (DuckDB's "

@@ -36,6 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     sql.add_argument("query", nargs="*", help="SQL to run, for example: select count(*) from stage_dummyjson__products")
     sql.add_argument("--csv", action="store_true", help="print results as CSV (with a header) instead of a table")
+    sql.add_argument(
+        "--at",
+        metavar="BUILD_OR_TIME",
+        help="query the warehouse as it was: after a build (its flow run id, 8 characters or more), at a snapshot "
+        "number, or at a time (2026-12-06T14:00, UTC)",
+    )
     rebuild = sub.add_parser(
         "rebuild",
         help="load a dataset again from its accepted files and build its models from "
@@ -93,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sql":
         from ops.sql import sql
 
-        return sql(" ".join(args.query), csv=args.csv)
+        return sql(" ".join(args.query), csv=args.csv, at=args.at)
     if args.command in ("rebuild", "replay"):
         from ops import maintain
 

@@ -11,6 +11,7 @@ from landing.contract import write_atomically
 from automations import buildlog
 from automations.buildlog import BuildStatus
 from landing.settings import REPO_ROOT, Settings
+from landing import lake
 
 
 def demo(settings: Settings | None = None, timeout: float = 180, out=print) -> int:
@@ -111,8 +112,8 @@ def unique_copy(sample, stamp: str) -> tuple[bytes, int]:
 def _print_counts(settings: Settings, catalog, out) -> None:
     import duckdb
 
-    # the readers' warehouse: a build never holds it, so this never waits
-    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+    # the lake: a build never holds it, so this never waits
+    with lake.connect(settings) as con:
         out(f"{'model':<40} rows")
         for name in sorted(catalog.models):
             try:
@@ -120,7 +121,7 @@ def _print_counts(settings: Settings, catalog, out) -> None:
             except duckdb.Error:
                 n = "not built"
             out(f"{name:<40} {n}")
-    out(f"query it: `landing sql`, or `duckdb -readonly {settings.warehouse}`")
+    out(f"query it: `landing sql`, or {lake.cli_line(settings)}")
 
 
 if __name__ == "__main__":

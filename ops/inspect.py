@@ -19,6 +19,7 @@ from landing.contract import QUARANTINE_DIR as QUARANTINE
 from landing.events import FILE_REJECTED, dataset_resource_id
 from landing.ledger import Ledger, ledger_path
 from landing.settings import Settings
+from landing import lake
 
 
 def _fmt_time(ts: float | None) -> str:
@@ -117,10 +118,10 @@ def _drift_status(settings: Settings, catalog: Catalog, out) -> None:
 
     from automations.load import drift
 
-    if not settings.warehouse.exists():
+    if not lake.exists(settings):
         return
     try:
-        with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        with lake.connect(settings) as con:
             found = drift(con)
     except duckdb.Error:
         return
@@ -136,15 +137,15 @@ def _warehouse_status(settings: Settings, out) -> None:
     """Where readers read and when it was last published; a build waiting for its own file, and who holds it."""
     from automations.readers import read_waiting
 
-    wh = settings.warehouse
-    if wh.exists():
-        st = wh.stat()
+    from landing import lake
+
+    snapshot = lake.newest_snapshot(settings)
+    if snapshot is not None:
         out(
-            f"readers' warehouse {wh} (published {_fmt_time(st.st_mtime)}, {st.st_size / 1e6:.1f} MB): "
-            f"`landing sql`, or `duckdb -readonly {wh}`"
+            f"readers' warehouse the lake {settings.lake_catalog_uri}, snapshot {snapshot}: `landing sql`, or {lake.cli_line(settings)}"
         )
     else:
-        out(f"readers' warehouse {wh}: nothing built yet")
+        out(f"readers' warehouse the lake {settings.lake_catalog_uri}: nothing built yet")
     waiting = read_waiting(settings)
     if waiting:
         who = f"pid {waiting['pid']} ({waiting['command']})" if waiting.get("pid") else "another process"
@@ -221,11 +222,10 @@ async def _explain(target: str, settings: Settings, catalog: Catalog, root: Path
 def _loaded_line(settings: Settings, catalog: Catalog, accepted_path: str) -> str:
     """Whether the accepted file is loaded into the warehouse, by which run and with how many rows (the load history
     in the readers' warehouse)."""
-    import duckdb
 
     from automations.load import history
 
-    if not settings.warehouse.exists():
+    if not lake.exists(settings):
         return "loaded    not yet: nothing is built yet"
     # by its accepted folder and name, wherever the landing folder is mounted now (the ledger keeps the path it had)
     folder = str(Path(accepted_path).parent)
@@ -234,7 +234,7 @@ def _loaded_line(settings: Settings, catalog: Catalog, accepted_path: str) -> st
     )
     if ds is None:
         return "loaded    not yet: it is not in a dataset's accepted folder"
-    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+    with lake.connect(settings) as con:
         row = history(con, ds.file_id(accepted_path))
     if row is None:
         return "loaded    not yet: the next build of its dataset loads it (or it was set aside: see the quarantine)"

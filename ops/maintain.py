@@ -10,6 +10,7 @@ from landing.catalog import load_catalog
 from landing.contract import QUARANTINE_DIR
 from landing.ledger import Ledger, ledger_path
 from landing.settings import Settings
+from landing import lake
 
 LISTED = 20  # files listed by name after a rebuild; the totals cover all
 
@@ -17,7 +18,6 @@ LISTED = 20  # files listed by name after a rebuild; the totals cover all
 def rebuild(dataset: str, settings: Settings | None = None, out=print, timeout: float = 3600) -> int:
     """Run the dbt-build deployment with `rebuild` for `dataset` (a run in the UI), wait for it, and report the rows
     loaded per file."""
-    import duckdb
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL
 
@@ -43,7 +43,7 @@ def rebuild(dataset: str, settings: Settings | None = None, out=print, timeout: 
     if not (run.state and run.state.is_completed()):
         out(f"the rebuild did not complete ({state}): `landing explain` and the run's log in the UI say why")
         return 1
-    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+    with lake.connect(settings) as con:
         rows = con.execute(
             f"select accepted_file, rows from {HISTORY} where dataset = ? order by load_id", [dataset]
         ).fetchall()

@@ -13,10 +13,48 @@ HELP = (
 )
 
 
-def _connect(settings: Settings):
-    import duckdb
+class UnknownPoint(ValueError):
+    """`--at` names no build, snapshot or time the lake knows."""
 
-    return duckdb.connect(str(settings.warehouse), read_only=True)
+
+def snapshot_at(settings: Settings, at: str) -> int:
+    """The lake's snapshot for `--at`: a build (its flow run id, or the first 8 or more characters of it), a snapshot
+    number, or a time (ISO 8601, UTC unless it says otherwise): the newest snapshot at that time."""
+    from datetime import datetime, timezone
+
+    from automations.buildlog import read
+    from landing import lake
+
+    at = at.strip()
+    if at.isdigit():
+        return int(at)
+    try:
+        when = datetime.fromisoformat(at)
+    except ValueError:
+        when = None
+    if when is not None:
+        when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        with lake.connect(settings) as con:
+            found = con.execute(
+                "select max(snapshot_id) from lake.snapshots() where snapshot_time <= ?", [when]
+            ).fetchone()[0]
+        if found is None:
+            raise UnknownPoint(f"the lake has no snapshot at or before {when:%Y-%m-%d %H:%M:%S %Z}")
+        return found
+    builds = [r for r in read(settings.builds_log) if r.flow_run_id and r.snapshot is not None]
+    matches = [r for r in builds if len(at) >= 8 and r.flow_run_id.startswith(at)]
+    if not matches:
+        raise UnknownPoint(
+            f"no build {at!r} in {settings.builds_log}: give a build's flow run id (8 characters or more), a snapshot "
+            "number, or a time such as 2026-12-06T14:00"
+        )
+    return matches[-1].snapshot
+
+
+def _connect(settings: Settings, at: str | None = None):
+    from landing import lake
+
+    return lake.connect(settings, snapshot=None if at is None else snapshot_at(settings, at))
 
 
 def _show(con, statement: str, as_csv: bool, out) -> None:
@@ -50,29 +88,30 @@ def _explain_error(settings: Settings, exc: Exception) -> str:
     text = str(exc).splitlines()[0]
     if "read-only" in text.lower():
         text += (
-            f". The readers' warehouse {settings.warehouse} is a copy published after each build: change "
-            "models in the dbt project, and keep scratch tables in a database of your own (ATTACH ':memory:')"
+            f". The lake {settings.lake_catalog_uri} is opened read-only: change models in the dbt project, and keep "
+            "scratch tables in a database of your own (ATTACH ':memory:' AS scratch)"
         )
     return f"error: {text}"
 
 
-def sql(query: str = "", csv: bool = False, settings: Settings | None = None, out=print, stdin=None) -> int:
+def sql(
+    query: str = "", csv: bool = False, settings: Settings | None = None, out=print, stdin=None, at: str | None = None
+) -> int:
     """Run `query` (or the script on standard input, or an interactive shell on a terminal) on the readers'
     warehouse, read-only; each run opens the newest published build. 1 when a statement failed."""
     import duckdb
 
+    from landing import lake
+
     settings = settings or Settings()
     stdin = stdin or sys.stdin
-    if not settings.warehouse.exists():
-        out(
-            f"nothing built yet: the readers' warehouse {settings.warehouse} appears after the first build. "
-            "Drop a file into a landing folder (`landing status` lists them) or run `landing demo`."
-        )
-        return 1
     try:
-        con = _connect(settings)
+        con = _connect(settings, at)
+    except (lake.NoLake, UnknownPoint) as exc:
+        out(str(exc))
+        return 1
     except duckdb.Error as exc:
-        out(f"error: could not open the readers' warehouse {settings.warehouse}: {exc}")
+        out(f"error: could not open the lake {settings.lake_catalog_uri}: {exc}")
         return 1
     try:
         if query.strip():
@@ -97,7 +136,7 @@ def _run_script(con, script: str, as_csv: bool, settings: Settings, out) -> int:
 
 
 def _shell(con, settings: Settings, as_csv: bool, out, stdin) -> int:
-    out(f"{settings.warehouse}, read-only: the build published at {_published(settings)}; {HELP}")
+    out(f"the lake {settings.lake_catalog_uri}, read-only, at snapshot {_snapshot(con)}; {HELP}")
     try:
         return _loop(con, settings, as_csv, out, stdin)
     finally:
@@ -127,7 +166,7 @@ def _loop(con, settings: Settings, as_csv: bool, out, stdin) -> int:
             if command == ".refresh":
                 con.close()
                 con = _connect(settings)
-                out(f"opened the build published at {_published(settings)}")
+                out(f"at the newest snapshot, {_snapshot(con)}")
             elif command == ".tables":
                 _show(con, "select table_name from information_schema.tables order by 1", as_csv, out)
             else:
@@ -144,7 +183,6 @@ def _loop(con, settings: Settings, as_csv: bool, out, stdin) -> int:
         pending = ""
 
 
-def _published(settings: Settings) -> str:
-    from datetime import datetime, timezone
-
-    return datetime.fromtimestamp(settings.warehouse.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+def _snapshot(con) -> str:
+    found = con.execute("from lake.current_snapshot()").fetchone()
+    return str(found[0]) if found else "?"

@@ -385,9 +385,10 @@ def _banner(settings: Settings, api_url: str) -> None:
             f"credentials:     the API requires basic auth: user:password in {kept} "
             "(the UI asks for it; for the prefect CLI: export PREFECT_API_AUTH_STRING=user:password)"
         )
+    from landing import lake
+
     print(
-        f"warehouse:       {settings.warehouse} (read-only, the newest build: `landing sql`, or "
-        f"`duckdb -readonly {settings.warehouse}`)"
+        f"warehouse:       the lake {settings.lake_catalog_uri} (each build a snapshot: `landing sql`, or {lake.cli_line(settings)})"
     )
     print("landing folders:")
     width = max(map(len, catalog.datasets), default=0) + 1

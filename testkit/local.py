@@ -19,6 +19,7 @@ import automations.serve as build_runner
 from automations import buildlog
 from automations.names import BUILD, MANAGED_TAG, RECONCILE, STALE
 from landing.settings import Settings, environment
+from landing import lake
 from ops import prefect_server
 
 
@@ -187,10 +188,10 @@ def warehouse_row(settings: Settings, sql: str, params: list | tuple = ()) -> tu
     """One row from the warehouse, read-only; None while it is not built yet or a build holds the writer's lock."""
     import duckdb
 
-    if not settings.warehouse.exists():
+    if not lake.exists(settings):
         return None
     try:
-        with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        with lake.connect(settings) as con:
             return con.execute(sql, list(params)).fetchone()
     except duckdb.Error:
         return None

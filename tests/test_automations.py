@@ -17,6 +17,7 @@ from landing.contract import land_rows
 from landing.reader import thread_connection
 from landing.settings import REPO_ROOT, Settings
 from landing.transport import EmitError, send_events
+from landing import lake
 from testkit.dummyjson_fake import load_fixture
 from testkit.local import Served, builds, delete_managed_automations, runs_of, wait_for
 
@@ -42,7 +43,7 @@ def stack(tmp_path_factory, prefect_server):
 def count(settings, sql):
     for _ in range(60):  # a trailing build may hold the single-writer lock for a moment
         try:
-            with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+            with lake.connect(settings) as con:
                 return con.execute(sql).fetchone()[0]
         except duckdb.IOException:
             time.sleep(0.5)

@@ -16,6 +16,7 @@ from automations import compact, load
 from automations.dbt_build import dbt_build
 from landing.catalog import load_catalog
 from landing.settings import Settings
+from landing import lake
 from testkit.local import builds, dbt_environment
 
 TABLES = [
@@ -170,7 +171,7 @@ def test_incremental_builds_equal_a_full_rebuild_after_a_random_sequence_of_file
         settings.root / "_quarantine" / "dummyjson.products" / (bad.rsplit("/", 1)[1] + ".reason.txt")
     ).read_text()
     assert "not_null" in reason and "title" in reason
-    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+    with lake.connect(settings) as con:
         history = con.execute(
             "select accepted_file, count(*), sum(rows) from landing.load_history group by 1"
         ).fetchall()
@@ -219,7 +220,7 @@ def test_a_build_reads_only_the_files_it_has_not_loaded(settings, prefect_server
     with duckdb.connect(str(settings.build_warehouse)) as con:
         assert load.pending(con, ds) == [late]  # a set difference, not "names after the newest"
     build(settings, ["dummyjson.products"])
-    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+    with lake.connect(settings) as con:
         assert con.execute("select count(*) from landing.load_history").fetchone()[0] == 31
         # the late file is older than the one holding product 5: staging keeps the newer one
         assert con.execute("select product_name from stage_dummyjson__products where product_id = 5").fetchone() == (
@@ -246,11 +247,11 @@ def test_an_emptied_cart_loses_its_lines_in_staging_and_the_mart(settings, prefe
     build(settings, ALL[:3], ["cart_lines_enriched"])
     query = "select count(*) from {} where cart_id = 9001"
     lines = ["stage_dummyjson__cart_lines", "cart_lines_enriched"]
-    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+    with lake.connect(settings) as con:
         assert [con.execute(query.format(t)).fetchone()[0] for t in lines] == [2, 2]
     files.write("dummyjson.carts", [{"id": 9001, "userId": 7, "products": []}])  # newer: the cart was emptied
     build(settings, ["dummyjson.carts"])  # the mart, built once all its sources landed, follows carts alone too
-    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+    with lake.connect(settings) as con:
         assert [con.execute(query.format(t)).fetchone()[0] for t in lines] == [0, 0]
 
 
@@ -266,7 +267,7 @@ def test_a_moved_landing_root_loads_nothing_twice_and_the_newer_file_wins(settin
     files.n = 10  # a newer landing time than the first file's
     files.write("dummyjson.products", [{"id": k, "title": f"p{k}", "price": 999.99} for k in (1, 2)])
     build(moved, ["dummyjson.products"])
-    with duckdb.connect(str(moved.warehouse), read_only=True) as con:
+    with lake.connect(moved) as con:
         assert con.execute("select count(*) from landing.load_history").fetchone() == (2,)
         assert con.execute("select count(*) from landing.dummyjson__products").fetchone() == (4,)  # not 6
         assert con.execute("select distinct price::double from stage_dummyjson__products").fetchall() == [(999.99,)]

@@ -18,6 +18,7 @@ from automations.verify import landing_verify, read_record
 from landing.catalog import load_catalog
 from landing.events import VERIFY_FAILED
 from landing.settings import REPO_ROOT, Settings
+from landing import lake
 from ops import inspect
 from testkit.local import dbt_environment, read_events
 
@@ -90,7 +91,7 @@ def test_verify_passes_on_incremental_builds_and_names_a_row_changed_by_hand(set
     assert "1 row(s) only in the live table, 1 only in a full build" in line, differs.stdout
     assert f"sample keys: {CHANGED} (product_id)" in line, differs.stdout
     assert not [p for p in (settings.state_dir / "verify").iterdir()], "the scratch copy is removed"
-    with duckdb.connect(str(settings.warehouse), read_only=True) as con:  # verify never writes the live warehouse
+    with lake.connect(settings) as con:  # verify never writes the live warehouse
         assert con.execute(price).fetchone() == (before + 1,)
         assert not con.execute("select * from information_schema.schemata where schema_name = 'verify_live'").fetchall()
 

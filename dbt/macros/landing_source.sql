@@ -149,3 +149,29 @@
   {{ return('"' ~ name.replace('"', '""') ~ '"') }}
 {%- endmacro %}
 
+
+
+{#-
+  After every build (on-run-end): the load history and the schema drift, which `landing explain` and `landing status`
+  read, copied from the build's own file (which no reader opens) into the lake. The history is append-only: only
+  rows past the lake's newest load id are copied, so a build costs the same after a million files. The drift is a row
+  per dataset and undeclared column: copied whole.
+-#}
+{% macro landing_publish_bookkeeping() %}
+  {%- if not execute -%}{{ return('') }}{%- endif -%}
+  {%- set build = landing_raw_database() -%}
+  {%- set history = adapter.get_relation(database=build, schema='landing', identifier='load_history') -%}
+  {%- if history is none -%}{{ return('') }}{%- endif -%}
+  {%- set lake = target.database -%}
+  {%- set sql -%}
+    create table if not exists {{ lake }}.landing.load_history as select * from {{ history }} limit 0;
+    insert into {{ lake }}.landing.load_history select * from {{ history }}
+      where load_id > (select coalesce(max(load_id), -1) from {{ lake }}.landing.load_history);
+  {%- endset -%}
+  {%- do run_query(sql) -%}
+  {%- set drift = adapter.get_relation(database=build, schema='landing', identifier='schema_drift') -%}
+  {%- if drift is not none -%}
+    {%- do run_query('create or replace table ' ~ lake ~ '.landing.schema_drift as select * from ' ~ drift) -%}
+  {%- endif -%}
+  {{ return('') }}
+{% endmacro %}

@@ -7,10 +7,10 @@ import signal
 import subprocess
 import sys
 
-import duckdb
 
 from automations.dbt_build import dbt_build
 from landing.catalog import load_catalog
+from landing import lake
 from testkit.dummyjson_fake import product_rows
 from testkit.local import builds, dbt_environment, wait_for
 
@@ -44,7 +44,7 @@ def test_kill_9_mid_load_then_a_build_loads_every_file_once(settings, prefect_se
 
     with dbt_environment(settings):  # the next build, after the killed one's slot lease expired
         assert dbt_build(["dummyjson.products"], settings=settings)["status"] == "built"
-    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+    with lake.connect(settings) as con:
         history = con.execute(
             "select count(*), count(distinct accepted_file), sum(rows) from landing.load_history"
         ).fetchone()

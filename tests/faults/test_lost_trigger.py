@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import duckdb
+from landing import lake
 
 from testkit.dummyjson_fake import load_fixture
 from tests.support.sensing import accepted_without_event
@@ -24,7 +24,7 @@ def test_reconcile_builds_what_no_automation_built_and_then_idles(settings, pref
     done = builds(settings)
     assert [b["datasets"] for b in done if b["status"] == "built"] == [["dummyjson.users"]], "built once, then idle"
     assert {r.id for r in runs_of()} == build_runs_before, "no dbt-build deployment run: no automation was involved"
-    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+    with lake.connect(settings) as con:
         got = con.execute(
             "select count(*) from stage_dummyjson__users where first_name like ?", [f"%-{tmp_path.name}"]
         ).fetchone()

@@ -10,12 +10,12 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 
-import duckdb
 
 from automations.apply import apply
 from landing.contract import rows_to_jsonl
 from landing.events import FILE_CREATED
 from landing.ledger import Ledger, ledger_path
+from landing import lake
 from testkit.local import using_server, read_events
 from testkit.dummyjson_fake import DummyJSONServer, load_fixture
 from testkit.local import PrefectServer
@@ -98,7 +98,7 @@ def test_sixty_second_outage_during_an_export_and_a_drop_loses_nothing(settings,
             built = [b["datasets"] for b in builds(settings) if b["status"] == "built"]
             assert sorted(built) == [["dummyjson.products"], ["dummyjson.users"]], builds(settings)
             assert Ledger(ledger_path(settings.state_dir)).pending_count() == 0
-            with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+            with lake.connect(settings) as con:
                 assert con.execute(
                     "select count(*), count(distinct product_id) from stage_dummyjson__products"
                 ).fetchone() == (194, 194)
