@@ -23,6 +23,8 @@ from pathlib import Path
 
 import duckdb
 
+from landing import lake
+
 BYTES_PER_ROW = 14  # an id and two random doubles, as DuckDB stores them (measured)
 BUILDS = 5
 
@@ -53,10 +55,7 @@ def du(path: Path) -> int:
 
 def lake_connection(ext: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(config={"extension_directory": str(ext), "autoinstall_known_extensions": False})
-    for name in ("ducklake", "sqlite_scanner"):
-        module = __import__(f"duckdb_extension_{name}")
-        path = Path(module.__file__).parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
-        con.execute(f"install '{path}'")
+    lake.install(con)  # from the wheels' files, as the product installs them
     return con
 
 
