@@ -3,6 +3,7 @@ Parquet on the local disk), at growing sizes: the cost from a build's commit unt
 whether a reader holding a connection sees it, and the disk used.
 
     uv run python -m benchmarks.warehouse_choice --sizes-mb 100,1000,10000
+    uv run python -m benchmarks.warehouse_choice --builds 10000/100   # maintenance keeps files and disk bounded
 
 Each size: one table of random doubles (they barely compress, so the size on disk is the data), then 5 builds that
 each replace 1,000 keys (an incremental model's delete+insert)."""
@@ -22,6 +23,8 @@ import time
 from pathlib import Path
 
 import duckdb
+
+from landing import lake
 
 BYTES_PER_ROW = 14  # an id and two random doubles, as DuckDB stores them (measured)
 BUILDS = 5
@@ -53,10 +56,7 @@ def du(path: Path) -> int:
 
 def lake_connection(ext: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(config={"extension_directory": str(ext), "autoinstall_known_extensions": False})
-    for name in ("ducklake", "sqlite_scanner"):
-        module = __import__(f"duckdb_extension_{name}")
-        path = Path(module.__file__).parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
-        con.execute(f"install '{path}'")
+    lake.install(con)  # from the wheels' files, as the product installs them
     return con
 
 
@@ -143,15 +143,79 @@ def lake_arm(base: Path, rows: int, ext: Path) -> dict:
     return out
 
 
+def maintenance_arm(base: Path, builds: int, every: int, ext: Path) -> dict:
+    """`builds` small builds (each replaces 100 keys of a 100,000-row table and moves a mark: two commits, as a dbt
+    build of a staging model does), with the lake's maintenance every `every` builds (inlined rows flushed, adjacent
+    files merged, snapshots expired, unneeded files deleted): the files and the disk as the builds go, to show they stay
+    bounded, and what a build and a maintenance cost."""
+    catalog, data = base / "lake.sqlite", base / "lake_data"
+    with sqlite3.connect(catalog) as db:
+        db.execute("pragma journal_mode=wal")
+    con = lake_connection(ext)
+    con.execute(f"attach 'ducklake:sqlite:{catalog}' as lake (data_path '{data}/')")
+    con.execute("create table lake.t as select range as id, random() as a, random() as b from range(100000)")
+    con.execute("create table lake.marks (model varchar, high bigint)")
+    initial = du(data) + catalog.stat().st_size
+    seen, build_s, maintain_s = [], [], []
+    for i in range(builds):
+        started = time.perf_counter()
+        keys = f"{(i * 100) % 100000} and {(i * 100) % 100000 + 99}"
+        con.execute("begin")
+        con.execute(f"delete from lake.t where id between {keys}")
+        con.execute(
+            f"insert into lake.t select range, random(), random() from range({(i * 100) % 100000}, {(i * 100) % 100000 + 100})"
+        )
+        con.execute("commit")
+        con.execute("begin")
+        con.execute("delete from lake.marks")
+        con.execute(f"insert into lake.marks values ('t', {i})")
+        con.execute("commit")
+        build_s.append(time.perf_counter() - started)
+        if (i + 1) % every == 0:
+            started = time.perf_counter()
+            con.execute("call ducklake_flush_inlined_data('lake')")
+            con.execute("call ducklake_merge_adjacent_files('lake')")
+            con.execute("call ducklake_expire_snapshots('lake', older_than => now())")
+            con.execute("call ducklake_cleanup_old_files('lake', cleanup_all => true)")
+            maintain_s.append(time.perf_counter() - started)
+        if (i + 1) in {builds // 10, builds // 2, builds} or (i + 1) == every:
+            files = sum(1 for p in data.rglob("*") if p.is_file())
+            seen.append(
+                {"builds": i + 1, "files": files, "disk_x": round((du(data) + catalog.stat().st_size) / initial, 2)}
+            )
+    assert con.execute("select count(*) from lake.t").fetchone()[0] == 100000
+    con.close()
+    return {
+        "every": every,
+        "as_the_builds_go": seen,
+        "build_s_p50": round(statistics.median(build_s), 4),
+        "build_s_last_1000_p50": round(statistics.median(build_s[-1000:]), 4),
+        "maintenance_s_p50": round(statistics.median(maintain_s), 3) if maintain_s else None,
+        "catalog_mb": round(catalog.stat().st_size / 1e6, 1),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes-mb", default="100,1000,10000")
     parser.add_argument("--arms", default="copy,lake")
+    parser.add_argument(
+        "--builds", default="", help="instead: N small builds with maintenance every M (N/M, e.g. 10000/100)"
+    )
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="warehouse-choice-"))
     ext = work / "extensions"
     lake_connection(ext).close()
     results = {"duckdb": duckdb.__version__, "cpus": os.cpu_count()}
+    if args.builds:
+        builds, every = (int(n) for n in args.builds.split("/"))
+        try:
+            (work / "maintenance").mkdir()
+            results["maintenance"] = maintenance_arm(work / "maintenance", builds, every, ext)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        print(json.dumps(results, indent=1))
+        return
     try:
         for mb in [int(s) for s in args.sizes_mb.split(",")]:
             rows = mb * 1_000_000 // BYTES_PER_ROW

@@ -134,7 +134,8 @@ class Ledger:
     def backlog(self, entries) -> "Backlog":
         """Files found in the drop folders, `(ctime_ns, path, size, mtime_ns, settled)` each, narrowed to those the
         ledger does not know as they are now, or knows as accepted with the move not done, and kept in a temporary
-        table, so any number of them costs the same memory. Read them back with `Backlog.chunks`, oldest change time first."""
+        table, so any number of them costs the same memory. Read them back with `Backlog.chunks`, oldest change time
+        first."""
         with self._lock:
             self._db.execute(
                 "create temp table if not exists backlog (ctime_ns integer, path text, size integer, "

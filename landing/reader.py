@@ -378,34 +378,41 @@ def _diagnose(con, ds: Dataset, path: str, exc: Exception) -> str:
 GZIP_SUFFIXES = (".gz", ".gzip")
 
 
+class _Hashing(io.RawIOBase):
+    """A binary file read through, its bytes hashed as they go by (for a reader that consumes it, such as gzip's)."""
+
+    def __init__(self, fh, sha):
+        self.fh, self.sha = fh, sha
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self.fh.readinto(buffer)
+        self.sha.update(memoryview(buffer)[:n])
+        return n
+
+
 def digest(path: str, chunk: int = 1 << 20) -> tuple[str, str | None]:
     """A file's sha256 and, for a gzip file, what is wrong with its stream (None when whole), from one read. A
     gzip file cut short (a transfer that stopped) must never load part of its rows; DuckDB 1.5 reads such a file up
-    to the cut without an error when the cut falls between lines. Members are checked one after another (`cat a.gz
-    b.gz` is one gzip file); NUL bytes after the last one are ignored, as gzip(1) does."""
+    to the cut without an error when the cut falls between lines. Python's gzip reader decides what is whole: every
+    member (`cat a.gz b.gz` is one gzip file), NUL padding after the last one ignored, as gzip(1) does."""
     sha = hashlib.sha256()
-    inflate = zlib.decompressobj(31) if path.endswith(GZIP_SUFFIXES) else None
-    fed = False  # bytes given to the member being inflated, which has not ended yet
     problem = None
     with open(path, "rb") as fh:
-        while block := fh.read(chunk):
+        if path.endswith(GZIP_SUFFIXES):
+            hashing = _Hashing(fh, sha)
+            try:
+                with gzip.GzipFile(fileobj=io.BufferedReader(hashing, chunk)) as stream:
+                    while stream.read(chunk):
+                        pass
+            except EOFError:
+                problem = "the gzip stream is cut short (the file is truncated): re-send the file whole"
+            except (gzip.BadGzipFile, zlib.error) as exc:
+                problem = f"not a valid gzip stream ({exc}): re-send the file whole"
+        while block := fh.read(chunk):  # what the gzip reader left (all of a file that is not gzip)
             sha.update(block)
-            data = block
-            while inflate is not None and problem is None and data:
-                if not fed and not data.strip(b"\0"):
-                    break  # padding after the last member
-                try:
-                    inflate.decompress(data, chunk)  # in bounded steps: a small file can hold a huge stream
-                except zlib.error as exc:
-                    problem = f"not a valid gzip stream ({exc}): re-send the file whole"
-                    break
-                fed = True
-                if inflate.eof:
-                    data, inflate, fed = inflate.unused_data, zlib.decompressobj(31), False
-                else:
-                    data = inflate.unconsumed_tail
-    if inflate is not None and problem is None and fed:
-        problem = "the gzip stream is cut short (the file is truncated): re-send the file whole"
     return sha.hexdigest(), problem
 
 

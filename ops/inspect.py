@@ -305,6 +305,8 @@ def _explain_file(
             else f"accepted  {record.accepted_path} (landed there by its producer)"
         )
         out(_loaded_line(settings, catalog, record.accepted_path))
+        if record.accepted_path != record.path and os.path.isfile(record.path):
+            out(_here_again(record))
     if record.status == "quarantined":
         moved = record.quarantined_to or str(root / QUARANTINE / dataset)
         out(f"quarantined {moved} (dropped as {record.path})")
@@ -319,6 +321,22 @@ def _explain_file(
     if record.status == "pending":
         out("why       its event waits in the sensor's outbox: the server has not accepted it yet (is it up?)")
     return uuid.UUID(record.event_id) if record.event_id else None
+
+
+def _here_again(record) -> str:
+    """What the file lying at an accepted file's drop path now is: the same bytes again, or new content."""
+    from landing.reader import digest
+
+    try:
+        sha256, _ = digest(record.path)
+    except OSError as exc:
+        return f"now       a file is at {record.path} again, unreadable here ({exc.strerror})"
+    if sha256 == record.sha256:
+        return (
+            f"now       the same bytes were dropped at {record.path} again: a duplicate, left in place and not "
+            "announced (delete it; drop changed content to build again)"
+        )
+    return f"now       {record.path} holds other content since: the sensor decides it as a new file"
 
 
 async def _explain_event(client, event_uuid: uuid.UUID | None, out):

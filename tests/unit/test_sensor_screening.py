@@ -132,3 +132,18 @@ def test_the_same_bytes_dropped_again_under_the_same_name_are_a_duplicate(sensor
     assert len(os.listdir(sensor.catalog.get("shop.products").accepted_path)) == 1
     os.unlink(path)
     assert sensor.process(drop(sensor, "shop.products", "a.jsonl", GOOD + GOOD)) == "accepted"
+
+
+def test_explain_says_a_file_dropped_again_under_its_name_is_a_duplicate_left_in_place(sensor, settings, catalog):
+    from ops.inspect import explain
+
+    path = drop(sensor, "shop.products", "a.jsonl", GOOD)
+    assert sensor.process(path) == "accepted"
+    assert drop(sensor, "shop.products", "a.jsonl", GOOD) == path and sensor.process(path) == "duplicate"
+    lines: list[str] = []
+    explain(path, settings, out=lines.append, catalog=catalog)
+    assert any(line.startswith("now       the same bytes were dropped") for line in lines), lines
+    drop(sensor, "shop.products", "a.jsonl", GOOD + GOOD)  # not yet decided: other content
+    lines.clear()
+    explain(path, settings, out=lines.append, catalog=catalog)
+    assert any("holds other content since" in line for line in lines), lines
