@@ -154,12 +154,42 @@ def interrupt_dbt() -> None:
 
 
 def release_warehouse() -> None:
-    """Close dbt-duckdb's in-process DuckDB handle, so the build's file is whole (checkpointed) to publish and free
-    between builds.
+    """Free the build's own file between builds, and keep dbt-duckdb's in-process DuckDB instance with the lake
+    attached (attaching it, extensions loaded, costs 0.15 to 0.2 s a build): every attached database but the lake is
+    detached; the next build's on-run-start attaches the build's file again. Anything odd closes the instance.
 
     A build in a long-lived process (the warm runner) would otherwise keep the file's write lock.
-    dbt-duckdb keeps the handle in a class attribute and offers no public way to close it.
+    dbt-duckdb keeps the instance in a class attribute and offers no public way to reach or close it.
     """
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:
+        return
+    with DuckDBConnectionManager._LOCK:
+        env = DuckDBConnectionManager._ENV
+        conn = getattr(env, "conn", None)
+        if env is None:
+            return
+        try:
+            if conn is None or getattr(env, "handle_count", 0):
+                raise RuntimeError("a dbt handle is still open")
+            with conn.cursor() as cur:
+                names = [
+                    name
+                    for (name,) in cur.execute(
+                        "select database_name from duckdb_databases() where not internal and database_name "
+                        "not in ('memory', 'lake')"
+                    ).fetchall()
+                ]
+                for name in names:
+                    cur.execute(f'detach "{name}"')
+        except Exception:
+            DuckDBConnectionManager._ENV = None
+            env.close()
+
+
+def close_warehouse() -> None:
+    """Close dbt-duckdb's in-process DuckDB instance (the lake's attachment with it)."""
     try:
         from dbt.adapters.duckdb.connections import DuckDBConnectionManager
     except ImportError:

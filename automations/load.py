@@ -18,7 +18,7 @@ from pathlib import Path
 
 from automations import compact
 from automations.compact import part_id
-from automations.tables import DRIFT, HISTORY, LOAD_MARKS, PARTS, SCHEMA, SEQUENCE
+from automations.tables import DRIFT, HISTORY, LAKE_OUTBOX, LOAD_MARKS, PARTS, SCHEMA, SEQUENCE
 from landing.catalog import Dataset
 from landing.reader import function_name, objects_call, quote_ident, quote_literal, reader_sql, undeclared_columns
 from landing.settings import Settings
@@ -60,8 +60,16 @@ def _history_ddl() -> str:
         f"alter table {HISTORY} add column if not exists compacted_into varchar; "
         f"{compact.parts_ddl()}; "
         f"create table if not exists {DRIFT} (dataset varchar, column_name varchar, files bigint, "
-        "first_file varchar, first_loaded_at timestamptz, last_file varchar, last_loaded_at timestamptz)"
+        "first_file varchar, first_loaded_at timestamptz, last_file varchar, last_loaded_at timestamptz); "
+        f"create table if not exists {LAKE_OUTBOX} (dataset varchar, what varchar)"
     )
+
+
+def note_for_lake(con, dataset: str, what: str) -> None:
+    """Tell the next build's publication to the lake (dbt on-run-end, macros/landing_source.sql) that `dataset`'s
+    history was replaced ("reset"), its drift changed ("drift") or files were compacted ("compacted"): new history
+    rows are copied anyway."""
+    con.execute(f"insert into {LAKE_OUTBOX} values (?, ?)", [dataset, what])
 
 
 def _raw_columns(ds: Dataset) -> list[tuple[str, str]]:
@@ -103,6 +111,7 @@ def _ensure_raw(con, ds: Dataset) -> bool:
     con.execute(f"delete from {LOAD_MARKS} where dataset = ?", [ds.name])
     con.execute(f"delete from {DRIFT} where dataset = ?", [ds.name])
     con.execute(f"delete from {PARTS} where dataset = ?", [ds.name])
+    note_for_lake(con, ds.name, "reset")
     return True
 
 
@@ -504,6 +513,7 @@ def _record_drift(con, ds: Dataset, undeclared: dict[str, tuple[str, ...]]) -> N
         f"from landing_drift n where n.column_name not in (select column_name from {DRIFT} where dataset = ?)",
         [ds.name, ds.name],
     )
+    note_for_lake(con, ds.name, "drift")
 
 
 def drift(con) -> list[tuple[str, list[str], int, object]]:
@@ -601,6 +611,7 @@ def forget(con, ds: Dataset) -> None:
         con.execute(f"delete from {LOAD_MARKS} where dataset = ?", [ds.name])
         con.execute(f"delete from {DRIFT} where dataset = ?", [ds.name])
         con.execute(f"delete from {PARTS} where dataset = ?", [ds.name])
+        note_for_lake(con, ds.name, "reset")
         con.execute("commit")
     except Exception:
         con.execute("rollback")

@@ -10,3 +10,6 @@ PARTS = (
 LOAD_MARKS = (
     f"{SCHEMA}.load_marks"  # a row per dataset: its highest load id, files loaded and newest file (O(1) a build)
 )
+LAKE_OUTBOX = (
+    f"{SCHEMA}.lake_outbox"  # (dataset, what) the lake's copy of the history and drift must take besides new rows
+)

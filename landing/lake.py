@@ -141,39 +141,64 @@ def newest_snapshot(settings: Settings) -> int | None:
         return con.execute("select max(snapshot_id) from lake.snapshots()").fetchone()[0]
 
 
+def _lake_has_tables(settings: Settings) -> bool:
+    """Whether the lake holds any table (read from a SQLite catalog directly: no extension to load)."""
+    catalog = sqlite_catalog(settings)
+    if catalog is not None:
+        if not catalog.exists():
+            return False
+        with sqlite3.connect(f"file:{catalog}?mode=ro", uri=True) as db:
+            try:
+                return bool(db.execute("select count(*) from ducklake_table where end_snapshot is null").fetchone()[0])
+            except sqlite3.OperationalError:  # made, not yet initialised by DuckLake
+                return False
+    with connect(settings) as con:
+        return bool(con.execute("select count(*) from duckdb_tables() where database_name = 'lake'").fetchone()[0])
+
+
 def migrate(settings: Settings, say=print) -> list[str]:
-    """Upgrade in place, once: a warehouse from before the lake (models in the build's own DuckDB file, published by
-    copy) has its models and their marks moved into the lake in one transaction, then dropped from the build's file;
-    the old readers' copy is removed. The raw tables and the load history stay in the build's file. Returns the
-    tables moved (none when there was nothing to move). Call it with the writer's slot held, before dbt."""
+    """Before each build, with the writer's slot held: the build's file and the lake made to agree, at the cost of a
+    look at the build's file when they do.
+
+    - **Upgrade in place, once:** a warehouse from before the lake (models in the build's own DuckDB file, published
+      by copy) has its models and their marks moved into the lake in one transaction, then dropped from the build's
+      file; the old readers' copy is removed. The raw tables and the load history stay in the build's file.
+    - **A build file made anew** (deleted by hand, a new state folder) while the lake has models: the lake's models,
+      marks and bookkeeping were built from load ids the new file no longer has, so they are dropped, in one commit,
+      and this build makes them again from every accepted file. Earlier snapshots keep them for `--at`.
+
+    Returns the tables moved or dropped."""
     import duckdb
 
     build = settings.build_warehouse
-    if not build.exists():
-        return []
+    if not build.exists() or build.stat().st_size == 0:
+        return _drop_stale_lake(settings, say) if _lake_has_tables(settings) else []
+    mine = settings.build_database
     with duckdb.connect(str(build)) as con:
-        install(con, _extensions(settings))
-        con.execute(attach_sql(settings, read_only=False))
-        mine = settings.build_database
         tables = [
             name
             for (name,) in con.execute(
-                "select table_name from duckdb_tables() where database_name = ? and schema_name = 'main' "
-                "order by table_name",
-                [mine],
+                "select table_name from duckdb_tables() where database_name = current_database() "
+                "and schema_name = 'main' order by table_name"
             ).fetchall()
         ]
         has_marks = con.execute(
-            "select count(*) from duckdb_tables() where database_name = ? and schema_name = 'landing' "
-            "and table_name = 'model_marks'",
-            [mine],
+            "select count(*) from duckdb_tables() where database_name = current_database() and schema_name = 'landing' "
+            "and table_name = 'model_marks'"
         ).fetchone()[0]
+        has_history = con.execute(
+            "select count(*) from duckdb_tables() where database_name = current_database() and schema_name = 'landing' "
+            "and table_name = 'load_history'"
+        ).fetchone()[0]
+    if not tables and not has_marks:
+        return [] if has_history or not _lake_has_tables(settings) else _drop_stale_lake(settings, say)
+    with duckdb.connect(str(build)) as con:
+        install(con, _extensions(settings))
+        con.execute(attach_sql(settings, read_only=False))
         in_lake = con.execute(
             "select count(*) from duckdb_tables() where database_name = 'lake' and schema_name = 'landing' "
             "and table_name = 'model_marks'"
         ).fetchone()[0]
-        if not tables and not has_marks:
-            return []
         if not in_lake:
             con.execute("begin")
             con.execute("create schema if not exists lake.landing")
@@ -202,6 +227,25 @@ def migrate(settings: Settings, say=print) -> list[str]:
             stale.unlink()
             say(f"removed {stale}, the copy readers read before the lake: read the lake (`landing sql`)")
     return tables
+
+
+def _drop_stale_lake(settings: Settings, say=print) -> list[str]:
+    """Drop every table of the lake's current snapshot in one commit (see migrate: a build file made anew)."""
+    with connect(settings, read_only=False) as con:
+        tables = con.execute(
+            "select schema_name, table_name from duckdb_tables() where database_name = 'lake' order by all"
+        ).fetchall()
+        con.execute("begin")
+        for schema, name in tables:
+            con.execute(f'drop table lake."{schema}"."{name}"')
+        con.execute("commit")
+    names = [f"{schema}.{name}" for schema, name in tables]
+    say(
+        f"the build's file {settings.build_warehouse} is new while the lake {settings.lake_catalog_uri} has tables "
+        f"built from an earlier one ({', '.join(names)}): dropped them, and this build makes them again from every "
+        "accepted file (earlier snapshots keep them: `landing sql --at`)"
+    )
+    return names
 
 
 def cli_line(settings: Settings) -> str:

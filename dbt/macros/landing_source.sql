@@ -21,15 +21,21 @@
     {{ return(raw) }}
   {%- endif -%}
   {%- if flags.WHICH in ('build', 'run', 'test', 'seed', 'snapshot') -%}
-    {{ exceptions.raise_compiler_error("landing." ~ source_name ~ "__" ~ table_name ~ " does not exist in " ~ target.path ~ ": no file of " ~ source_name ~ "." ~ table_name ~ " has been loaded into this warehouse. Builds started by landing load the accepted files before dbt runs: drop a file, or run `landing rebuild " ~ source_name ~ "." ~ table_name ~ "`.") }}
+    {{ exceptions.raise_compiler_error("landing." ~ source_name ~ "__" ~ table_name ~ " does not exist in " ~ env_var('LANDING_BUILD_WAREHOUSE_PATH', 'the build\'s file') ~ ": no file of " ~ source_name ~ "." ~ table_name ~ " has been loaded into this warehouse. Builds started by landing load the accepted files before dbt runs: drop a file, or run `landing rebuild " ~ source_name ~ "." ~ table_name ~ "`.") }}
   {%- endif -%}
   {{ return(api.Relation.create(database=landing_raw_database(), schema='landing', identifier=source_name ~ '__' ~ table_name)) }}
 {% endmacro %}
 
 
+{#- The build's own file, attached as its name up to the first dot (on-run-start: once per build). -#}
+{% macro landing_attach_build() %}
+  {{ return("attach if not exists '" ~ env_var('LANDING_BUILD_WAREHOUSE_PATH', '/tmp/landing-warehouse.duckdb').replace("'", "''") ~ "' as \"" ~ landing_raw_database() ~ "\"") }}
+{% endmacro %}
+
+
 {#- The build's own file, where the loader keeps the raw tables (the models are in the lake, target.database). -#}
 {% macro landing_raw_database() %}
-  {{ return(env_var('LANDING_BUILD_DATABASE', 'main')) }}
+  {{ return(env_var('LANDING_BUILD_DATABASE', 'landing-warehouse')) }}
 {% endmacro %}
 
 
@@ -153,9 +159,11 @@
 
 {#-
   After every build (on-run-end): the load history and the schema drift, which `landing explain` and `landing status`
-  read, copied from the build's own file (which no reader opens) into the lake. The history is append-only: only
-  rows past the lake's newest load id are copied, so a build costs the same after a million files. The drift is a row
-  per dataset and undeclared column: copied whole.
+  read, copied from the build's own file (which no reader opens) into the lake, in one commit. The history's new rows
+  are those past the lake's newest load id, so a build costs the same after a million files; what else changed is in
+  the build file's landing.lake_outbox (automations/load.py note_for_lake): a dataset's history replaced ("reset"),
+  files compacted ("compacted"), drift ("drift"). The outbox is emptied after the commit; a crash between the two
+  repeats an idempotent copy.
 -#}
 {% macro landing_publish_bookkeeping() %}
   {%- if not execute -%}{{ return('') }}{%- endif -%}
@@ -163,15 +171,41 @@
   {%- set history = adapter.get_relation(database=build, schema='landing', identifier='load_history') -%}
   {%- if history is none -%}{{ return('') }}{%- endif -%}
   {%- set lake = target.database -%}
+  {%- set h = lake ~ '.landing.load_history' -%}
+  {%- set d = lake ~ '.landing.schema_drift' -%}
+  {%- set drift = adapter.get_relation(database=build, schema='landing', identifier='schema_drift') -%}
+  {%- set outbox = adapter.get_relation(database=build, schema='landing', identifier='lake_outbox') -%}
+  {%- set pending = run_query('select distinct what, dataset from ' ~ outbox ~ ' order by all').rows if outbox is not none else [] -%}
+  {%- set reset = [] -%}{%- set compacted = [] -%}{%- set drifted = [] -%}
+  {%- for row in pending -%}
+    {%- do (reset if row[0] == 'reset' else compacted if row[0] == 'compacted' else drifted).append(landing_quote(row[1])) -%}
+  {%- endfor -%}
   {%- set sql -%}
-    create table if not exists {{ lake }}.landing.load_history as select * from {{ history }} limit 0;
-    insert into {{ lake }}.landing.load_history select * from {{ history }}
-      where load_id > (select coalesce(max(load_id), -1) from {{ lake }}.landing.load_history);
+    create table if not exists {{ h }} as select * from {{ history }} limit 0;
+    {%- if drift is not none %}
+    create table if not exists {{ d }} as select * from {{ drift }} limit 0;
+    {%- endif %}
+    begin;
+    insert into {{ h }} select * from {{ history }}
+      where load_id > (select coalesce(max(load_id), -1) from {{ h }});
+    {%- if reset %}
+    delete from {{ h }} where dataset in ({{ reset | join(', ') }});
+    insert into {{ h }} select * from {{ history }} where dataset in ({{ reset | join(', ') }});
+    {%- endif %}
+    {%- if compacted %}
+    update {{ h }} as l set compacted_into = b.compacted_into from {{ history }} as b
+      where l.load_id = b.load_id and l.dataset in ({{ compacted | join(', ') }}) and l.compacted_into is null
+      and b.compacted_into is not null;
+    {%- endif %}
+    {%- if (reset or drifted) and drift is not none %}
+    delete from {{ d }};
+    insert into {{ d }} select * from {{ drift }};
+    {%- endif %}
+    commit;
+    {%- if pending %}
+    delete from {{ outbox }};
+    {%- endif %}
   {%- endset -%}
   {%- do run_query(sql) -%}
-  {%- set drift = adapter.get_relation(database=build, schema='landing', identifier='schema_drift') -%}
-  {%- if drift is not none -%}
-    {%- do run_query('create or replace table ' ~ lake ~ '.landing.schema_drift as select * from ' ~ drift) -%}
-  {%- endif -%}
   {{ return('') }}
 {% endmacro %}

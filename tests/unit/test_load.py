@@ -260,13 +260,17 @@ def test_a_key_spelled_unlike_its_declared_column_is_undeclared_and_rescued_not_
 
 
 def test_explain_finds_the_load_of_a_file_by_its_path_before_the_landing_folder_moved(settings, catalog):
+    from landing import lake
     from ops.inspect import _loaded_line
+    from testkit.local import history_into_lake
 
     ds = catalog.get("shop.products")
     path = land(ds, "20260101T000000000000Z-a.jsonl", [{"id": 1, "title": "a", "price": 1}])
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
-    with duckdb.connect(str(settings.warehouse)) as con:
+    with duckdb.connect(str(settings.build_warehouse)) as con:
         load.load(con, settings, ds)
+    lake.prepare(settings)
+    history_into_lake(settings, settings.build_warehouse)
     old = "/mnt/old-landing/_accepted/shop/products/" + Path(path).name  # what the ledger kept from before a move
     assert _loaded_line(settings, catalog, old).startswith("loaded    1 row(s)")
 

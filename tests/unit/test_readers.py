@@ -147,7 +147,7 @@ def test_a_build_waits_for_a_holder_and_says_who_it_is_while_it_waits(settings):
     done.set()
     watcher.join()
     assert 0.2 < waited < 15
-    assert len(said) == 1 and f"pid {proc.pid}" in said[0] and str(settings.warehouse) in said[0]
+    assert len(said) == 1 and f"pid {proc.pid}" in said[0] and settings.lake_catalog_uri in said[0]
     assert any(w and w["pid"] == proc.pid for w in seen), "landing status had nothing to show while the build waited"
     assert readers.read_waiting(settings) is None  # gone once the build got the file
 

@@ -29,8 +29,8 @@ def test_the_build_writes_its_own_file_beside_the_readers_one(tmp_path):
     assert settings.warehouse == tmp_path / "bi" / "shop.duckdb"
     assert settings.build_warehouse == tmp_path / "bi" / "shop.build.duckdb"  # same filesystem: publish is a rename
     assert (
-        "warehouse" in str((REPO_ROOT / "dbt" / "profiles.yml").read_text())
-        and "LANDING_BUILD_WAREHOUSE_PATH" in (REPO_ROOT / "dbt" / "profiles.yml").read_text()
+        "LANDING_LAKE" in (REPO_ROOT / "dbt" / "profiles.yml").read_text()
+        and "LANDING_BUILD_WAREHOUSE_PATH" in (REPO_ROOT / "dbt" / "macros" / "landing_source.sql").read_text()
     )
 
 

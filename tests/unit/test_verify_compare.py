@@ -51,13 +51,14 @@ def test_the_models_downstream_of_the_datasets_with_their_keys_and_no_views():
 
 
 def scratch(live_rows: str, full_rows: str, columns: str = "id integer, v varchar, _landing_high bigint"):
-    """An in-memory scratch copy: the full build in main.t, the live rows kept in the LIVE schema."""
+    """An in-memory scratch copy: the full build in the scratch lake's main.t, the live rows kept in the LIVE schema."""
     con = duckdb.connect()
+    con.execute("attach ':memory:' as lake")
     con.execute(f"create schema {LIVE}")
-    con.execute(f"create table main.t ({columns})")
+    con.execute(f"create table lake.main.t ({columns})")
     con.execute(f"create table {LIVE}.main__t ({columns})")
     if full_rows:
-        con.execute(f"insert into main.t values {full_rows}")
+        con.execute(f"insert into lake.main.t values {full_rows}")
     if live_rows:
         con.execute(f"insert into {LIVE}.main__t values {live_rows}")
     return con
@@ -96,7 +97,8 @@ def test_without_a_unique_key_the_first_column_and_a_composite_key_as_a_tuple():
 def test_a_column_only_one_side_has_is_named_and_not_compared():
     con = duckdb.connect()
     con.execute(f"create schema {LIVE}")
-    con.execute("create table main.t as select 1 as id, 'new' as added")
+    con.execute("attach ':memory:' as lake")
+    con.execute("create table lake.main.t as select 1 as id, 'new' as added")
     con.execute(f"create table {LIVE}.main__t as select 1::bigint as id")  # and id's type changed: compared as text
     check = compare(con, Target("t", "main", "t", ("id",)))
     assert check.ok and check.note == "only in a full build: added"

@@ -9,7 +9,7 @@ base = Path(tempfile.mkdtemp(prefix="proto-"))
 settings = Settings(root=base / "landing", state_dir=base / "state")
 catalog = load_catalog(settings)
 ds = catalog.get("dummyjson.products")
-ds.accepted_path.mkdir(parents=True)
+ds.accepted_path.mkdir(parents=True, exist_ok=True)
 try:
     from landing import lake
     lake.prepare(settings)
@@ -26,11 +26,12 @@ with environment(settings.dbt_env()):
         (ds.accepted_path / f"20260101T0000{i:02d}000000Z-p{i}.jsonl").write_text(rows)
         load.load_all(settings, [ds])
         t0 = time.perf_counter()
-        res = dbtRunner().invoke(["build", "--select", "source:dummyjson.products+", "--exclude", "test_type:unit", "cart_lines_enriched", "--project-dir", project, "--profiles-dir", project, "--target-path", str(settings.dbt_target_dir), "--log-path", str(base / "logs"), "-q"])
+        res = dbtRunner().invoke(["build", "--select", "source:dummyjson.products+", "--exclude", "test_type:unit", "cart_lines_enriched", "--project-dir", project, "--profiles-dir", project, "--target-path", str(settings.dbt_target_dir), "--log-path", str(base / "logs"), "-q", "--log-level-file", "debug"])
         dt = time.perf_counter() - t0
-        assert res.success, res.exception or [str(r.message) for r in res.result]
+        from automations.build_state import release_warehouse; release_warehouse()
+        import traceback; res.exception and traceback.print_exception(res.exception); assert res.success, res.exception or [str(r.message) for r in res.result]
         times.append(dt)
-print(mode, "dbt build s:", [round(t, 2) for t in times], "median of last 6:", round(statistics.median(times[2:]), 3))
+print(base); print(mode, "dbt build s:", [round(t, 2) for t in times], "median of last 6:", round(statistics.median(times[2:]), 3))
 if mode == "lake":
     con = lake.connect(settings)
     print(con.execute("select count(*) from stage_dummyjson__products").fetchone(), con.execute("select * from landing.model_marks").fetchall())
