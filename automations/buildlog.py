@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from pathlib import Path
 
+from landing.settings import Settings
+
 
 class BuildStatus(str, Enum):
     """How a dbt-build run ended."""
@@ -18,6 +20,7 @@ class BuildStatus(str, Enum):
     FAILED = "failed"
     CANCELLED = "cancelled"  # stopped before it finished (the UI's Cancel, or a stop that outlived its grace)
     RETRYING = "retrying"  # stopped for a reason that is not the data (a lock, the server): the same run tries again
+    ROLLED_BACK = "rolled back"  # the datasets' models put back as an earlier build left them (`landing rollback`)
 
     def __str__(self) -> str:
         return self.value
@@ -44,6 +47,7 @@ class BuildRecord:
         default_factory=dict
     )  # per dataset, the accepted files this build loaded (read) first
     snapshot: int | None = None  # the lake's newest snapshot when the build ended: `landing sql --at <build>` reads it
+    reason: str | None = None  # why it was run, when someone said (a rollback's reason)
     stages: dict[str, float] = field(
         default_factory=dict
     )  # when the run began ("run"), was ready to load ("prepared"), loaded ("loaded"), dbt ended ("dbt"), readers saw it ("published")
@@ -78,3 +82,40 @@ def read(path: Path) -> list[BuildRecord]:
                 BuildRecord(**{k: v for k, v in data.items() if k in _FIELDS} | {"status": BuildStatus(data["status"])})
             )
     return records
+
+
+class UnknownPoint(ValueError):
+    """`--at` names no build, snapshot or time the lake knows."""
+
+
+def snapshot_at(settings: Settings, at: str) -> int:
+    """The lake's snapshot for `--at`: a build (its flow run id, or the first 8 or more characters of it), a snapshot
+    number, or a time (ISO 8601, UTC unless it says otherwise): the newest snapshot at that time."""
+    from datetime import datetime, timezone
+
+    from landing import lake
+
+    at = at.strip()
+    if at.isdigit():
+        return int(at)
+    try:
+        when = datetime.fromisoformat(at)
+    except ValueError:
+        when = None
+    if when is not None:
+        when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        with lake.connect(settings) as con:
+            found = con.execute(
+                "select max(snapshot_id) from lake.snapshots() where snapshot_time <= ?", [when]
+            ).fetchone()[0]
+        if found is None:
+            raise UnknownPoint(f"the lake has no snapshot at or before {when:%Y-%m-%d %H:%M:%S %Z}")
+        return found
+    builds = [r for r in read(settings.builds_log) if r.flow_run_id and r.snapshot is not None]
+    matches = [r for r in builds if len(at) >= 8 and r.flow_run_id.startswith(at)]
+    if not matches:
+        raise UnknownPoint(
+            f"no build {at!r} in {settings.builds_log}: give a build's flow run id (8 characters or more), a snapshot "
+            "number, or a time such as 2026-12-06T14:00"
+        )
+    return matches[-1].snapshot

@@ -26,7 +26,7 @@ from automations.build_state import (
     one_writer,
 )
 from automations.buildlog import BuildRecord, BuildStatus
-from automations.names import BUILD_FLOW, RECONCILE_FLOW, STALE_FLOW
+from automations.names import BUILD_FLOW, MAINTAIN_FLOW, RECONCILE_FLOW, STALE_FLOW
 from landing.catalog import Catalog, load_catalog
 from landing.events import build_failed, dataset_stale
 from landing.settings import Settings
@@ -149,6 +149,8 @@ def _run_name() -> str:
         text += " (all sources)"
     if params.get("rebuild"):
         text += " (rebuild)"
+    if params.get("rollback_to"):
+        text += f" (rollback to {str(params['rollback_to'])[:12]})"
     return f"dbt-build {text}"
 
 
@@ -208,13 +210,17 @@ def dbt_build(
     force: bool = False,
     rebuild: bool = False,
     trailing: bool = False,
+    rollback_to: str | None = None,
+    reason: str | None = None,
     settings: Settings | None = None,
 ) -> dict:
     """Build `source:<dataset>+` for the given datasets with dbt, unless nothing landed and the dbt project did not
     change since their last build; `force` builds anyway (the UI's Run button, with force on). `rebuild` loads every
     accepted file of the datasets again and rebuilds their models from scratch (`landing rebuild`). `trailing` marks
     the run an automation schedules for the close of its window: the warm runner deletes it unstarted when the
-    datasets are up to date, so the UI lists only the builds that had something to do."""
+    datasets are up to date, so the UI lists only the builds that had something to do. `rollback_to` (a build, a
+    snapshot or a time, as `landing sql --at` takes them) puts the datasets' models back as the lake had them then,
+    with `reason` in the build log (`landing rollback`), and builds nothing."""
     stages = {"run": time.time()}
     settings = settings or Settings()
     catalog = load_catalog(settings)
@@ -225,6 +231,8 @@ def dbt_build(
     for attempt in range(settings.transient_retries + 1):
         try:
             with one_writer(settings):
+                if rollback_to is not None:
+                    return _rollback(settings, catalog, names, and_names, rollback_to, reason, marks)
                 current = {n: build_signature(catalog.get(n), settings, catalog.fingerprint) for n in names}
                 skipped = _skip(settings, marks.read(), kind, current, force or rebuild, and_names)
                 if skipped:
@@ -258,6 +266,50 @@ def dbt_build(
             )
             time.sleep(delay)
     return {"status": BuildStatus.BUILT.value, "datasets": names, "and_models": and_names}
+
+
+def _rollback(
+    settings: Settings, catalog: Catalog, names: list[str], and_names: list[str], to: str, reason, marks
+) -> dict:
+    """The datasets' models (tables) and their marks put back as the lake had them at `to`, in one commit; the
+    datasets' build signatures forgotten, so the next file builds them forward again from the raw rows past the
+    marks put back (incremental models stay equal to a full build)."""
+    from landing import lake
+
+    logger = get_run_logger()
+    started = time.time()
+    snapshot = buildlog.snapshot_at(settings, str(to))
+    models = sorted(
+        (m for m in catalog.models.values() if set(m.datasets) & set(names)) or (), key=lambda m: m.name
+    )
+    done = lake.rollback(settings, [m.name for m in models], [m.unique_id for m in models], snapshot)
+    kept = {k: v for k, v in marks.read().items() if not any(k in (ONE + n, ALL + n) for n in names)}
+    marks.write(kept)
+    said = reason or "no reason given"
+    for name, what in done.items():
+        logger.info("%s: %s, as at snapshot %s", name, what, snapshot)
+    record = record_build(
+        settings,
+        BuildStatus.ROLLED_BACK,
+        names,
+        and_names,
+        started=started,
+        built_nodes=sorted(done),
+        snapshot=_snapshot(settings),
+        reason=f"rolled back to {to} (snapshot {snapshot}): {said}",
+    )
+    logger.info(
+        "rolled back %s to %s (snapshot %s): %d table(s) (%s); reason: %s. The next file of %s builds forward from "
+        "there; `landing rebuild` builds from scratch.",
+        ", ".join(names),
+        to,
+        snapshot,
+        len(done),
+        ", ".join(done) or "none had been built",
+        said,
+        ", ".join(names),
+    )
+    return {"status": record.status.value, "datasets": names, "snapshot": snapshot, "tables": done}
 
 
 def _project_changed(built: dict, current: dict[str, str]) -> bool:
@@ -346,19 +398,10 @@ def _snapshot(settings: Settings) -> int | None:
 
 
 def _built_tables(settings: Settings, names: list[str]) -> frozenset[str]:
-    """Which of the models `names` have a table in the build's file (built at least once)."""
-
+    """Which of the models `names` have a table in the lake (built at least once)."""
     from landing import lake
 
-    if not names or not lake.exists(settings):
-        return frozenset()
-    with lake.connect(settings) as con:
-        found = con.execute(
-            "select table_name from information_schema.tables where table_catalog = 'lake' and table_schema = 'main' "
-            "and table_name in (select unnest(?::varchar[]))",
-            [names],
-        ).fetchall()
-    return frozenset(n for (n,) in found)
+    return frozenset(lake.tables(settings) & set(names)) if names else frozenset()
 
 
 def _run_dbt(
@@ -494,6 +537,19 @@ def landing_stale(dataset: str, expected_every_seconds: int, settings: Settings 
     send_events([event])
     get_run_logger().warning("%s is stale: no file within %ss (late by %ss)", dataset, expected_every_seconds, late_by)
     return event["payload"]
+
+
+@flow(name=MAINTAIN_FLOW, flow_run_name="landing-maintain")
+def landing_maintain(settings: Settings | None = None) -> dict:
+    """Keep the lake bounded (landing.lake.maintain), with the writer's slot held: a build waits for it."""
+    from landing import lake
+
+    settings = settings or Settings()
+    if not lake.exists(settings):
+        get_run_logger().info("nothing built yet: the lake %s has nothing to maintain", settings.lake_catalog_uri)
+        return {}
+    with one_writer(settings):
+        return lake.maintain(settings, say=get_run_logger().info)
 
 
 @flow(name=RECONCILE_FLOW, flow_run_name="landing-reconcile")

@@ -9,13 +9,19 @@ from datetime import datetime, timedelta, timezone
 from prefect import serve
 from prefect.client.schemas.schedules import IntervalSchedule
 
-from automations.dbt_build import dbt_build, landing_reconcile, landing_stale
+from automations.dbt_build import dbt_build, landing_maintain, landing_reconcile, landing_stale
 from automations.build_state import STOP_GRACE_SECONDS, up_to_date
-from automations.names import BUILD_DEPLOYMENT, RECONCILE_DEPLOYMENT, STALE_DEPLOYMENT, VERIFY_DEPLOYMENT
+from automations.names import (
+    BUILD_DEPLOYMENT,
+    MAINTAIN_DEPLOYMENT,
+    RECONCILE_DEPLOYMENT,
+    STALE_DEPLOYMENT,
+    VERIFY_DEPLOYMENT,
+)
 from automations.verify import landing_verify
 from landing.settings import Settings
 
-FLOWS = (dbt_build, landing_stale, landing_reconcile)
+FLOWS = (dbt_build, landing_stale, landing_reconcile, landing_maintain)
 # verification runs fall on multiples of their interval after this instant (daily at 03:00 UTC by default), so a
 # restart of the runner neither runs one at once nor postpones the next one
 VERIFY_ANCHOR = datetime(2026, 1, 1, 3, tzinfo=timezone.utc)
@@ -24,6 +30,7 @@ VERIFY_ANCHOR = datetime(2026, 1, 1, 3, tzinfo=timezone.utc)
 def deployments(settings: Settings | None = None) -> list:
     settings = settings or Settings()
     every = timedelta(seconds=settings.reconcile_seconds)
+    maintain = timedelta(seconds=settings.maintain_seconds)
     # anchored half an interval ahead, so starting the runner does not start a reconcile at once
     schedules = [IntervalSchedule(interval=every, anchor_date=datetime.now(timezone.utc) + every / 2)] if every else []
     return [
@@ -43,6 +50,16 @@ def deployments(settings: Settings | None = None) -> list:
             schedules=schedules,
             description=f"Safety net every {settings.reconcile_seconds}s (LANDING_RECONCILE_SECONDS): builds datasets "
             "with files no build has covered yet.",
+        ),
+        landing_maintain.to_deployment(
+            name=MAINTAIN_DEPLOYMENT,
+            tags=["landing", "dbt"],
+            schedules=[IntervalSchedule(interval=maintain, anchor_date=datetime.now(timezone.utc) + maintain / 2)]
+            if maintain
+            else [],
+            description=f"Every {settings.maintain_seconds}s (LANDING_MAINTAIN_SECONDS): keeps the lake bounded "
+            f"(snapshots older than {settings.snapshot_retention_hours:g} h expired, files rewritten and merged, "
+            "unneeded files deleted).",
         ),
     ]
 

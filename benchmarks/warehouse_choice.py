@@ -145,14 +145,21 @@ def lake_arm(base: Path, rows: int, ext: Path) -> dict:
 
 def maintenance_arm(base: Path, builds: int, every: int, ext: Path) -> dict:
     """`builds` small builds (each replaces 100 keys of a 100,000-row table and moves a mark: two commits, as a dbt
-    build of a staging model does), with the lake's maintenance every `every` builds (inlined rows flushed, adjacent
-    files merged, snapshots expired, unneeded files deleted): the files and the disk as the builds go, to show they stay
-    bounded, and what a build and a maintenance cost."""
-    catalog, data = base / "lake.sqlite", base / "lake_data"
-    with sqlite3.connect(catalog) as db:
-        db.execute("pragma journal_mode=wal")
-    con = lake_connection(ext)
-    con.execute(f"attach 'ducklake:sqlite:{catalog}' as lake (data_path '{data}/')")
+    build of a staging model does) on one connection kept open, as the warm runner keeps dbt's, with the product's
+    maintenance (landing.lake.maintain: inlined rows flushed, files with deletes rewritten, adjacent files merged,
+    snapshots past the retention expired, unneeded files deleted) every `every` builds, retention 0: the files, the
+    disk and the writer's memory as the builds go, to show they stay bounded, and what a build and a maintenance
+    cost."""
+    import resource
+
+    from landing import lake
+    from landing.settings import Settings
+
+    settings = Settings(root=base / "landing", state_dir=base / "state", snapshot_retention_hours=0)
+    lake.prepare(settings)
+    data = Path(settings.lake_data)
+    catalog = lake.sqlite_catalog(settings)
+    con = lake.connect(settings, read_only=False)
     con.execute("create table lake.t as select range as id, random() as a, random() as b from range(100000)")
     con.execute("create table lake.marks (model varchar, high bigint)")
     initial = du(data) + catalog.stat().st_size
@@ -172,18 +179,18 @@ def maintenance_arm(base: Path, builds: int, every: int, ext: Path) -> dict:
         con.execute("commit")
         build_s.append(time.perf_counter() - started)
         if (i + 1) % every == 0:
-            started = time.perf_counter()
-            con.execute("call ducklake_flush_inlined_data('lake')")
-            con.execute("call ducklake_merge_adjacent_files('lake')")
-            con.execute("call ducklake_expire_snapshots('lake', older_than => now())")
-            con.execute("call ducklake_cleanup_old_files('lake', cleanup_all => true)")
-            maintain_s.append(time.perf_counter() - started)
+            maintain_s.append(lake.maintain(settings, say=lambda *_: None)["seconds"])
         if (i + 1) in {builds // 10, builds // 2, builds} or (i + 1) == every:
             files = sum(1 for p in data.rglob("*") if p.is_file())
             seen.append(
-                {"builds": i + 1, "files": files, "disk_x": round((du(data) + catalog.stat().st_size) / initial, 2)}
+                {
+                    "builds": i + 1,
+                    "files": files,
+                    "disk_x": round((du(data) + catalog.stat().st_size) / initial, 2),
+                    "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                }
             )
-    assert con.execute("select count(*) from lake.t").fetchone()[0] == 100000
+    assert con.execute("select count(*) from lake.t").fetchall()[0][0] == 100000
     con.close()
     return {
         "every": every,

@@ -73,16 +73,25 @@ def sqlite_catalog(settings: Settings) -> Path | None:
     return Path(uri.removeprefix("ducklake:sqlite:")) if uri.startswith("ducklake:sqlite:") else None
 
 
+def _initialised(catalog: Path) -> bool:
+    if not catalog.exists():
+        return False
+    with sqlite3.connect(f"file:{catalog}?mode=ro", uri=True) as db:
+        return bool(
+            db.execute("select count(*) from sqlite_master where name = 'ducklake_snapshot'").fetchone()[0]
+        )
+
+
 def exists(settings: Settings) -> bool:
     """Whether the lake has been made (by the first build)."""
     catalog = sqlite_catalog(settings)
-    return catalog is None or catalog.exists()
+    return catalog is None or _initialised(catalog)
 
 
 def prepare(settings: Settings) -> None:
     """Before a build: the extensions in DuckDB's extension directory (where dbt's connection, `landing sql` and the
     DuckDB CLI find them), the data folder, and a SQLite catalog in WAL mode (without it, a reader's open transaction
-    makes a build's commit fail once the busy timeout passes)."""
+    makes a build's commit fail once the busy timeout passes), made into a lake the first time."""
     import duckdb
 
     with duckdb.connect() as con:
@@ -90,10 +99,36 @@ def prepare(settings: Settings) -> None:
     if "://" not in settings.lake_data:
         os.makedirs(settings.lake_data, exist_ok=True)
     catalog = sqlite_catalog(settings)
-    if catalog is not None and not catalog.exists():
+    if catalog is not None and not _initialised(catalog):
         catalog.parent.mkdir(parents=True, exist_ok=True)
         with sqlite3.connect(catalog) as db:
             db.execute("pragma journal_mode=wal")
+        connect(settings, read_only=False).close()  # DuckLake makes its tables on the first read-write attach
+
+
+def tables(settings: Settings, schema: str = "main") -> set[str]:
+    """The tables of the lake's newest snapshot in `schema`, read from a SQLite catalog directly (no extension to
+    load: a build asks before dbt), else through DuckDB."""
+    catalog = sqlite_catalog(settings)
+    if catalog is not None:
+        if not _initialised(catalog):
+            return set()
+        with sqlite3.connect(f"file:{catalog}?mode=ro", uri=True) as db:
+            return {
+                name
+                for (name,) in db.execute(
+                    "select t.table_name from ducklake_table t join ducklake_schema s using (schema_id) "
+                    "where t.end_snapshot is null and s.end_snapshot is null and s.schema_name = ?",
+                    [schema],
+                ).fetchall()
+            }
+    with connect(settings) as con:
+        return {
+            name
+            for (name,) in con.execute(
+                "select table_name from duckdb_tables() where database_name = 'lake' and schema_name = ?", [schema]
+            ).fetchall()
+        }
 
 
 def attach_sql(settings: Settings, read_only: bool = True, snapshot: int | None = None) -> str:
@@ -145,13 +180,10 @@ def _lake_has_tables(settings: Settings) -> bool:
     """Whether the lake holds any table (read from a SQLite catalog directly: no extension to load)."""
     catalog = sqlite_catalog(settings)
     if catalog is not None:
-        if not catalog.exists():
+        if not _initialised(catalog):
             return False
         with sqlite3.connect(f"file:{catalog}?mode=ro", uri=True) as db:
-            try:
-                return bool(db.execute("select count(*) from ducklake_table where end_snapshot is null").fetchone()[0])
-            except sqlite3.OperationalError:  # made, not yet initialised by DuckLake
-                return False
+            return bool(db.execute("select count(*) from ducklake_table where end_snapshot is null").fetchone()[0])
     with connect(settings) as con:
         return bool(con.execute("select count(*) from duckdb_tables() where database_name = 'lake'").fetchone()[0])
 
@@ -254,29 +286,105 @@ def cli_line(settings: Settings) -> str:
     return f"duckdb -cmd \"ATTACH '{settings.lake_catalog_uri}' AS lake (READ_ONLY); USE lake\""
 
 
+REWRITE_DELETED = 0.2  # a data file with at least this share of its rows deleted is rewritten without them
+
+
+def _footprint(con) -> tuple[int, int]:
+    """The current snapshot's data and delete files, and their bytes (ducklake_list_files, table by table)."""
+    files = size = 0
+    for schema, table in con.execute(
+        "select schema_name, table_name from duckdb_tables() where database_name = 'lake'"
+    ).fetchall():
+        n, data, deletes = con.execute(
+            "select count(*) + count(delete_file), coalesce(sum(data_file_size_bytes), 0), "
+            "coalesce(sum(delete_file_size_bytes), 0) from ducklake_list_files('lake', ?, schema => ?)",
+            [table, schema],
+        ).fetchone()
+        files, size = files + n, size + data + deletes
+    return files, size
+
+
 def maintain(settings: Settings, say=print) -> dict:
-    """Keep the lake bounded: inlined rows flushed to Parquet, small files merged, snapshots older than the retention
-    expired, and files no snapshot needs deleted. Run it with the writer's lock held (a build's commit and a merge
-    would conflict); what it did, with the files and bytes before and after."""
+    """Keep the lake bounded: inlined rows flushed to Parquet, data files with many deleted rows rewritten without
+    them, small files merged, snapshots older than the retention expired, and files no snapshot needs deleted. Run
+    it with the writer's slot held (a build's commit and a rewrite would conflict); what it did, with the live data
+    files and their bytes before and after."""
     import time
 
     started = time.perf_counter()
     with connect(settings, read_only=False) as con:
+        before = _footprint(con)
         hours = float(settings.snapshot_retention_hours)
         con.execute("call ducklake_flush_inlined_data('lake')")
+        con.execute(f"call ducklake_rewrite_data_files('lake', delete_threshold => {REWRITE_DELETED})")
         con.execute("call ducklake_merge_adjacent_files('lake')")
-        expired = con.execute(
+        # fetchall, not fetchone: a result left unread keeps its autocommit transaction open, and the next statement
+        # rolls it back (measured: fetchone here expired nothing)
+        [(expired,)] = con.execute(
             f"select count(*) from ducklake_expire_snapshots('lake', older_than => now() - interval '{hours} hours')"
-        ).fetchone()[0]
-        removed = con.execute(
+        ).fetchall()
+        [(removed,)] = con.execute(
             "select count(*) from ducklake_cleanup_old_files('lake', cleanup_all => true)"
-        ).fetchone()[0]
+        ).fetchall()
         snapshots = con.execute("select count(*) from lake.snapshots()").fetchone()[0]
+        after = _footprint(con)
     done = {
         "expired_snapshots": expired,
         "removed_files": removed,
         "snapshots": snapshots,
+        "files_before": before[0],
+        "files_after": after[0],
+        "mb_before": round(before[1] / 1e6, 3),
+        "mb_after": round(after[1] / 1e6, 3),
         "seconds": round(time.perf_counter() - started, 3),
     }
     say(f"maintained the lake {settings.lake_catalog_uri}: {done}")
+    return done
+
+
+def rollback(settings: Settings, tables: list[str], models: list[str], snapshot: int) -> dict[str, str]:
+    """Put the lake's tables `tables` (in main) back as they were at `snapshot`, with the marks of the dbt models
+    `models` (their unique ids), in one commit: readers see all of it or none. A table the snapshot did not have is
+    dropped (the next build makes it); a view is left alone. Run it with the writer's slot held. Returns what was
+    done per table."""
+    with connect(settings, read_only=False) as con:
+        con.execute(attach_sql(settings, snapshot=snapshot).replace(" as lake ", " as lake_then "))
+
+        def tables_of(database: str, schema: str = "main") -> dict[str, list]:
+            found: dict[str, list] = {}
+            for name, column, kind in con.execute(
+                "select table_name, column_name, data_type from duckdb_columns() where database_name = ? "
+                "and schema_name = ? and table_name in (select table_name from duckdb_tables() where database_name = ? "
+                "and schema_name = ?) order by table_name, column_index",
+                [database, schema, database, schema],
+            ).fetchall():
+                found.setdefault(name, []).append((column, kind))
+            return found
+
+        now, then = tables_of("lake"), tables_of("lake_then")
+        done: dict[str, str] = {}
+        con.execute("begin")
+        for name in tables:
+            ident = '"' + name.replace('"', '""') + '"'
+            if name in then and now.get(name) == then[name]:
+                con.execute(f"delete from lake.main.{ident}")
+                con.execute(f"insert into lake.main.{ident} select * from lake_then.main.{ident}")
+                done[name] = "put back"
+            elif name in then:
+                con.execute(f"create or replace table lake.main.{ident} as select * from lake_then.main.{ident}")
+                done[name] = "put back (its columns differed)"
+            elif name in now:
+                con.execute(f"drop table lake.main.{ident}")
+                done[name] = "dropped (not built yet then)"
+        if models:
+            con.execute("create schema if not exists lake.landing")
+            con.execute("create table if not exists lake.landing.model_marks (model varchar, high bigint)")
+            con.execute("delete from lake.landing.model_marks where model in (select unnest(?::varchar[]))", [models])
+            if "model_marks" in tables_of("lake_then", "landing"):
+                con.execute(
+                    "insert into lake.landing.model_marks select model, high from lake_then.landing.model_marks "
+                    "where model in (select unnest(?::varchar[]))",
+                    [models],
+                )
+        con.execute("commit")
     return done

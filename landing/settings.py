@@ -142,6 +142,13 @@ class Settings(BaseSettings):
         description="Safety net: how often the landing-reconcile deployment builds any dataset whose files changed "
         "since its last successful build (a trigger lost under load); 0 turns it off.",
     )
+    maintain_seconds: int = Field(
+        default=3600,
+        ge=0,
+        description="How often the landing-maintain deployment keeps the lake bounded: snapshots past "
+        "snapshot_retention_hours expired, files with many deleted rows rewritten, small files merged, files no "
+        "snapshot needs deleted. It holds the writer's slot while it works (a build waits); 0 turns it off.",
+    )
     reconcile_grace_seconds: float = Field(
         default=60.0,
         ge=0,

@@ -48,6 +48,19 @@ def main(argv: list[str] | None = None) -> int:
         "scratch (after a model or contract change), as a dbt-build run; reports the rows per file",
     )
     rebuild.add_argument("dataset", help="a dataset, <source>.<table> (`landing status` lists them)")
+    rollback = sub.add_parser(
+        "rollback",
+        help="put a dataset's models back as an earlier build left them (after a bad model change), in one commit, as "
+        "a dbt-build run with its reason in the build log; the next file builds forward from there",
+    )
+    rollback.add_argument("dataset", help="a dataset, <source>.<table> (`landing status` lists them)")
+    rollback.add_argument(
+        "--to",
+        required=True,
+        metavar="BUILD_OR_TIME",
+        help="a build (its flow run id, 8 characters or more), a snapshot number, or a time (2026-12-06T14:00, UTC)",
+    )
+    rollback.add_argument("--reason", default=None, help="why, for the build log (`landing status` shows it)")
     verify = sub.add_parser(
         "verify",
         help="check the incremental builds: build the models downstream of the datasets from scratch in a scratch "
@@ -100,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         from ops.sql import sql
 
         return sql(" ".join(args.query), csv=args.csv, at=args.at)
+    if args.command == "rollback":
+        from ops import maintain
+
+        return maintain.rollback(args.dataset, args.to, args.reason)
     if args.command in ("rebuild", "replay"):
         from ops import maintain
 

@@ -407,6 +407,11 @@ async def _explain_runs(client, settings: Settings, event, out) -> int:
                 f"  dbt     {len(models)} node(s) built: {', '.join(models[:8])}{' ...' if len(models) > 8 else ''}; "
                 f"tests passed {record.tests_passed}/{record.tests_run}"
             )
+            if record.snapshot is not None:
+                out(
+                    f"  rows    in the lake's snapshot {record.snapshot}: `landing sql --at {str(run.id)[:8]}` reads "
+                    "the warehouse as this build left it"
+                )
         elif record and record.status == BuildStatus.UP_TO_DATE:
             out("  why     up to date: an earlier build in the same burst window already included this file")
     return 0

@@ -1,4 +1,5 @@
-"""`landing rebuild` and `landing replay`: load a dataset again from its accepted files, re-admit a quarantined file."""
+"""`landing rebuild`, `landing rollback` and `landing replay`: load a dataset again from its accepted files, put its
+models back as an earlier build left them, re-admit a quarantined file."""
 
 from __future__ import annotations
 
@@ -52,6 +53,49 @@ def rebuild(dataset: str, settings: Settings | None = None, out=print, timeout: 
     if len(rows) > LISTED:
         out(f"  ... and {len(rows) - LISTED} more files")
     out(f"loaded    {len(rows)} file(s), {sum(n for _, n in rows)} row(s)")
+    return 0
+
+
+def rollback(
+    dataset: str, to: str, reason: str | None = None, settings: Settings | None = None, out=print, timeout: float = 600
+) -> int:
+    """Run the dbt-build deployment with `rollback_to` for `dataset` (a run in the UI, holding the writer's slot as a
+    build does), wait for it, and say what it put back."""
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL
+
+    from automations.buildlog import UnknownPoint, snapshot_at
+    from automations.names import BUILD
+
+    settings = settings or Settings()
+    catalog = load_catalog(settings)
+    try:
+        catalog.get(dataset)
+        snapshot = snapshot_at(settings, to)
+    except (ValueError, lake.NoLake) as exc:  # UnknownPoint is a ValueError
+        out(f"error: {exc}")
+        return 2
+    if not PREFECT_API_URL.value():
+        out("error: PREFECT_API_URL is not set: start the stack with `make up` (the rollback runs on its dbt deployment)")
+        return 1
+    out(f"rollback  {dataset}'s models to {to} (snapshot {snapshot}), as a {BUILD} run")
+    run = run_deployment(
+        BUILD, parameters={"datasets": [dataset], "rollback_to": to, "reason": reason}, timeout=timeout
+    )
+    state = run.state.name if run.state else "?"
+    out(f"run       {run.name} {state}")
+    from automations.buildlog import BuildStatus, read
+
+    record = next((r for r in read(settings.builds_log) if r.flow_run_id == str(run.id)), None)
+    if not (run.state and run.state.is_completed()) or record is None or record.status != BuildStatus.ROLLED_BACK:
+        out(f"the rollback did not complete ({state}): the run's log in the UI says why")
+        return 1
+    out(f"tables    {', '.join(record.built_nodes) or 'none had been built'}")
+    out(f"why       {record.reason}")
+    out(
+        f"done      in the lake's snapshot {lake.newest_snapshot(settings)}; the next file of {dataset} builds forward "
+        f"from there (`landing rebuild {dataset}` builds from scratch)"
+    )
     return 0
 
 

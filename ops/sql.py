@@ -5,50 +5,13 @@ from __future__ import annotations
 import csv
 import sys
 
+from automations.buildlog import UnknownPoint, snapshot_at  # noqa: F401  (`landing sql --at` resolves here)
 from landing.settings import Settings
 
 HELP = (
     "statements end with ';'. .tables lists the models, .refresh opens the newest published build, "
     ".quit (or Ctrl-D) leaves"
 )
-
-
-class UnknownPoint(ValueError):
-    """`--at` names no build, snapshot or time the lake knows."""
-
-
-def snapshot_at(settings: Settings, at: str) -> int:
-    """The lake's snapshot for `--at`: a build (its flow run id, or the first 8 or more characters of it), a snapshot
-    number, or a time (ISO 8601, UTC unless it says otherwise): the newest snapshot at that time."""
-    from datetime import datetime, timezone
-
-    from automations.buildlog import read
-    from landing import lake
-
-    at = at.strip()
-    if at.isdigit():
-        return int(at)
-    try:
-        when = datetime.fromisoformat(at)
-    except ValueError:
-        when = None
-    if when is not None:
-        when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-        with lake.connect(settings) as con:
-            found = con.execute(
-                "select max(snapshot_id) from lake.snapshots() where snapshot_time <= ?", [when]
-            ).fetchone()[0]
-        if found is None:
-            raise UnknownPoint(f"the lake has no snapshot at or before {when:%Y-%m-%d %H:%M:%S %Z}")
-        return found
-    builds = [r for r in read(settings.builds_log) if r.flow_run_id and r.snapshot is not None]
-    matches = [r for r in builds if len(at) >= 8 and r.flow_run_id.startswith(at)]
-    if not matches:
-        raise UnknownPoint(
-            f"no build {at!r} in {settings.builds_log}: give a build's flow run id (8 characters or more), a snapshot "
-            "number, or a time such as 2026-12-06T14:00"
-        )
-    return matches[-1].snapshot
 
 
 def _connect(settings: Settings, at: str | None = None):

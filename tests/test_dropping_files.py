@@ -426,3 +426,40 @@ def test_undeclared_columns_are_shown_and_a_rescue_source_keeps_them(stack, tmp_
     )
     told = landing(settings, "explain", wider)
     assert "undeclared colour, weight: not loaded; declare them in dummyjson.products" in told.stdout, told.stdout
+
+
+def test_sql_at_reads_a_past_build_and_rollback_puts_a_dataset_back_then_builds_forward(stack, tmp_path):
+    """`landing sql --at` and `landing rollback`, through the command: a build's snapshot read as it was, the models put
+    back to it (a run, its reason in the build log), and the next file building forward to what a full build has."""
+    settings, tag = stack, tmp_path.name
+    products = folder(settings, "dummyjson.products")
+    ids = {"a": [72001, 72002, 72003], "b": [72004], "c": [72005]}
+    count = f"select count(*) from stage_dummyjson__products where product_name like '{tag}-%'"
+    done = {}
+    for name in ("a", "b"):
+        started = time.time()
+        rows = "".join(json.dumps({"id": i, "title": f"{tag}-{name}", "price": 1}) + "\n" for i in ids[name])
+        (products / f"{tag}-{name}.jsonl").write_text(rows)
+        wait_for(lambda: builds_settled(settings, "dummyjson.products", started), 90, f"file {name} built")
+        done[name] = [b for b in builds(settings) if "dummyjson.products" in b["datasets"] and b["status"] == "built"][-1]
+    first = done["a"]["flow_run_id"][:8]
+    assert warehouse_row(settings, count) == (4,)
+    past = landing(settings, "sql", "--csv", "--at", first, count)
+    assert past.returncode == 0 and past.stdout.splitlines()[-1] == "3", past.stdout + past.stderr
+
+    rolled = landing(settings, "rollback", "dummyjson.products", "--to", first, "--reason", f"{tag}: a bad change")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert "stage_dummyjson__products" in rolled.stdout and f"{tag}: a bad change" in rolled.stdout, rolled.stdout
+    assert warehouse_row(settings, count) == (3,)  # the readers see the models as build a left them
+    record = [b for b in builds(settings) if b["status"] == "rolled back"][-1]
+    assert record["reason"].endswith(f"{tag}: a bad change") and record["datasets"] == ["dummyjson.products"]
+    explained = landing(settings, "explain", str(products / f"{tag}-a.jsonl"))
+    assert f"snapshot {done['a']['snapshot']}" in explained.stdout, explained.stdout
+
+    started = time.time()  # the next file builds forward from the marks put back: b's rows come again, with c's
+    (products / f"{tag}-c.jsonl").write_text(json.dumps({"id": 72005, "title": f"{tag}-c", "price": 1}) + "\n")
+    wait_for(lambda: builds_settled(settings, "dummyjson.products", started), 90, "file c built")
+    assert warehouse_row(settings, count) == (5,)
+
+    unknown = landing(settings, "rollback", "dummyjson.products", "--to", "nosuchbuild")
+    assert unknown.returncode == 2 and "no build 'nosuchbuild'" in unknown.stdout, unknown.stdout
