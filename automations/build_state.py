@@ -12,7 +12,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from automations._upstream import interrupt_dbt, release_warehouse  # noqa: F401  (release_warehouse re-exported)
+from automations._upstream import close_warehouse, interrupt_dbt, release_warehouse  # noqa: F401  (re-exported)
 from landing.catalog import Dataset
 from landing.settings import Settings
 

@@ -17,6 +17,7 @@ from prefect.runtime import flow_run
 from automations import buildlog, lineage, load, readers
 from automations.build_state import (
     ALL,
+    close_warehouse,
     EMPTY_SIGNATURE,
     ONE,
     Watermarks,
@@ -279,9 +280,7 @@ def _rollback(
     logger = get_run_logger()
     started = time.time()
     snapshot = buildlog.snapshot_at(settings, str(to))
-    models = sorted(
-        (m for m in catalog.models.values() if set(m.datasets) & set(names)) or (), key=lambda m: m.name
-    )
+    models = sorted((m for m in catalog.models.values() if set(m.datasets) & set(names)) or (), key=lambda m: m.name)
     done = lake.rollback(settings, [m.name for m in models], [m.unique_id for m in models], snapshot)
     kept = {k: v for k, v in marks.read().items() if not any(k in (ONE + n, ALL + n) for n in names)}
     marks.write(kept)
@@ -397,6 +396,22 @@ def _snapshot(settings: Settings) -> int | None:
         return None
 
 
+_ATTACHED: list = [None]  # the lake's catalog file (path, inode) dbt's kept instance attached, in this process
+
+
+def _same_lake_attached(settings: Settings) -> None:
+    """dbt-duckdb keeps its instance, the lake attached, across builds (automations/_upstream.py release_warehouse): a
+    catalog made anew since (deleted by hand, a new state folder at the same path) would be written through the old
+    attachment, so the instance is closed and the next open attaches the new one."""
+    from landing import lake
+
+    catalog = lake.sqlite_catalog(settings)
+    seen = (str(catalog), catalog.stat().st_ino) if catalog is not None and catalog.exists() else None
+    if seen != _ATTACHED[0]:
+        close_warehouse()
+        _ATTACHED[0] = seen
+
+
 def _built_tables(settings: Settings, names: list[str]) -> frozenset[str]:
     """Which of the models `names` have a table in the lake (built at least once)."""
     from landing import lake
@@ -428,6 +443,8 @@ def _run_dbt(
         from landing import lake
 
         lake.prepare(settings)
+        _same_lake_attached(settings)
+        readers.seed(settings)  # a warehouse from before the build had its own file: its raw tables and history
         readers.wait_until_free(settings, logger.warning)
         lake.migrate(settings, say=logger.info)
     except readers.WarehouseHeld as exc:

@@ -1,4 +1,5 @@
-"""The readers' warehouse: a copy of the build's own DuckDB file, published after every build, and who holds that file."""
+"""The build's own DuckDB file: who holds it (a build waits, then says who), and the upgrade of a warehouse from before
+the build had its own file (seed). Readers read the lake (landing/lake.py), never this file."""
 
 from __future__ import annotations
 
@@ -21,15 +22,6 @@ LOCKED = re.compile(r"Could not set lock on file|Conflicting lock is held", re.I
 HOLDER_PID = re.compile(r"\(PID (\d+)\)")
 
 
-@dataclass(frozen=True)
-class Published:
-    """One publication: how long it took, how many bytes, and how the bytes were copied."""
-
-    seconds: float
-    bytes: int
-    how: str  # "reflink" or "copy"
-
-
 def _clone_or_copy(src: Path, dst: Path) -> str:
     with open(src, "rb") as fin, open(dst, "wb") as fout:
         try:
@@ -41,38 +33,10 @@ def _clone_or_copy(src: Path, dst: Path) -> str:
     return "copy"
 
 
-def _checkpointed(path: Path) -> None:
-    """Fold a write-ahead log left beside `path` into it: the readers get the file alone, so it must be whole."""
-    wal = path.with_name(path.name + ".wal")
-    if wal.exists() and wal.stat().st_size:
-        import duckdb
-
-        with duckdb.connect(str(path)) as con:
-            con.execute("checkpoint")
-
-
-def publish(settings: Settings) -> Published | None:
-    """Copy the build's file beside the readers' file and rename it over: a new reader opens this build's rows, one
-    holding the old file keeps its own consistent snapshot (the old inode lives until it closes). Call it with the
-    writer's slot held and dbt's connection closed. None when nothing was built yet."""
-    build, readers = settings.build_warehouse, settings.warehouse
-    if not build.exists():
-        return None
-    started = time.perf_counter()
-    _checkpointed(build)
-    readers.parent.mkdir(parents=True, exist_ok=True)
-    tmp = readers.with_name(f".{readers.name}.publishing-{os.getpid()}")
-    try:
-        how = _clone_or_copy(build, tmp)
-        os.replace(tmp, readers)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return Published(time.perf_counter() - started, readers.stat().st_size, how)
-
-
 def seed(settings: Settings) -> bool:
-    """Before the first build on a build file: start it from the readers' file when there is one (a warehouse from
-    before the two files, or a build file deleted by hand), so a build of one dataset keeps the others' tables."""
+    """Before the first build on a build file: start it from the old readers' file when there is one (a warehouse
+    from before the two files, or from before the lake, whose build file was deleted), so its raw tables and load
+    history are kept; `lake.migrate` then moves its models into the lake."""
     build, readers = settings.build_warehouse, settings.warehouse
     if build.exists() or not readers.exists():
         return False

@@ -77,9 +77,7 @@ def _initialised(catalog: Path) -> bool:
     if not catalog.exists():
         return False
     with sqlite3.connect(f"file:{catalog}?mode=ro", uri=True) as db:
-        return bool(
-            db.execute("select count(*) from sqlite_master where name = 'ducklake_snapshot'").fetchone()[0]
-        )
+        return bool(db.execute("select count(*) from sqlite_master where name = 'ducklake_snapshot'").fetchone()[0])
 
 
 def exists(settings: Settings) -> bool:

@@ -64,7 +64,7 @@ def rollback(
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL
 
-    from automations.buildlog import UnknownPoint, snapshot_at
+    from automations.buildlog import snapshot_at
     from automations.names import BUILD
 
     settings = settings or Settings()
@@ -76,7 +76,9 @@ def rollback(
         out(f"error: {exc}")
         return 2
     if not PREFECT_API_URL.value():
-        out("error: PREFECT_API_URL is not set: start the stack with `make up` (the rollback runs on its dbt deployment)")
+        out(
+            "error: PREFECT_API_URL is not set: start the stack with `make up` (the rollback runs on its dbt deployment)"
+        )
         return 1
     out(f"rollback  {dataset}'s models to {to} (snapshot {snapshot}), as a {BUILD} run")
     run = run_deployment(

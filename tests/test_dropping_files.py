@@ -440,8 +440,10 @@ def test_sql_at_reads_a_past_build_and_rollback_puts_a_dataset_back_then_builds_
         started = time.time()
         rows = "".join(json.dumps({"id": i, "title": f"{tag}-{name}", "price": 1}) + "\n" for i in ids[name])
         (products / f"{tag}-{name}.jsonl").write_text(rows)
-        wait_for(lambda: builds_settled(settings, "dummyjson.products", started), 90, f"file {name} built")
-        done[name] = [b for b in builds(settings) if "dummyjson.products" in b["datasets"] and b["status"] == "built"][-1]
+        wait_for(lambda at=started: builds_settled(settings, "dummyjson.products", at), 90, f"file {name} built")
+        done[name] = [b for b in builds(settings) if "dummyjson.products" in b["datasets"] and b["status"] == "built"][
+            -1
+        ]
     first = done["a"]["flow_run_id"][:8]
     assert warehouse_row(settings, count) == (4,)
     past = landing(settings, "sql", "--csv", "--at", first, count)

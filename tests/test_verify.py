@@ -11,7 +11,6 @@ import sys
 import uuid
 from datetime import datetime, timedelta, timezone
 
-import duckdb
 
 from automations.dbt_build import dbt_build
 from automations.verify import landing_verify, read_record
@@ -81,7 +80,7 @@ def test_verify_passes_on_incremental_builds_and_names_a_row_changed_by_hand(set
     assert read_record(settings)["status"] == "ok"
 
     price = f"select price from stage_dummyjson__products where product_id = {CHANGED}"
-    with duckdb.connect(str(settings.warehouse)) as con:  # the readers' warehouse, changed by hand
+    with lake.connect(settings, read_only=False) as con:  # the lake, changed by hand
         [before] = con.execute(price).fetchone()
         con.execute(f"update stage_dummyjson__products set price = price + 1 where product_id = {CHANGED}")
 

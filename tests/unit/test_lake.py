@@ -123,7 +123,10 @@ def test_maintenance_keeps_files_and_disk_bounded_over_many_small_builds_and_the
     assert max(files[1:]) <= files[1] + 2 and max(sizes[1:]) <= sizes[1] * 1.3, after
     data = tmp_path / "state" / "lake"
     on_disk = sum(1 for p in data.rglob("*") if p.is_file())
-    assert on_disk <= files[-1] + 2, (f"{on_disk} files on disk, {files[-1]} referenced: cleanup left some", sorted(str(p.relative_to(data)) for p in data.rglob("*") if p.is_file())[:6])
+    assert on_disk <= files[-1] + 2, (
+        f"{on_disk} files on disk, {files[-1]} referenced: cleanup left some",
+        sorted(str(p.relative_to(data)) for p in data.rglob("*") if p.is_file())[:6],
+    )
     with lake.connect(settings) as con:
         assert dict(con.execute("select k, v from t").fetchall()) == expected
         assert con.execute("select high from landing.model_marks").fetchall() == [(100,)]

@@ -21,15 +21,6 @@ time.sleep(float(sys.argv[3]))
 """
 
 
-HELD_READER = """
-import duckdb, sys
-con = duckdb.connect(sys.argv[1], read_only=True)
-print(con.execute("select count(*) from t").fetchone()[0], flush=True)
-sys.stdin.readline()
-print(con.execute("select count(*) from t").fetchone()[0], flush=True)
-"""
-
-
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     return Settings(root=tmp_path / "landing", state_dir=tmp_path / "state", lock_wait_seconds=20)
@@ -54,61 +45,7 @@ def hold(path, mode: str, seconds: float) -> subprocess.Popen:
     return proc
 
 
-def test_a_reader_keeps_its_snapshot_and_the_next_reader_sees_the_new_build(settings):
-    build(settings, 10)
-    assert readers.publish(settings).bytes > 0
-    held = subprocess.Popen(
-        [sys.executable, "-c", HELD_READER, str(settings.warehouse)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert held.stdout.readline().strip() == "10"
-        build(settings, 25)  # the build's file is free: the reader holds the readers' copy
-        published = readers.publish(settings)
-        assert published.how in ("reflink", "copy") and published.seconds < 5
-        assert count(settings.warehouse) == 25  # a new reader: this build's rows
-        held.stdin.write("again\n")
-        held.stdin.flush()
-        assert held.stdout.readline().strip() == "10"  # the held one: its own consistent snapshot
-    finally:
-        held.kill()
-    assert not list(settings.warehouse.parent.glob(".*publishing*")), "the temporary copy was left behind"
-
-
-def test_a_reader_in_another_process_never_blocks_publishing(settings):
-    build(settings, 3)
-    readers.publish(settings)
-    reader = hold(settings.warehouse, "ro", 30)
-    try:
-        build(settings, 4)
-        assert readers.holder(settings) is None  # the build's own file is free
-        readers.publish(settings)
-        assert count(settings.warehouse) == 4
-    finally:
-        reader.kill()
-
-
-def test_publish_folds_a_write_ahead_log_into_the_copy(settings):
-    build(settings, 1)
-    con = duckdb.connect(str(settings.build_warehouse))
-    con.execute("set checkpoint_threshold = '1GB'")
-    con.execute("insert into t select range from range(5)")
-    # a process that died without closing leaves its log: simulate by copying the file and its log aside
-    wal = settings.build_warehouse.with_name(settings.build_warehouse.name + ".wal")
-    assert wal.exists() and wal.stat().st_size > 0
-    frozen = settings.build_warehouse.read_bytes(), wal.read_bytes()
-    con.close()
-    settings.build_warehouse.write_bytes(frozen[0])
-    wal.write_bytes(frozen[1])
-    readers.publish(settings)
-    assert count(settings.warehouse) == 6
-    assert not settings.warehouse.with_name(settings.warehouse.name + ".wal").exists()
-
-
-def test_nothing_built_publishes_nothing_and_seed_starts_from_the_readers_file(settings):
-    assert readers.publish(settings) is None
+def test_seed_starts_the_build_file_from_an_old_readers_file_once(settings):
     settings.warehouse.parent.mkdir(parents=True)
     with duckdb.connect(str(settings.warehouse)) as con:  # a warehouse from before the two files
         con.execute("create table t as select 1 as id")
