@@ -4,12 +4,14 @@ history; and a build file made anew while the lake has models builds them again 
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import duckdb
 
 from automations.dbt_build import dbt_build
 from landing import lake
+from landing.settings import REPO_ROOT
 from tests.support.sensing import accepted_without_event
 from testkit.local import dbt_environment, warehouse_row
 
@@ -48,7 +50,10 @@ def test_a_warehouse_from_before_the_lake_moves_over_once_with_every_row_and_its
     accepted_without_event(
         settings, "dummyjson.products", [{"id": i, "title": f"old-{i}", "price": 1} for i in range(5)]
     )
-    accepted_without_event(settings, "dummyjson.users", [{"id": 1, "firstName": "a", "lastName": "b"}])
+    users = [
+        json.loads(line) for line in (REPO_ROOT / "samples" / "dummyjson" / "users.jsonl").read_text().splitlines()
+    ]
+    accepted_without_event(settings, "dummyjson.users", users[:3])
     with dbt_environment(settings):
         assert dbt_build(["dummyjson.products", "dummyjson.users"], settings=settings)["status"] == "built"
         before = as_before_the_lake(settings)
@@ -70,18 +75,28 @@ def test_a_warehouse_from_before_the_lake_moves_over_once_with_every_row_and_its
     with lake.connect(settings) as con:
         users = sorted(con.execute("select * from stage_dummyjson__users").fetchall(), key=repr)
         history = con.execute("select count(*) from landing.load_history").fetchone()[0]
-    assert users == before["stage_dummyjson__users"], "a dataset the upgrade did not build keeps its rows"
+    assert len(users) == 3 and users == before["stage_dummyjson__users"], "a dataset not built keeps its rows"
     assert history == 3, "explain and status read the whole load history from the lake"
     assert warehouse_row(settings, PRODUCTS) == (6, 6)  # the 5 old rows, moved, and the new one, built incrementally
 
 
 def test_a_build_file_made_anew_while_the_lake_has_models_builds_them_again_from_every_file(settings, prefect_server):
-    accepted_without_event(settings, "dummyjson.products", [{"id": i, "title": f"t-{i}", "price": 1} for i in range(4)])
+    """Three builds of a file each (load ids 1 to 3, the model's mark 3); then the build file and two of the accepted
+    files deleted by hand. The new file's load ids restart below the lake's mark: without dropping the lake's models,
+    the new rows would never be read and the deleted files' rows would stay."""
+    files = []
     with dbt_environment(settings):
+        for n in range(3):
+            rows = [{"id": 10 * n + i, "title": f"t-{n}", "price": 1} for i in range(2)]
+            files.append(accepted_without_event(settings, "dummyjson.products", rows))
+            assert dbt_build(["dummyjson.products"], settings=settings)["status"] == "built"
+        settings.build_warehouse.unlink()
+        files[0].unlink()
+        files[1].unlink()
+        accepted_without_event(settings, "dummyjson.products", [{"id": 7, "title": "t-new", "price": 1}])
         assert dbt_build(["dummyjson.products"], settings=settings)["status"] == "built"
-        settings.build_warehouse.unlink()  # by hand: the raw tables and the load history are gone, the lake is not
-        accepted_without_event(settings, "dummyjson.products", [{"id": 7, "title": "t-7", "price": 1}])
-        assert dbt_build(["dummyjson.products"], settings=settings)["status"] == "built"
-    # the restarted load ids are below the lake's old marks: without the drop, the new rows would never be read
-    assert warehouse_row(settings, PRODUCTS) == (5, 5)
-    assert warehouse_row(settings, "select count(*) from landing.load_history") == (2,)
+    with lake.connect(settings) as con:
+        got = sorted(con.execute("select product_id from stage_dummyjson__products").fetchall())
+        history = con.execute("select count(*) from landing.load_history").fetchone()[0]
+    assert got == [(7,), (20,), (21,)], "what a full build of the accepted files there now makes"
+    assert history == 2
