@@ -429,7 +429,8 @@ def _run_dbt(
     full_refresh: bool = False,
     stages: dict[str, float] | None = None,
 ) -> dict[str, dict]:
-    """`dbt build` for the datasets in this process, on the build's own file, then published for readers; recorded in
+    """`dbt build` for the datasets in this process: the raw tables loaded in the build's own file, the models into
+    the lake, each model's commit a snapshot readers see; recorded in
     the build log; dbt's results by node. A failure is recorded, announced as landing.build.failed, and raised; a
     lock on the build's file (someone opened it by hand) is waited out, and one met by dbt is TransientBuildError
     unless this is the `last_try`."""

@@ -42,15 +42,15 @@ class Settings(BaseSettings):
     )
     warehouse_path: Path | None = Field(
         default=None,
-        description="The readers' warehouse: the DuckDB file people, BI tools and `landing sql` open (read-only). "
-        "A consistent copy of the build's own file, published by atomic rename after every build, so a reader "
-        "never blocks a build and a build never makes a read fail. Defaults to <state_dir>/warehouse.duckdb.",
+        description="Where the readers' copy was before the lake (a DuckDB file published by copy after every build): "
+        "the first build on the lake deletes it, and the build's own file is named after it. Defaults to "
+        "<state_dir>/warehouse.duckdb. Readers read the lake (lake_catalog).",
     )
     build_warehouse_path: Path | None = Field(
         default=None,
-        description="The DuckDB file dbt writes, which only builds open (LANDING_BUILD_WAREHOUSE_PATH, what the dbt "
-        "profile reads). Defaults to <name>.build.duckdb beside the readers' warehouse; keep it on the readers' "
-        "filesystem so publishing is a copy and a rename there (a reflink where the filesystem has them).",
+        description="The build's own DuckDB file: the raw tables the loader fills and the load history, which only "
+        "builds open (LANDING_BUILD_WAREHOUSE_PATH, what dbt's on-run-start attaches). Defaults to "
+        "<name>.build.duckdb beside warehouse_path.",
     )
     lake_catalog: str | None = Field(
         default=None,
@@ -229,7 +229,7 @@ class Settings(BaseSettings):
 
     @property
     def warehouse(self) -> Path:
-        """The readers' warehouse: the DuckDB file people and tools open read-only, published after every build."""
+        """The readers' copy from before the lake (removed by the first build on the lake; names the build's file)."""
         return self.warehouse_path or self.state_dir / "warehouse.duckdb"
 
     @property

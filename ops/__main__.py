@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     explain.add_argument("target", metavar="PATH_OR_EVENT_ID", help="a landed file's path, or a landing event id")
     sql = sub.add_parser(
         "sql",
-        help="query the readers' warehouse (read-only, the newest published build): "
+        help="query the lake, the readers' warehouse (read-only, the newest snapshot, or --at one): "
         "a query as arguments, a script on standard input, or an interactive shell",
     )
     sql.add_argument("query", nargs="*", help="SQL to run, for example: select count(*) from stage_dummyjson__products")
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     verify = sub.add_parser(
         "verify",
         help="check the incremental builds: build the models downstream of the datasets from scratch in a scratch "
-        "copy of the readers' warehouse and compare them with the live tables, row by row; exit 0 when all equal, "
+        "scratch lake from a copy of the raw tables and compare them with the live tables, row by row; exit 0 when all equal, "
         "1 when one differs, 2 for an unknown dataset",
     )
     verify.add_argument(

@@ -134,7 +134,7 @@ def _drift_status(settings: Settings, catalog: Catalog, out) -> None:
 
 
 def _warehouse_status(settings: Settings, out) -> None:
-    """Where readers read and when it was last published; a build waiting for its own file, and who holds it."""
+    """Where readers read (the lake and its newest snapshot); a build waiting for its own file, and who holds it."""
     from automations.readers import read_waiting
 
     from landing import lake
@@ -221,7 +221,7 @@ async def _explain(target: str, settings: Settings, catalog: Catalog, root: Path
 
 def _loaded_line(settings: Settings, catalog: Catalog, accepted_path: str) -> str:
     """Whether the accepted file is loaded into the warehouse, by which run and with how many rows (the load history
-    in the readers' warehouse)."""
+    in the lake)."""
 
     from automations.load import history
 

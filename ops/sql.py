@@ -9,7 +9,8 @@ from automations.buildlog import UnknownPoint, snapshot_at  # noqa: F401  (`land
 from landing.settings import Settings
 
 HELP = (
-    "statements end with ';'. .tables lists the models, .refresh opens the newest published build, "
+    "statements end with ';'. .tables lists the models, .refresh leaves --at for the newest snapshot (each query "
+    "reads the newest one anyway), "
     ".quit (or Ctrl-D) leaves"
 )
 
@@ -60,8 +61,8 @@ def _explain_error(settings: Settings, exc: Exception) -> str:
 def sql(
     query: str = "", csv: bool = False, settings: Settings | None = None, out=print, stdin=None, at: str | None = None
 ) -> int:
-    """Run `query` (or the script on standard input, or an interactive shell on a terminal) on the readers'
-    warehouse, read-only; each run opens the newest published build. 1 when a statement failed."""
+    """Run `query` (or the script on standard input, or an interactive shell on a terminal) on the lake, read-only:
+    each statement reads the newest snapshot, or the one `at` names. 1 when a statement failed."""
     import duckdb
 
     from landing import lake

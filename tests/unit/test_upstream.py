@@ -227,6 +227,10 @@ def u5_duckdb_handle():
 
     assert hasattr(DuckDBConnectionManager._LOCK, "acquire") and "_ENV" in vars(DuckDBConnectionManager)
     assert "cls._ENV" in inspect.getsource(DuckDBConnectionManager.open)  # the handle dbt-duckdb keeps and reuses
+    from dbt.adapters.duckdb.environments.local import LocalEnvironment
+
+    handle = inspect.getsource(LocalEnvironment.handle)  # release_warehouse detaches through the instance it keeps
+    assert "self.conn" in handle and "self.handle_count += 1" in handle
 
 
 @contract("U6", "dbt.adapters.factory", "FACTORY")
