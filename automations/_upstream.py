@@ -182,7 +182,7 @@ def release_warehouse() -> None:
                     ).fetchall()
                 ]
                 for name in names:
-                    cur.execute(f'detach "{name}"')
+                    cur.execute('detach "' + name.replace('"', '""') + '"')
         except Exception:
             DuckDBConnectionManager._ENV = None
             env.close()

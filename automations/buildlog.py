@@ -48,6 +48,7 @@ class BuildRecord:
     )  # per dataset, the accepted files this build loaded (read) first
     snapshot: int | None = None  # the lake's newest snapshot when the build ended: `landing sql --at <build>` reads it
     reason: str | None = None  # why it was run, when someone said (a rollback's reason)
+    project: str | None = None  # the dbt project's fingerprint it built with (a rollback to it compares the code)
     stages: dict[str, float] = field(
         default_factory=dict
     )  # when the run began ("run"), was ready to load ("prepared"), loaded ("loaded"), dbt ended ("dbt"), readers saw it ("published")
@@ -90,32 +91,40 @@ class UnknownPoint(ValueError):
 
 def snapshot_at(settings: Settings, at: str) -> int:
     """The lake's snapshot for `--at`: a build (its flow run id, or the first 8 or more characters of it), a snapshot
-    number, or a time (ISO 8601, UTC unless it says otherwise): the newest snapshot at that time."""
+    number, or a time (ISO 8601, UTC unless it says otherwise): the newest snapshot at that time. UnknownPoint when
+    none matches, or the snapshot is past the retention (expired by maintenance)."""
     from datetime import datetime, timezone
 
     from landing import lake
 
     at = at.strip()
-    if at.isdigit():
-        return int(at)
+    builds = [r for r in read(settings.builds_log) if r.flow_run_id and r.snapshot is not None]
+    matches = [r for r in builds if len(at) >= 8 and r.flow_run_id.startswith(at)]  # before numbers: ids can be digits
     try:
-        when = datetime.fromisoformat(at)
+        when = None if matches or at.isdigit() else datetime.fromisoformat(at)
     except ValueError:
         when = None
-    if when is not None:
-        when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-        with lake.connect(settings) as con:
-            found = con.execute(
-                "select max(snapshot_id) from lake.snapshots() where snapshot_time <= ?", [when]
-            ).fetchone()[0]
-        if found is None:
-            raise UnknownPoint(f"the lake has no snapshot at or before {when:%Y-%m-%d %H:%M:%S %Z}")
-        return found
-    builds = [r for r in read(settings.builds_log) if r.flow_run_id and r.snapshot is not None]
-    matches = [r for r in builds if len(at) >= 8 and r.flow_run_id.startswith(at)]
-    if not matches:
+    if not matches and not at.isdigit() and when is None:
         raise UnknownPoint(
             f"no build {at!r} in {settings.builds_log}: give a build's flow run id (8 characters or more), a snapshot "
             "number, or a time such as 2026-12-06T14:00"
         )
-    return matches[-1].snapshot
+    with lake.connect(settings) as con:
+        oldest, newest = con.execute("select min(snapshot_id), max(snapshot_id) from lake.snapshots()").fetchone()
+        if when is not None:
+            when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+            found = con.execute(
+                "select max(snapshot_id) from lake.snapshots() where snapshot_time <= ?", [when]
+            ).fetchone()[0]
+            if found is None:
+                raise UnknownPoint(
+                    f"the lake has no snapshot at or before {when:%Y-%m-%d %H:%M:%S %Z} (its oldest kept is {oldest})"
+                )
+            return found
+    found = matches[-1].snapshot if matches else int(at)
+    if found < oldest or found > newest:
+        raise UnknownPoint(
+            f"snapshot {found} ({at}) is not in the lake: it keeps snapshots {oldest} to {newest}, the older ones "
+            f"expired after LANDING_SNAPSHOT_RETENTION_HOURS ({settings.snapshot_retention_hours:g} h)"
+        )
+    return found

@@ -269,21 +269,53 @@ def dbt_build(
     return {"status": BuildStatus.BUILT.value, "datasets": names, "and_models": and_names}
 
 
+class RollbackRefused(ValueError):
+    """The point a rollback names cannot be put back incrementally: said with what to do instead."""
+
+
 def _rollback(
     settings: Settings, catalog: Catalog, names: list[str], and_names: list[str], to: str, reason, marks
 ) -> dict:
-    """The datasets' models (tables) and their marks put back as the lake had them at `to`, in one commit; the
-    datasets' build signatures forgotten, so the next file builds them forward again from the raw rows past the
-    marks put back (incremental models stay equal to a full build)."""
+    """The datasets' models (tables) and their marks put back as the lake had them at `to`, in one commit. The
+    datasets' build signatures are set to the dbt project the point was built with, so the next file builds them
+    forward from the raw rows past the marks put back, incrementally when the code is the same as then and from
+    scratch when it changed (incremental models stay equal to a full build either way). Refused when the raw rows
+    were loaded again since (a rebuild, a contract change, a build file made anew): their load ids no longer match
+    the marks."""
     from landing import lake
 
     logger = get_run_logger()
     started = time.time()
     snapshot = buildlog.snapshot_at(settings, str(to))
-    models = sorted((m for m in catalog.models.values() if set(m.datasets) & set(names)) or (), key=lambda m: m.name)
+    models = sorted((m for m in catalog.models.values() if set(m.datasets) & set(names)), key=lambda m: m.name)
+    then = lake.marks_at(settings, snapshot, [m.unique_id for m in models])
+    ranges = load.load_id_ranges(settings, names)
+    for m in models:
+        high = then.get(m.unique_id, -1)
+        dataset = next((d for d in m.datasets if d in names), None)
+        low_now, high_now, due = ranges.get(dataset, (None, None, False))
+        if high >= 0 and (due or low_now is None or high < low_now or high > high_now):
+            raise RollbackRefused(
+                f"cannot roll {dataset} back to {to} (snapshot {snapshot}): its files were loaded again since (a "
+                f"`landing rebuild`, a contract change, or a build file made anew), so {m.name}'s mark then ({high}) "
+                f"no longer matches its raw rows (load ids {low_now} to {high_now} now). Read the past with "
+                f"`landing sql --at {to}`; fix the model and run `landing rebuild {dataset}` instead."
+            )
+    project = next(
+        (
+            r.project
+            for r in reversed(buildlog.read(settings.builds_log))
+            if r.project and (r.snapshot or 0) <= snapshot
+        ),
+        "unknown",
+    )
     done = lake.rollback(settings, [m.name for m in models], [m.unique_id for m in models], snapshot)
-    kept = {k: v for k, v in marks.read().items() if not any(k in (ONE + n, ALL + n) for n in names)}
-    marks.write(kept)
+    built = marks.read()
+    for n in names:  # not a file signature: the next build runs, from scratch unless the code is the same as then
+        for kind in (ONE, ALL):
+            if kind + n in built or kind == ONE:
+                built[kind + n] = f"rolled back to snapshot {snapshot}|project {project}"
+    marks.write(built)
     said = reason or "no reason given"
     for name, what in done.items():
         logger.info("%s: %s, as at snapshot %s", name, what, snapshot)
@@ -299,7 +331,7 @@ def _rollback(
     )
     logger.info(
         "rolled back %s to %s (snapshot %s): %d table(s) (%s); reason: %s. The next file of %s builds forward from "
-        "there; `landing rebuild` builds from scratch.",
+        "there%s; `landing rebuild` builds from scratch.",
         ", ".join(names),
         to,
         snapshot,
@@ -307,6 +339,7 @@ def _rollback(
         ", ".join(done) or "none had been built",
         said,
         ", ".join(names),
+        "" if project == catalog.fingerprint[:16] else " (from scratch: the dbt project differs from the one then)",
     )
     return {"status": record.status.value, "datasets": names, "snapshot": snapshot, "tables": done}
 
@@ -396,20 +429,21 @@ def _snapshot(settings: Settings) -> int | None:
         return None
 
 
-_ATTACHED: list = [None]  # the lake's catalog file (path, inode) dbt's kept instance attached, in this process
+RECYCLE_BUILDS = 500  # dbt's kept DuckDB instance is closed after this many builds: its memory grows by ~40 MB a 1,000
+_ATTACHED: list = [None, 0]  # the lake (its URI and identity) dbt's kept instance attached, and builds since
 
 
 def _same_lake_attached(settings: Settings) -> None:
     """dbt-duckdb keeps its instance, the lake attached, across builds (automations/_upstream.py release_warehouse): a
     catalog made anew since (deleted by hand, a new state folder at the same path) would be written through the old
-    attachment, so the instance is closed and the next open attaches the new one."""
+    attachment, so the instance is closed and the next open attaches the new one; so it is every RECYCLE_BUILDS."""
     from landing import lake
 
-    catalog = lake.sqlite_catalog(settings)
-    seen = (str(catalog), catalog.stat().st_ino) if catalog is not None and catalog.exists() else None
-    if seen != _ATTACHED[0]:
+    seen = (settings.lake_catalog_uri, lake.identity(settings))
+    _ATTACHED[1] += 1
+    if seen != _ATTACHED[0] or _ATTACHED[1] > RECYCLE_BUILDS:
         close_warehouse()
-        _ATTACHED[0] = seen
+        _ATTACHED[:] = [seen, 1]
 
 
 def _built_tables(settings: Settings, names: list[str]) -> frozenset[str]:
@@ -443,11 +477,14 @@ def _run_dbt(
     try:
         from landing import lake
 
+        release_warehouse()  # an earlier run stopped by a signal may have left the build's file attached
         lake.prepare(settings)
         _same_lake_attached(settings)
         readers.seed(settings)  # a warehouse from before the build had its own file: its raw tables and history
         readers.wait_until_free(settings, logger.warning)
-        lake.migrate(settings, say=logger.info)
+        if lake.migrate(settings, say=logger.info).get("dropped"):
+            # every dataset's models are gone from the lake: none is up to date (landing-reconcile builds the rest)
+            Watermarks(settings.state_dir / "watermarks.json").write({})
     except readers.WarehouseHeld as exc:
         record_build(settings, BuildStatus.FAILED, names, and_names, started=started, error=str(exc)[:2000])
         logger.error("%s", exc)
@@ -505,10 +542,15 @@ def _run_dbt(
             failed_nodes=nodes,
             error=str(exc)[:2000],
             snapshot=_snapshot(settings),  # the models that built before the failure are in the lake
+            project=catalog.fingerprint[:16],
         )
         _publish(settings, catalog, record, files)
         logger.error("dbt build failed for %s; failing nodes: %s", ", ".join(names), ", ".join(nodes) or "see the log")
         _emit_failure(names, nodes, str(exc))
+        raise
+    except BaseException:  # a signal (TerminationSignal) mid-build: the build's file must not stay attached
+        CANCEL.in_dbt.clear()
+        release_warehouse()
         raise
     finally:
         CANCEL.in_dbt.clear()
@@ -527,8 +569,11 @@ def _run_dbt(
         loaded=loaded,
         stages=stages,
         snapshot=snapshot,
+        project=catalog.fingerprint[:16],
         **node_summary(ended),
     )
+    if any(ld.reloaded for ld in loads):
+        load.refreshed(settings, [ld.dataset for ld in loads if ld.reloaded])
     _publish(settings, catalog, record, files)
     return ended
 

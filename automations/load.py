@@ -18,7 +18,7 @@ from pathlib import Path
 
 from automations import compact
 from automations.compact import part_id
-from automations.tables import DRIFT, HISTORY, LAKE_OUTBOX, LOAD_MARKS, PARTS, SCHEMA, SEQUENCE
+from automations.tables import DRIFT, HISTORY, LAKE_OUTBOX, LOAD_MARKS, PARTS, REFRESH_DUE, SCHEMA, SEQUENCE
 from landing.catalog import Dataset
 from landing.reader import function_name, objects_call, quote_ident, quote_literal, reader_sql, undeclared_columns
 from landing.settings import Settings
@@ -61,7 +61,8 @@ def _history_ddl() -> str:
         f"{compact.parts_ddl()}; "
         f"create table if not exists {DRIFT} (dataset varchar, column_name varchar, files bigint, "
         "first_file varchar, first_loaded_at timestamptz, last_file varchar, last_loaded_at timestamptz); "
-        f"create table if not exists {LAKE_OUTBOX} (dataset varchar, what varchar)"
+        f"create table if not exists {LAKE_OUTBOX} (dataset varchar, what varchar); "
+        f"create table if not exists {REFRESH_DUE} (dataset varchar)"
     )
 
 
@@ -70,6 +71,51 @@ def note_for_lake(con, dataset: str, what: str) -> None:
     history was replaced ("reset"), its drift changed ("drift") or files were compacted ("compacted"): new history
     rows are copied anyway."""
     con.execute(f"insert into {LAKE_OUTBOX} values (?, ?)", [dataset, what])
+    if what == "reset":  # its raw rows have new load ids: its models must be built from scratch, even if this build
+        # fails part-way (the next one then still does it); cleared by `refreshed` after a build succeeds
+        con.execute(f"insert into {REFRESH_DUE} values (?)", [dataset])
+
+
+def refreshed(settings: Settings, datasets: list[str]) -> None:
+    """After a successful build from scratch of `datasets`: no longer due (see note_for_lake)."""
+    import duckdb
+
+    from automations._upstream import release_warehouse
+
+    release_warehouse()
+    with duckdb.connect(str(settings.build_warehouse)) as con:
+        con.execute(f"delete from {REFRESH_DUE} where dataset in (select unnest(?::varchar[]))", [datasets])
+
+
+def load_id_ranges(settings: Settings, datasets: list[str]) -> dict[str, tuple[int | None, int | None, bool]]:
+    """Per dataset, the lowest and highest load id of its rows in the raw table now, and whether it is due a build
+    from scratch (a rollback checks that a mark from the past still matches the raw rows)."""
+    import duckdb
+
+    from automations._upstream import release_warehouse
+
+    if not settings.build_warehouse.exists():
+        return {}
+    release_warehouse()
+    with duckdb.connect(str(settings.build_warehouse), read_only=True) as con:
+        try:
+            found = {
+                d: (low, high, False)
+                for d, low, high in con.execute(
+                    f"select dataset, min(load_id), max(load_id) from {HISTORY} "
+                    "where dataset in (select unnest(?::varchar[])) group by dataset",
+                    [datasets],
+                ).fetchall()
+            }
+            for (d,) in con.execute(
+                f"select distinct dataset from {REFRESH_DUE} where dataset in (select unnest(?::varchar[]))",
+                [datasets],
+            ).fetchall():
+                low, high, _ = found.get(d, (None, None, True))
+                found[d] = (low, high, True)
+        except duckdb.CatalogException:  # nothing loaded yet
+            return {}
+    return found
 
 
 def _raw_columns(ds: Dataset) -> list[tuple[str, str]]:
@@ -555,7 +601,9 @@ def load(con, settings: Settings, ds: Dataset, flow_run_id: str | None = None, p
     done = Loaded(ds.name)
     con.execute("begin")
     try:
-        done.reloaded = _ensure_raw(con, ds)
+        done.reloaded = _ensure_raw(con, ds) or bool(
+            con.execute(f"select count(*) from {REFRESH_DUE} where dataset = ?", [ds.name]).fetchone()[0]
+        )
         con.execute("commit")
     except Exception:
         con.execute("rollback")
@@ -625,6 +673,9 @@ def load_all(
     `progress` is told after each chunk of a large load; `reload` loads every accepted file again."""
     import duckdb
 
+    from automations._upstream import release_warehouse
+
+    release_warehouse()  # dbt's kept instance must not have the file attached while this one opens it
     settings.build_warehouse.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(settings.build_warehouse)) as con:
         if reload:

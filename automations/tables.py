@@ -13,3 +13,6 @@ LOAD_MARKS = (
 LAKE_OUTBOX = (
     f"{SCHEMA}.lake_outbox"  # (dataset, what) the lake's copy of the history and drift must take besides new rows
 )
+REFRESH_DUE = (
+    f"{SCHEMA}.refresh_due"  # datasets loaded again whose models have not been built from scratch since (a row each)
+)

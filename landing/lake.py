@@ -51,7 +51,7 @@ def install(con, names: tuple[str, ...] = ("ducklake", "sqlite_scanner"), load: 
     )
     for name in names:
         if not installed.get(name):
-            con.execute(f"install '{extension_file(name)}'")
+            con.execute(f"install {_literal(str(extension_file(name)))}")
         if load:
             con.execute(f"load {name}")
 
@@ -104,6 +104,14 @@ def prepare(settings: Settings) -> None:
         connect(settings, read_only=False).close()  # DuckLake makes its tables on the first read-write attach
 
 
+def identity(settings: Settings) -> str | None:
+    """Which lake is at the catalog's path, as far as a stat tells (its inode), so a process that keeps the lake
+    attached sees a catalog made anew in between; None without a SQLite catalog. Never written: a second SQLite
+    library in a process that has the catalog open through DuckDB's (Python's sqlite3) must not write it."""
+    catalog = sqlite_catalog(settings)
+    return f"inode {catalog.stat().st_ino}" if catalog is not None and catalog.exists() else None
+
+
 def tables(settings: Settings, schema: str = "main") -> set[str]:
     """The tables of the lake's newest snapshot in `schema`, read from a SQLite catalog directly (no extension to
     load: a build asks before dbt), else through DuckDB."""
@@ -129,12 +137,16 @@ def tables(settings: Settings, schema: str = "main") -> set[str]:
         }
 
 
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def attach_sql(settings: Settings, read_only: bool = True, snapshot: int | None = None) -> str:
     """The ATTACH statement of the lake as `lake`: read-only for readers, at a snapshot for `--at`."""
-    options = ["read_only"] if read_only else [f"data_path '{settings.lake_data}'"]
+    options = ["read_only"] if read_only else [f"data_path {_literal(settings.lake_data)}"]
     if snapshot is not None:
         options.append(f"snapshot_version {int(snapshot)}")
-    return f"attach '{settings.lake_catalog_uri}' as lake ({', '.join(options)})"
+    return f"attach {_literal(settings.lake_catalog_uri)} as lake ({', '.join(options)})"
 
 
 def connect(settings: Settings, read_only: bool = True, snapshot: int | None = None):
@@ -186,7 +198,7 @@ def _lake_has_tables(settings: Settings) -> bool:
         return bool(con.execute("select count(*) from duckdb_tables() where database_name = 'lake'").fetchone()[0])
 
 
-def migrate(settings: Settings, say=print) -> list[str]:
+def migrate(settings: Settings, say=print) -> dict[str, list[str]]:
     """Before each build, with the writer's slot held: the build's file and the lake made to agree, at the cost of a
     look at the build's file when they do.
 
@@ -197,13 +209,13 @@ def migrate(settings: Settings, say=print) -> list[str]:
       marks and bookkeeping were built from load ids the new file no longer has, so they are dropped, in one commit,
       and this build makes them again from every accepted file. Earlier snapshots keep them for `--at`.
 
-    Returns the tables moved or dropped."""
+    Returns the tables {"moved": [...]} or {"dropped": [...]}."""
     import duckdb
 
     build = settings.build_warehouse
     if not build.exists() or build.stat().st_size == 0:
-        return _drop_stale_lake(settings, say) if _lake_has_tables(settings) else []
-    mine = settings.build_database
+        return {"dropped": _drop_stale_lake(settings, say)} if _lake_has_tables(settings) else {}
+    mine = settings.build_database.replace('"', '""')
     with duckdb.connect(str(build)) as con:
         tables = [
             name
@@ -220,8 +232,13 @@ def migrate(settings: Settings, say=print) -> list[str]:
             "select count(*) from duckdb_tables() where database_name = current_database() and schema_name = 'landing' "
             "and table_name = 'load_history'"
         ).fetchone()[0]
+        if has_history and not tables and not has_marks and sqlite_catalog(settings) and not _lake_has_tables(settings):
+            # a lake made anew beside a build file with history: the drift is copied whole by this build's on-run-end
+            # (landing.lake_outbox, automations/load.py note_for_lake), the history's rows all being new to it
+            con.execute("create table if not exists landing.lake_outbox (dataset varchar, what varchar)")
+            con.execute("insert into landing.lake_outbox values ('*', 'drift')")
     if not tables and not has_marks:
-        return [] if has_history or not _lake_has_tables(settings) else _drop_stale_lake(settings, say)
+        return {} if has_history or not _lake_has_tables(settings) else {"dropped": _drop_stale_lake(settings, say)}
     with duckdb.connect(str(build)) as con:
         install(con, _extensions(settings))
         con.execute(attach_sql(settings, read_only=False))
@@ -233,7 +250,8 @@ def migrate(settings: Settings, say=print) -> list[str]:
             con.execute("begin")
             con.execute("create schema if not exists lake.landing")
             for name in tables:
-                con.execute(f'create table lake.main."{name}" as select * from "{mine}".main."{name}"')
+                ident = name.replace('"', '""')
+                con.execute(f'create table lake.main."{ident}" as select * from "{mine}".main."{ident}"')
             if has_marks:
                 con.execute(
                     f'create table lake.landing.model_marks as select model, high from "{mine}".landing.model_marks'
@@ -247,7 +265,7 @@ def migrate(settings: Settings, say=print) -> list[str]:
             )
         con.execute("begin")  # the lake has them (now or from a move a crash interrupted): the old copies go
         for name in tables:
-            con.execute(f'drop table "{mine}".main."{name}"')
+            con.execute(f'drop table "{mine}".main."{name.replace(chr(34), chr(34) * 2)}"')
         if has_marks:
             con.execute(f'drop table "{mine}".landing.model_marks')
         con.execute("commit")
@@ -256,11 +274,18 @@ def migrate(settings: Settings, say=print) -> list[str]:
         if stale.exists():
             stale.unlink()
             say(f"removed {stale}, the copy readers read before the lake: read the lake (`landing sql`)")
-    return tables
+    return {"moved": tables}
 
 
 def _drop_stale_lake(settings: Settings, say=print) -> list[str]:
-    """Drop every table of the lake's current snapshot in one commit (see migrate: a build file made anew)."""
+    """Drop every table of the lake's current snapshot in one commit (see migrate: a build file made anew). A lake
+    machines share (a PostgreSQL catalog) is never dropped from one machine: that is refused, saying what to do."""
+    if sqlite_catalog(settings) is None:
+        raise RuntimeError(
+            f"the build's file {settings.build_warehouse} is new, but the shared lake {settings.lake_catalog_uri} has "
+            "models built from another one: point LANDING_BUILD_WAREHOUSE_PATH at the build file that built them, "
+            "or drop the lake's tables yourself if this machine is to rebuild them from its accepted files"
+        )
     with connect(settings, read_only=False) as con:
         tables = con.execute(
             "select schema_name, table_name from duckdb_tables() where database_name = 'lake' order by all"
@@ -386,3 +411,18 @@ def rollback(settings: Settings, tables: list[str], models: list[str], snapshot:
                 )
         con.execute("commit")
     return done
+
+
+def marks_at(settings: Settings, snapshot: int, models: list[str]) -> dict[str, int]:
+    """The marks (landing.model_marks) of the dbt models `models` as the lake had them at `snapshot`."""
+    with connect(settings, snapshot=snapshot) as con:
+        try:
+            return dict(
+                con.execute(
+                    "select model, max(high) from landing.model_marks where model in (select unnest(?::varchar[])) "
+                    "group by model",
+                    [models],
+                ).fetchall()
+            )
+        except Exception:  # no marks then
+            return {}

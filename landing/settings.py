@@ -248,7 +248,13 @@ class Settings(BaseSettings):
     def build_database(self) -> str:
         """The name DuckDB gives the build's own file when it opens it (its name up to the first dot): where the raw
         tables are, as dbt's models name them."""
-        return self.build_warehouse.name.split(".")[0]
+        name = self.build_warehouse.name.split(".")[0]
+        if name.lower() in ("lake", "memory", "system", "temp", "main", ""):
+            raise ValueError(
+                f"the build's file {self.build_warehouse} would be attached as {name!r}, a name DuckDB or the lake "
+                "uses: name it otherwise (LANDING_BUILD_WAREHOUSE_PATH, for example warehouse.build.duckdb)"
+            )
+        return name
 
     @property
     def build_warehouse(self) -> Path:

@@ -90,7 +90,8 @@ def rollback(
 
     record = next((r for r in read(settings.builds_log) if r.flow_run_id == str(run.id)), None)
     if not (run.state and run.state.is_completed()) or record is None or record.status != BuildStatus.ROLLED_BACK:
-        out(f"the rollback did not complete ({state}): the run's log in the UI says why")
+        why = (run.state.message or "").strip() if run.state else ""
+        out(f"the rollback did not complete ({state}): {why or 'the run' + chr(39) + 's log in the UI says why'}")
         return 1
     out(f"tables    {', '.join(record.built_nodes) or 'none had been built'}")
     out(f"why       {record.reason}")

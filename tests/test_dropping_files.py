@@ -395,7 +395,7 @@ def test_undeclared_columns_are_shown_and_a_rescue_source_keeps_them(stack, tmp_
             builds_settled(settings, "dummyjson.users", started)
             and builds_settled(settings, "dummyjson.products", started)
             and warehouse_row(
-                settings, "select _rescued->>'$.hair.color' from landing.dummyjson__users where id = 72002"
+                settings, "select _rescued->>'$.hair.color' from stage_dummyjson__users where user_id = 72002"
             )
         ),
         90,
@@ -403,7 +403,7 @@ def test_undeclared_columns_are_shown_and_a_rescue_source_keeps_them(stack, tmp_
     )
     assert warehouse_row(
         settings,
-        "select (_rescued->>'$.age')::int, _rescued->>'$.hair.color' from landing.dummyjson__users where id = 72002",
+        "select (_rescued->>'$.age')::int, _rescued->>'$.hair.color' from stage_dummyjson__users where user_id = 72002",
     ) == (41, "brown")
     wider = by_name[f"{tag}-wider.jsonl"]["path"]
     assert warehouse_row(

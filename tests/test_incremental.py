@@ -184,8 +184,9 @@ def test_incremental_builds_equal_a_full_rebuild_after_a_random_sequence_of_file
     full = settings.model_copy(update={"state_dir": tmp_path / "full", "warehouse_path": None})
     build(full, ALL, ["cart_lines_enriched"])  # from nothing: one load of every file, every model built whole
     with duckdb.connect() as con:
-        con.execute(f"attach '{settings.warehouse}' as inc (read_only)")
-        con.execute(f"attach '{full.warehouse}' as rebuilt (read_only)")
+        lake.install(con)
+        con.execute(lake.attach_sql(settings).replace(" as lake ", " as inc "))
+        con.execute(lake.attach_sql(full).replace(" as lake ", " as rebuilt "))
         for table in TABLES:
             cols = [
                 c
@@ -269,5 +270,6 @@ def test_a_moved_landing_root_loads_nothing_twice_and_the_newer_file_wins(settin
     build(moved, ["dummyjson.products"])
     with lake.connect(moved) as con:
         assert con.execute("select count(*) from landing.load_history").fetchone() == (2,)
-        assert con.execute("select count(*) from landing.dummyjson__products").fetchone() == (4,)  # not 6
         assert con.execute("select distinct price::double from stage_dummyjson__products").fetchall() == [(999.99,)]
+    with duckdb.connect(str(moved.build_warehouse), read_only=True) as con:  # the raw table, in the build's file
+        assert con.execute("select count(*) from landing.dummyjson__products").fetchone() == (4,)  # not 6

@@ -9,6 +9,7 @@ import shutil
 
 import duckdb
 
+from automations.build_state import close_warehouse
 from automations.dbt_build import dbt_build
 from landing import lake
 from landing.settings import REPO_ROOT
@@ -39,6 +40,7 @@ def as_before_the_lake(settings) -> dict[str, list]:
         con.execute("create table landing.model_marks (model varchar primary key, high bigint)")
         con.executemany("insert into landing.model_marks values (?, ?)", marks)
     shutil.copyfile(settings.build_warehouse, settings.warehouse)
+    close_warehouse()  # as the upgrade's restart does: this process's dbt instance had the lake attached
     lake.sqlite_catalog(settings).unlink()
     for side in ("-wal", "-shm"):
         lake.sqlite_catalog(settings).with_name(lake.sqlite_catalog(settings).name + side).unlink(missing_ok=True)

@@ -72,6 +72,6 @@ def test_the_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     status = subprocess.run([landing, "status"], cwd=work, env=env, capture_output=True, text=True, timeout=300)
     assert status.returncode == 0, status.stdout[-2000:] + status.stderr[-3000:]
     assert "dummyjson.products" in status.stdout and "runs pending unknown" in status.stdout, status.stdout
-    assert f"{work}/.state/warehouse.duckdb" in status.stdout  # the default state folder: where the command started
+    assert f"{work}/.state/lake.sqlite" in status.stdout  # the default state folder: where the command started
     assert str(REPO_ROOT) not in status.stdout  # nothing read from the checkout
     assert os.path.isdir(project / "target")  # the catalog was parsed from the copy

@@ -29,7 +29,10 @@
 
 {#- The build's own file, attached as its name up to the first dot (on-run-start: once per build). -#}
 {% macro landing_attach_build() %}
-  {{ return("attach if not exists '" ~ env_var('LANDING_BUILD_WAREHOUSE_PATH', '/tmp/landing-warehouse.duckdb').replace("'", "''") ~ "' as \"" ~ landing_raw_database() ~ "\"") }}
+  {%- set path = env_var('LANDING_BUILD_WAREHOUSE_PATH', '/tmp/landing-warehouse.duckdb') -%}
+  {%- set name = landing_raw_database() -%}
+  {#- detached first: a kept instance may hold another file under the name (a build file moved, a test's) -#}
+  {{ return('detach database if exists ' ~ adapter.quote(name) ~ '; attach ' ~ landing_quote(path) ~ ' as ' ~ adapter.quote(name)) }}
 {% endmacro %}
 
 

@@ -323,7 +323,10 @@ def test_a_column_made_required_loads_every_file_again_and_a_file_lacking_it_is_
     again = load.load(con, settings, stricter)
     assert again.reloaded and again.files == [a] and list(again.rejected) == [b]
     assert con.execute(f"select id from {load.raw_table(ds)}").fetchall() == [(1,)]
-    assert load.load(con, settings, stricter).files == [] and not load.load(con, settings, stricter).reloaded
+    # due a build from scratch until one succeeds (load.refreshed), even if the build after the reload failed
+    assert load.load(con, settings, stricter).files == [] and load.load(con, settings, stricter).reloaded
+    con.execute("delete from landing.refresh_due")  # what load.refreshed does after that build
+    assert not load.load(con, settings, stricter).reloaded
 
 
 def test_a_compacted_file_lacking_a_newly_required_column_is_left_out_of_the_reload(con, settings, catalog):

@@ -100,11 +100,10 @@ def test_a_holder_that_stays_fails_the_build_with_what_to_do(settings):
     assert not readers.is_lock_error(ValueError("Failure in test not_null_products_id"))
 
 
-def test_a_new_warehouse_is_written_in_a_format_older_readers_open(settings):
+def test_a_new_build_file_is_written_in_a_format_older_duckdbs_open(settings):
     assert readers.holder(settings) is None  # the first open creates the build's file
     build(settings, 2)
-    readers.publish(settings)
     with duckdb.connect() as con:
-        con.execute(f"attach '{settings.warehouse}' as published (read_only)")
+        con.execute(f"attach '{settings.build_warehouse}' as published (read_only)")
         tags = con.execute("select tags from duckdb_databases() where database_name = 'published'").fetchone()[0]
     assert tags["storage_version"] == f"{settings.warehouse_storage_version}+"  # the DuckDB CLI 1.5 on PyPI reads it

@@ -17,6 +17,7 @@ renamed as (
         lastName as last_name,
         email,
         username,
+        _rescued,  -- the fields the source does not declare, kept per row (meta.landing.rescue)
         filename as source_file
     from source
 
