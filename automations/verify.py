@@ -376,6 +376,20 @@ def verify(settings: Settings, datasets: list[str] | None = None, out=print) -> 
                 lake.install(con)
                 con.execute(lake.attach_sql(settings, snapshot=snapshot).replace(" as lake ", " as live "))
                 kept = keep_live(con, chosen)
+                # the models the verified ones read but are not verified (upstream of them, of other datasets):
+                # as they are live, so the full builds read what the live builds read
+                con.execute(lake.attach_sql(scratch, read_only=False))
+                mine = {(t.schema, t.identifier) for t in chosen}
+                for schema, table in con.execute(
+                    "select schema_name, table_name from duckdb_tables() where database_name = 'live' "
+                    "and schema_name not in ('landing')"
+                ).fetchall():
+                    if (schema, table) not in mine:
+                        con.execute(f"create schema if not exists lake.{_ident(schema)}")
+                        con.execute(
+                            f"create table lake.{_ident(schema)}.{_ident(table)} as "
+                            f"select * from live.{_ident(schema)}.{_ident(table)}"
+                        )
             result.not_built = [t.name for t in chosen if t not in kept]
             for name in result.not_built:
                 out(f"skip {name}: not built yet")

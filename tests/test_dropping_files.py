@@ -465,3 +465,9 @@ def test_sql_at_reads_a_past_build_and_rollback_puts_a_dataset_back_then_builds_
 
     unknown = landing(settings, "rollback", "dummyjson.products", "--to", "nosuchbuild")
     assert unknown.returncode == 2 and "no build 'nosuchbuild'" in unknown.stdout, unknown.stdout
+
+    # after a rebuild every raw row has a new load id: build a's marks no longer match them, so it is refused
+    assert landing(settings, "rebuild", "dummyjson.products").returncode == 0
+    refused = landing(settings, "rollback", "dummyjson.products", "--to", first)
+    assert refused.returncode == 1 and "loaded again since" in refused.stdout, refused.stdout + refused.stderr
+    assert warehouse_row(settings, count) == (5,)  # nothing was put back

@@ -32,7 +32,8 @@ from landing.reader import InvalidFile, connect, function_name, judge_many, quot
 from landing.ledger import Ledger, ledger_path
 from landing.settings import Settings
 
-DATABASE = "warehouse"  # dbt-duckdb's name for the build's file (warehouse.build.duckdb)
+DATABASE = "warehouse"  # the name on-run-start attaches the build's file under (warehouse.build.duckdb)
+LAKE = "lake"  # the lake, where dbt writes the models and their marks
 _CHANGES = re.compile(r"^\s*(create|insert|delete|alter|drop|update)\b", re.I)
 
 # keys and values that have broken readers before: quotes, SQL, unicode, empty, long, the reader's own names
@@ -92,16 +93,22 @@ def capture(settings: Settings, catalog: Catalog) -> Captured:
         *("--target-path", str(settings.state_dir / "target"), "--log-path", str(settings.state_dir / "logs")),
         "--no-write-json",
     ]
+    from automations.build_state import release_warehouse
+    from landing import lake
+
+    lake.prepare(settings)
     with dbt_environment(settings):
         for n in range(2):
             for ds in catalog.datasets.values():
                 accept(ds, write_file(ds, settings.state_dir / "drops", [minimal_row(ds, n)]), stamp(n, n))
+            release_warehouse()  # dbt's kept instance has the build's file attached after the first run
             with duckdb.connect(str(settings.build_warehouse)) as con:
                 for ds in catalog.datasets.values():
                     assert not load.load(con, settings, ds).rejected
             runs.append({})
             result = dbtRunner(callbacks=[keep]).invoke(args)
             assert result.success, f"dbt run failed while capturing: {result.exception}"
+    release_warehouse()
     full, incremental = runs
     order = [uid for uid in full if uid.startswith("model.")]
     hooks = [sql for uid, stmts in full.items() if uid.startswith("operation.") for sql in stmts]
@@ -113,7 +120,8 @@ UNDECLARED = f"select accepted_file, undeclared_columns from {load.HISTORY}"
 
 
 class Warehouse:
-    """An in-memory warehouse under dbt's name for the build's file: the loader and the captured SQL both use it."""
+    """An in-memory build file under its attached name and an in-memory database named as the lake: the loader and
+    the captured SQL both use them."""
 
     def __init__(self, captured: Captured):
         self.captured = captured
@@ -126,12 +134,16 @@ class Warehouse:
         if DATABASE in names:
             self.con.execute("attach ':memory:' as kept")
             for table in self.tables():
-                self.con.execute(f"create table kept.{quote_ident(table)} as select * from main.{quote_ident(table)}")
+                self.con.execute(
+                    f"create table kept.{quote_ident(table)} as select * from {LAKE}.main.{quote_ident(table)}"
+                )
             # each file's undeclared columns: judged by the sensor (the ledger's) here, read again from scratch
             self.con.execute(f"create table kept.undeclared as {UNDECLARED}")
             self.con.execute("use memory")
             self.con.execute(f"detach {DATABASE}")
+            self.con.execute(f"detach {LAKE}")
         self.con.execute(f"attach ':memory:' as {DATABASE}")
+        self.con.execute(f"attach ':memory:' as {LAKE}")
         self.con.execute(f"use {DATABASE}")
         load._LOADED.clear()  # keyed by the database's path, which an in-memory one lacks
 
@@ -156,11 +168,11 @@ class Warehouse:
         for uid in self.captured.order:
             table = self.captured.tables[uid]
             if full:
-                self.con.execute(f"drop table if exists main.{quote_ident(table)}")
+                self.con.execute(f"drop table if exists {LAKE}.main.{quote_ident(table)}")
             there = self.con.execute(
                 "select count(*) from duckdb_tables() where database_name = ? and schema_name = 'main' "
                 "and table_name = ?",
-                [DATABASE, table],
+                [LAKE, table],
             ).fetchone()[0]
             for sql in (self.captured.incremental if there else self.captured.full)[uid]:
                 self.con.execute(sql)
@@ -177,8 +189,8 @@ class Warehouse:
         out = {}
         for table in self.tables():
             t = quote_ident(table)
-            a = self.con.execute(f"select * from kept.{t} except all select * from main.{t}").fetchall()
-            b = self.con.execute(f"select * from main.{t} except all select * from kept.{t}").fetchall()
+            a = self.con.execute(f"select * from kept.{t} except all select * from {LAKE}.main.{t}").fetchall()
+            b = self.con.execute(f"select * from {LAKE}.main.{t} except all select * from kept.{t}").fetchall()
             if a or b:
                 out[table] = (len(a), len(b), (a[:3], b[:3]))
         a = self.con.execute(f"select * from kept.undeclared except all {UNDECLARED}").fetchall()
