@@ -17,7 +17,6 @@ renamed as (
         lastName as last_name,
         email,
         username,
-        _rescued,  -- the fields the source does not declare, kept per row (meta.landing.rescue)
         filename as source_file
     from source
 
