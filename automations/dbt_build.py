@@ -418,15 +418,23 @@ def _load_new_files(settings: Settings, catalog, names: list[str], rebuild: bool
     return loads
 
 
+def _lake_state(settings: Settings) -> tuple[int | None, frozenset[str]]:
+    """What the last build left in the lake, as its on-run-end wrote it into the build's file (landing.lake_state):
+    its newest snapshot and its model tables. Read from the build's file, so a build never opens the lake itself."""
+    import duckdb
+
+    release_warehouse()
+    try:
+        with duckdb.connect(str(settings.build_warehouse), read_only=True) as con:
+            snapshot, names = con.execute("select snapshot, tables from landing.lake_state").fetchone()
+    except (duckdb.Error, TypeError, OSError):  # nothing built yet, or a build that ended before on-run-end
+        return None, frozenset()
+    return snapshot, frozenset(names or ())
+
+
 def _snapshot(settings: Settings) -> int | None:
     """The lake's newest snapshot once dbt is done: the build's own last commit (builds of a lake run one at a time)."""
-    from landing import lake
-
-    try:
-        return lake.newest_snapshot(settings)
-    except Exception as exc:  # the catalog unreadable: the build is done all the same
-        get_run_logger().warning("could not read the lake's newest snapshot: %s", exc)
-        return None
+    return _lake_state(settings)[0]
 
 
 RECYCLE_BUILDS = 500  # dbt's kept DuckDB instance is closed after this many builds: its memory grows by ~40 MB a 1,000
@@ -447,10 +455,8 @@ def _same_lake_attached(settings: Settings) -> None:
 
 
 def _built_tables(settings: Settings, names: list[str]) -> frozenset[str]:
-    """Which of the models `names` have a table in the lake (built at least once)."""
-    from landing import lake
-
-    return frozenset(lake.tables(settings) & set(names)) if names else frozenset()
+    """Which of the models `names` have a table in the lake (built at least once), as the last build left it."""
+    return _lake_state(settings)[1] & set(names) if names else frozenset()
 
 
 def _run_dbt(

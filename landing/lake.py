@@ -73,23 +73,21 @@ def sqlite_catalog(settings: Settings) -> Path | None:
     return Path(uri.removeprefix("ducklake:sqlite:")) if uri.startswith("ducklake:sqlite:") else None
 
 
-def _initialised(catalog: Path) -> bool:
-    if not catalog.exists():
-        return False
-    with sqlite3.connect(f"file:{catalog}?mode=ro", uri=True) as db:
-        return bool(db.execute("select count(*) from sqlite_master where name = 'ducklake_snapshot'").fetchone()[0])
-
-
 def exists(settings: Settings) -> bool:
-    """Whether the lake has been made (by the first build)."""
+    """Whether the lake has been made (by the first build: a SQLite catalog appears whole, see prepare)."""
     catalog = sqlite_catalog(settings)
-    return catalog is None or _initialised(catalog)
+    return catalog is None or catalog.exists()
 
 
 def prepare(settings: Settings) -> None:
     """Before a build: the extensions in DuckDB's extension directory (where dbt's connection, `landing sql` and the
-    DuckDB CLI find them), the data folder, and a SQLite catalog in WAL mode (without it, a reader's open transaction
-    makes a build's commit fail once the busy timeout passes), made into a lake the first time."""
+    DuckDB CLI find them), the data folder, and the first time a SQLite catalog, made whole under a temporary name and
+    renamed into place: in WAL mode (without it, a reader's open transaction makes a build's commit fail once the busy
+    timeout passes) and initialised by DuckLake.
+
+    The catalog is read and written only through DuckDB's own SQLite (the ducklake and sqlite_scanner extensions),
+    never through Python's sqlite3 once it is in place: two SQLite libraries on one file, in one process or two,
+    read each other's half-written WAL ("database disk image is malformed", seen here) and do not share POSIX locks."""
     import duckdb
 
     with duckdb.connect() as con:
@@ -97,37 +95,41 @@ def prepare(settings: Settings) -> None:
     if "://" not in settings.lake_data:
         os.makedirs(settings.lake_data, exist_ok=True)
     catalog = sqlite_catalog(settings)
-    if catalog is not None and not _initialised(catalog):
-        catalog.parent.mkdir(parents=True, exist_ok=True)
-        with sqlite3.connect(catalog) as db:
-            db.execute("pragma journal_mode=wal")
-        connect(settings, read_only=False).close()  # DuckLake makes its tables on the first read-write attach
+    if catalog is None or catalog.exists():
+        return
+    catalog.parent.mkdir(parents=True, exist_ok=True)
+    tmp = catalog.with_name(f".{catalog.name}.{os.getpid()}.new")
+    sides = [tmp.with_name(tmp.name + side) for side in ("-wal", "-shm")]
+    for leftover in (tmp, *sides):
+        leftover.unlink(missing_ok=True)
+    with sqlite3.connect(tmp) as db:  # a file no one else knows yet
+        db.execute("pragma journal_mode=wal")
+    db.close()
+    with duckdb.connect() as con:
+        install(con, _extensions(settings))
+        con.execute(
+            f"attach {_literal('ducklake:sqlite:' + str(tmp))} as new_lake (data_path {_literal(settings.lake_data)})"
+        )
+        con.execute("detach new_lake")
+    db = sqlite3.connect(tmp)  # still no one else's: fold the WAL in, so the rename carries everything
+    db.execute("pragma wal_checkpoint(truncate)")
+    db.close()
+    for side in sides:
+        side.unlink(missing_ok=True)
+    os.replace(tmp, catalog)
 
 
 def identity(settings: Settings) -> str | None:
     """Which lake is at the catalog's path, as far as a stat tells (its inode), so a process that keeps the lake
-    attached sees a catalog made anew in between; None without a SQLite catalog. Never written: a second SQLite
-    library in a process that has the catalog open through DuckDB's (Python's sqlite3) must not write it."""
+    attached sees a catalog made anew in between; None without a SQLite catalog."""
     catalog = sqlite_catalog(settings)
     return f"inode {catalog.stat().st_ino}" if catalog is not None and catalog.exists() else None
 
 
 def tables(settings: Settings, schema: str = "main") -> set[str]:
-    """The tables of the lake's newest snapshot in `schema`, read from a SQLite catalog directly (no extension to
-    load: a build asks before dbt), else through DuckDB."""
-    catalog = sqlite_catalog(settings)
-    if catalog is not None:
-        if not _initialised(catalog):
-            return set()
-        with sqlite3.connect(f"file:{catalog}?mode=ro", uri=True) as db:
-            return {
-                name
-                for (name,) in db.execute(
-                    "select t.table_name from ducklake_table t join ducklake_schema s using (schema_id) "
-                    "where t.end_snapshot is null and s.end_snapshot is null and s.schema_name = ?",
-                    [schema],
-                ).fetchall()
-            }
+    """The tables of the lake's newest snapshot in `schema`."""
+    if not exists(settings):
+        return set()
     with connect(settings) as con:
         return {
             name
@@ -171,31 +173,16 @@ def connect(settings: Settings, read_only: bool = True, snapshot: int | None = N
 
 
 def newest_snapshot(settings: Settings) -> int | None:
-    """The lake's newest snapshot id, read from a SQLite catalog directly (no extension to load), else through
-    DuckDB; None before the first build."""
-    catalog = sqlite_catalog(settings)
-    if catalog is not None:
-        if not catalog.exists():
-            return None
-        with sqlite3.connect(f"file:{catalog}?mode=ro", uri=True) as db:
-            try:
-                return db.execute("select max(snapshot_id) from ducklake_snapshot").fetchone()[0]
-            except sqlite3.OperationalError:  # made, not yet initialised by DuckLake
-                return None
+    """The lake's newest snapshot id; None before the first build."""
+    if not exists(settings):
+        return None
     with connect(settings) as con:
-        return con.execute("select max(snapshot_id) from lake.snapshots()").fetchone()[0]
+        return con.execute("select max(snapshot_id) from lake.snapshots()").fetchall()[0][0]
 
 
 def _lake_has_tables(settings: Settings) -> bool:
-    """Whether the lake holds any table (read from a SQLite catalog directly: no extension to load)."""
-    catalog = sqlite_catalog(settings)
-    if catalog is not None:
-        if not _initialised(catalog):
-            return False
-        with sqlite3.connect(f"file:{catalog}?mode=ro", uri=True) as db:
-            return bool(db.execute("select count(*) from ducklake_table where end_snapshot is null").fetchone()[0])
-    with connect(settings) as con:
-        return bool(con.execute("select count(*) from duckdb_tables() where database_name = 'lake'").fetchone()[0])
+    """Whether the lake holds any table."""
+    return bool(tables(settings) or tables(settings, "landing"))
 
 
 def migrate(settings: Settings, say=print) -> dict[str, list[str]]:
@@ -209,7 +196,8 @@ def migrate(settings: Settings, say=print) -> dict[str, list[str]]:
       marks and bookkeeping were built from load ids the new file no longer has, so they are dropped, in one commit,
       and this build makes them again from every accepted file. Earlier snapshots keep them for `--at`.
 
-    Returns the tables {"moved": [...]} or {"dropped": [...]}."""
+    Returns the tables {"moved": [...]} or {"dropped": [...]}. A look at the build's file alone when nothing is to do
+    (the lake is opened only when the build's file is new)."""
     import duckdb
 
     build = settings.build_warehouse
@@ -232,9 +220,13 @@ def migrate(settings: Settings, say=print) -> dict[str, list[str]]:
             "select count(*) from duckdb_tables() where database_name = current_database() and schema_name = 'landing' "
             "and table_name = 'load_history'"
         ).fetchone()[0]
-        if has_history and not tables and not has_marks and sqlite_catalog(settings) and not _lake_has_tables(settings):
-            # a lake made anew beside a build file with history: the drift is copied whole by this build's on-run-end
-            # (landing.lake_outbox, automations/load.py note_for_lake), the history's rows all being new to it
+        published = con.execute(
+            "select count(*) from duckdb_tables() where database_name = current_database() and schema_name = 'landing' "
+            "and table_name = 'lake_state'"
+        ).fetchone()[0]
+        if has_history and not tables and not has_marks and not published:
+            # the first build into a lake of a build file with history (an upgrade): the drift is copied whole by this
+            # build's on-run-end (landing.lake_outbox, automations/load.py note_for_lake), the history's rows all new
             con.execute("create table if not exists landing.lake_outbox (dataset varchar, what varchar)")
             con.execute("insert into landing.lake_outbox values ('*', 'drift')")
     if not tables and not has_marks:

@@ -208,6 +208,12 @@
     {%- if pending %}
     delete from {{ outbox }};
     {%- endif %}
+    {#- what the build left in the lake, for the build's record (landing.lake_state in the build's file): read there
+        without opening the lake -#}
+    create or replace table {{ adapter.quote(build) }}.landing.lake_state as
+      select (select id from ducklake_current_snapshot({{ landing_quote(lake) }})) as snapshot,
+             (select list(table_name order by table_name) from duckdb_tables()
+              where database_name = {{ landing_quote(lake) }} and schema_name = 'main') as tables;
   {%- endset -%}
   {%- do run_query(sql) -%}
   {{ return('') }}
