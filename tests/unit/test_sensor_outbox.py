@@ -53,7 +53,8 @@ def test_the_outbox_alone_sends_nothing_while_held_and_stops_when_told(settings,
             box.hold = False  # released: the next wake tries, and the unreachable server keeps the event waiting
             box.wake.set()
             # at least one: a busy machine may poll after the backoff's second try (the streak grows each second)
-            wait_for(lambda: box.fail_streak >= 1, 10, "a send to be tried", interval=0.05)
+            # (60 s: the first send in a worker imports and starts Prefect's client, seconds on a busy machine)
+            wait_for(lambda: box.fail_streak >= 1, 60, "a send to be tried", interval=0.05)
             stop.set()
             box.wake.set()
             runner.join(5)
