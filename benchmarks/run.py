@@ -610,8 +610,12 @@ def b7_publish(base: Path, sizes_mb: list[int]) -> dict:
         with lake.connect(settings, read_only=False) as con:
             con.execute("create table lake.rows_here (id bigint, a double, b double)")
             step = 2_000_000  # random doubles barely compress: about 8 bytes each on disk
+            done = 0
             while sum(p.stat().st_size for p in data.rglob("*") if p.is_file()) < mb * 1_000_000:
-                con.execute(f"insert into lake.rows_here select range, random(), random() from range({step})")
+                con.execute(
+                    f"insert into lake.rows_here select range, random(), random() from range({done}, {done + step})"
+                )
+                done += step
             rows = con.execute("select count(*) from lake.rows_here").fetchall()[0][0]
         writer = lake.connect(settings, read_only=False)  # the warm runner's dbt instance, kept open
         held = lake.connect(settings)
@@ -622,7 +626,7 @@ def b7_publish(base: Path, sizes_mb: list[int]) -> dict:
             writer.execute("begin")  # a build replaces 1,000 keys and adds one
             writer.execute(f"delete from lake.rows_here where id between {i * 1000} and {i * 1000 + 999}")
             writer.execute(
-                f"insert into lake.rows_here select range, random(), random() from range({i * 1000}, {i * 1000 + 1001})"
+                f"insert into lake.rows_here select -range - 1 - {i * 1001}, random(), random() from range(1001)"
             )
             writer.execute("commit")
             rows += 1
