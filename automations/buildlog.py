@@ -117,12 +117,16 @@ def snapshot_at(settings: Settings, at: str) -> int:
                 "select max(snapshot_id) from lake.snapshots() where snapshot_time <= ?", [when]
             ).fetchone()[0]
             if found is None:
+                first = con.execute("select min(snapshot_time) from lake.snapshots()").fetchone()[0]
                 raise UnknownPoint(
-                    f"the lake has no snapshot at or before {when:%Y-%m-%d %H:%M:%S %Z} (its oldest kept is {oldest})"
+                    f"the lake has no snapshot at or before {when:%Y-%m-%d %H:%M:%S %Z}: its oldest kept is from "
+                    f"{first:%Y-%m-%d %H:%M:%S %Z}"
                 )
             return found
     found = matches[-1].snapshot if matches else int(at)
-    if found < oldest or found > newest:
+    if found > newest:
+        raise UnknownPoint(f"snapshot {found} is not in the lake yet: its newest is {newest}")
+    if found < oldest:
         raise UnknownPoint(
             f"snapshot {found} ({at}) is not in the lake: it keeps snapshots {oldest} to {newest}, the older ones "
             f"expired after LANDING_SNAPSHOT_RETENTION_HOURS ({settings.snapshot_retention_hours:g} h)"

@@ -310,6 +310,7 @@ def _rollback(
         "unknown",
     )
     done = lake.rollback(settings, [m.name for m in models], [m.unique_id for m in models], snapshot)
+    made = done.pop("snapshot")
     built = marks.read()
     for n in names:  # not a file signature: the next build runs, from scratch unless the code is the same as then
         for kind in (ONE, ALL):
@@ -326,7 +327,7 @@ def _rollback(
         and_names,
         started=started,
         built_nodes=sorted(done),
-        snapshot=_snapshot(settings),
+        snapshot=made,  # `landing sql --at <this run>` reads the models as the rollback left them
         reason=f"rolled back to {to} (snapshot {snapshot}): {said}",
     )
     logger.info(

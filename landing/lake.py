@@ -298,7 +298,12 @@ def _drop_stale_lake(settings: Settings, say=print) -> list[str]:
 def cli_line(settings: Settings) -> str:
     """The one line that opens the lake read-only in the DuckDB CLI (`duckdb-cli` from PyPI, the release DuckDB is
     pinned at: it finds the extensions the first build installed)."""
-    return f"duckdb -cmd \"ATTACH '{settings.lake_catalog_uri}' AS lake (READ_ONLY); USE lake\""
+    import duckdb
+
+    return (
+        f"uvx --from duckdb-cli=={duckdb.__version__} duckdb -cmd "
+        f"\"ATTACH '{settings.lake_catalog_uri}' AS lake (READ_ONLY); USE lake\""
+    )
 
 
 REWRITE_DELETED = 0.2  # a data file with at least this share of its rows deleted is rewritten without them
@@ -361,7 +366,7 @@ def rollback(settings: Settings, tables: list[str], models: list[str], snapshot:
     """Put the lake's tables `tables` (in main) back as they were at `snapshot`, with the marks of the dbt models
     `models` (their unique ids), in one commit: readers see all of it or none. A table the snapshot did not have is
     dropped (the next build makes it); a view is left alone. Run it with the writer's slot held. Returns what was
-    done per table."""
+    done per table, and the snapshot the rollback made under "snapshot"."""
     with connect(settings, read_only=False) as con:
         con.execute(attach_sql(settings, snapshot=snapshot).replace(" as lake ", " as lake_then "))
 
@@ -402,6 +407,7 @@ def rollback(settings: Settings, tables: list[str], models: list[str], snapshot:
                     [models],
                 )
         con.execute("commit")
+        done["snapshot"] = con.execute("select id from ducklake_current_snapshot('lake')").fetchall()[0][0]
     return done
 
 

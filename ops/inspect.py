@@ -105,6 +105,10 @@ def status(settings: Settings | None = None, out=print) -> int:
         )
     if error:
         out(f"(runs pending unknown: {error})")
+    for name in sorted(catalog.datasets):  # a dataset whose models were put back since its last build: said
+        last = next((b for b in reversed(builds) if name in b.datasets and b.status in _DECIDED), None)
+        if last is not None and last.status == BuildStatus.ROLLED_BACK:
+            out(f"rolled back {name} at {_fmt_time(last.at)}: {last.reason} (its next file builds forward from there)")
     _drift_status(settings, catalog, out)
     _warehouse_status(settings, out)
     _verify_status(settings, out)
@@ -131,6 +135,9 @@ def _drift_status(settings: Settings, catalog: Catalog, out) -> None:
             f"schema drift {dataset}: up to {files} file(s), the last at {last:%Y-%m-%d %H:%M:%S %Z}, carried "
             + _drift_words(dataset, columns, bool(ds and ds.rescue))
         )
+
+
+_DECIDED = (BuildStatus.BUILT, BuildStatus.ROLLED_BACK)
 
 
 def _warehouse_status(settings: Settings, out) -> None:
