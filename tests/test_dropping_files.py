@@ -457,7 +457,7 @@ def test_sql_at_reads_a_past_build_and_rollback_puts_a_dataset_back_then_builds_
     assert record["reason"].endswith(f"{tag}: a bad change") and record["datasets"] == ["dummyjson.products"]
     at_rollback = landing(settings, "sql", "--csv", "--at", record["flow_run_id"][:8], count)
     assert at_rollback.stdout.splitlines()[-1] == "3", at_rollback.stdout + at_rollback.stderr  # as it left them
-    assert f"rolled back dummyjson.products at" in landing(settings, "status").stdout
+    assert "rolled back dummyjson.products at" in landing(settings, "status").stdout
     explained = landing(settings, "explain", str(products / f"{tag}-a.jsonl"))
     assert f"snapshot {done['a']['snapshot']}" in explained.stdout, explained.stdout
 

@@ -76,6 +76,7 @@ def test_rollback_puts_tables_and_their_marks_back_in_one_commit(tmp_path):
         con.execute("create table lake.main.later as select 1 as id")
         before = _snapshot(con)
     done = lake.rollback(settings, ["t", "reshaped", "later", "a_view", "never"], ["model.p.t"], then)
+    assert done.pop("snapshot") == before + 1, "the snapshot it made, for the build log"
     assert done == {
         "t": "put back",
         "reshaped": "put back (its columns differed)",
