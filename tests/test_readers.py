@@ -182,6 +182,8 @@ def test_a_build_waits_for_a_hand_opened_build_file_and_status_names_the_holder(
                 settings, "select count(*) from stage_dummyjson__products where product_name like ?", [f"{tag}-%"]
             )
             == (3,)
+            # the rows are there at the model's commit, the build's record after its tests and bookkeeping
+            and [b for b in builds(settings) if b["at"] > started and b["status"] != "retrying"]
         ),
         60,
         "the build after the holder left",
