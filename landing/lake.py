@@ -90,12 +90,16 @@ def prepare(settings: Settings) -> None:
     read each other's half-written WAL ("database disk image is malformed", seen here) and do not share POSIX locks."""
     import duckdb
 
+    catalog = sqlite_catalog(settings)
+    made = (settings.lake_catalog_uri, settings.lake_data)
+    if made in _PREPARED and (catalog is None or catalog.exists()):
+        return  # this process installed the extensions and saw the lake before: a stat per build, not a DuckDB
     with duckdb.connect() as con:
         install(con, _extensions(settings), load=False)
     if "://" not in settings.lake_data:
         os.makedirs(settings.lake_data, exist_ok=True)
-    catalog = sqlite_catalog(settings)
     if catalog is None or catalog.exists():
+        _PREPARED.add(made)
         return
     catalog.parent.mkdir(parents=True, exist_ok=True)
     tmp = catalog.with_name(f".{catalog.name}.{os.getpid()}.new")
@@ -117,6 +121,10 @@ def prepare(settings: Settings) -> None:
     for side in sides:
         side.unlink(missing_ok=True)
     os.replace(tmp, catalog)
+    _PREPARED.add(made)
+
+
+_PREPARED: set[tuple[str, str]] = set()  # the lakes (catalog, data path) prepare has made ready in this process
 
 
 def identity(settings: Settings) -> str | None:
@@ -181,8 +189,11 @@ def newest_snapshot(settings: Settings) -> int | None:
 
 
 def _lake_has_tables(settings: Settings) -> bool:
-    """Whether the lake holds any table."""
-    return bool(tables(settings) or tables(settings, "landing"))
+    """Whether the lake holds any table, in any schema (one attach)."""
+    if not exists(settings):
+        return False
+    with connect(settings) as con:
+        return bool(con.execute("select count(*) from duckdb_tables() where database_name = 'lake'").fetchall()[0][0])
 
 
 def migrate(settings: Settings, say=print) -> dict[str, list[str]]:
