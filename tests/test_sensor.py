@@ -234,17 +234,23 @@ def test_once_decides_the_backlog_sends_its_events_and_exits(sensor_settings, pr
 @pytest.mark.parametrize("copier", ["copy", "copy2", "copyfile+utime", "copyfile+20ms+utime"])
 def test_a_writer_that_sets_attributes_after_closing_never_fails(copier, harness, tmp_path):
     """shutil.copy sets the mode by path after its close, copy2 the times too, and wget or `curl -R` set the times:
-    the sensor waits for the writer's quiet before it moves the file, so none of these calls meets a missing file."""
+    the sensor waits for the writer's quiet before it moves the file, so none of these calls meets a missing file.
+
+    The promise is for a follow-up within `LANDING_CLOSE_QUIET_SECONDS` of the close. A copy whose whole call (copy
+    and follow-up) took longer than that on a loaded machine proves nothing either way and is not counted; every copy
+    that kept within it must succeed, and most must keep within it for the test to mean anything."""
     import shutil
 
     harness.start()
+    quiet = harness.settings.close_quiet_seconds
     source_dir = tmp_path / "outside"
     source_dir.mkdir()
-    errors = []
+    errors, counted = [], 0
     for i in range(50):
         src = source_dir / f"{copier}-{i}.jsonl"
         src.write_bytes(rows(f"race-{copier}-{i}", 2))
         dest = harness.folder / src.name
+        started = time.monotonic()
         try:
             if copier == "copy":
                 shutil.copy(src, dest)
@@ -255,9 +261,15 @@ def test_a_writer_that_sets_attributes_after_closing_never_fails(copier, harness
                 if "20ms" in copier:
                     time.sleep(0.02)
                 os.utime(dest, (1_700_000_000, 1_700_000_000))
+            failed = None
         except OSError as exc:
-            errors.append(f"{src.name}: {exc!r}")
+            failed = f"{src.name}: {exc!r}"
+        if time.monotonic() - started < quiet:  # the follow-up came within the quiet window: it must not fail
+            counted += 1
+            if failed:
+                errors.append(failed)
     assert errors == []
+    assert counted >= 25, f"only {counted} of 50 copies kept within {quiet} s: the machine is too loaded to tell"
 
     def decided():
         ledger = Ledger(ledger_path(harness.settings.state_dir))
