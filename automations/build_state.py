@@ -87,9 +87,9 @@ CANCEL = CancelSwitch()
 
 def writer_limit_name(settings: Settings) -> str:
     """The Prefect global concurrency limit that admits one dbt build at a time to this warehouse, from any machine:
-    the warehouse's file name and a digest of its full path (readable in the UI, distinct per warehouse)."""
-    digest = hashlib.sha256(settings.lake_catalog_uri.encode()).hexdigest()[:8]  # machines sharing a lake share it
-    return f"warehouse-{settings.warehouse.stem}-{digest}"
+    a digest of the lake's catalog as every machine names it (its password left out, which may differ per machine)."""
+    digest = hashlib.sha256(settings.lake_name.encode()).hexdigest()[:8]  # machines sharing a lake share it
+    return f"warehouse-lake-{digest}"
 
 
 _limits_made: set[str] = set()

@@ -616,7 +616,7 @@ def landing_maintain(settings: Settings | None = None) -> dict:
 
     settings = settings or Settings()
     if not lake.exists(settings):
-        get_run_logger().info("nothing built yet: the lake %s has nothing to maintain", settings.lake_catalog_uri)
+        get_run_logger().info("nothing built yet: the lake %s has nothing to maintain", settings.lake_name)
         return {}
     with one_writer(settings):
         return lake.maintain(settings, say=get_run_logger().info)

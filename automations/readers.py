@@ -126,7 +126,7 @@ def wait_until_free(settings: Settings, say=log.warning) -> float:
                 say(
                     f"the build's warehouse {current.describe()}; waiting up to {settings.lock_wait_seconds:.0f} s "
                     "for it to close (readers belong on the lake "
-                    f"{settings.lake_catalog_uri}: `landing sql`)"
+                    f"{settings.lake_name}: `landing sql`)"
                 )
                 tmp = note.with_suffix(".tmp")
                 tmp.write_text(json.dumps({**asdict(current), "lock_wait_seconds": settings.lock_wait_seconds}))
@@ -136,7 +136,7 @@ def wait_until_free(settings: Settings, say=log.warning) -> float:
                 raise WarehouseHeld(
                     f"{current.describe()} and stayed held for {waited:.0f} s, so dbt could not write it. Close that "
                     f"connection (or stop pid {current.pid}); the next file, or `landing-reconcile`, builds again. "
-                    f"People and tools should read the lake {settings.lake_catalog_uri} (`landing sql`): it never "
+                    f"People and tools should read the lake {settings.lake_name} (`landing sql`): it never "
                     "blocks a build."
                     if current.pid
                     else f"{current.describe()} for {waited:.0f} s, so dbt could not write it: close the other connection."

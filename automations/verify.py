@@ -341,7 +341,7 @@ def verify(settings: Settings, datasets: list[str] | None = None, out=print) -> 
     names = sorted({catalog.get(n).name for n in datasets}) if datasets else sorted(catalog.datasets)
     if not lake.exists(settings) or not settings.build_warehouse.exists():
         raise NothingBuilt(
-            f"nothing is built yet: the lake {settings.lake_catalog_uri} does not exist. Start the stack "
+            f"nothing is built yet: the lake {settings.lake_name} does not exist. Start the stack "
             "(`make up`) and drop a file into a dataset's folder (`landing status` lists the datasets); once it is "
             "built, verify again"
         )
@@ -474,7 +474,7 @@ def landing_verify(datasets: list[str] | None = None, settings: Settings | None 
     if result.differing:
         logger.error(
             "the lake %s differs from a full build in %s: %s",
-            settings.lake_catalog_uri,
+            settings.lake_name,
             ", ".join(c.model for c in result.differing),
             summary(result),
         )

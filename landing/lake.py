@@ -15,6 +15,7 @@ PACKAGES = {
     "ducklake": "duckdb-extension-ducklake",
     "sqlite_scanner": "duckdb-extension-sqlite-scanner",
     "postgres_scanner": "duckdb-extension-postgres-scanner",
+    "httpfs": "duckdb-extension-httpfs",
 }
 
 
@@ -61,10 +62,8 @@ class NoLake(RuntimeError):
 
 
 def _extensions(settings: Settings) -> tuple[str, ...]:
-    return (
-        "ducklake",
-        "postgres_scanner" if settings.lake_catalog_uri.startswith("ducklake:postgres:") else "sqlite_scanner",
-    )
+    catalog = "postgres_scanner" if settings.lake_catalog_uri.startswith("ducklake:postgres:") else "sqlite_scanner"
+    return ("ducklake", catalog, *(("httpfs",) if settings.lake_secret_sql else ()))
 
 
 def sqlite_catalog(settings: Settings) -> Path | None:
@@ -74,7 +73,8 @@ def sqlite_catalog(settings: Settings) -> Path | None:
 
 
 def exists(settings: Settings) -> bool:
-    """Whether the lake has been made (by the first build: a SQLite catalog appears whole, see prepare)."""
+    """Whether the lake has been made (by the first build: a SQLite catalog appears whole, see prepare). True for a
+    PostgreSQL catalog, which only an attach can tell: `connect` raises NoLake then."""
     catalog = sqlite_catalog(settings)
     return catalog is None or catalog.exists()
 
@@ -98,7 +98,11 @@ def prepare(settings: Settings) -> None:
         install(con, _extensions(settings), load=False)
     if "://" not in settings.lake_data:
         os.makedirs(settings.lake_data, exist_ok=True)
-    if catalog is None or catalog.exists():
+    if catalog is None:  # PostgreSQL: DuckLake makes its tables at the first writable attach (any machine's)
+        _make_shared_catalog(settings)
+        _PREPARED.add(made)
+        return
+    if catalog.exists():
         _PREPARED.add(made)
         return
     catalog.parent.mkdir(parents=True, exist_ok=True)
@@ -124,6 +128,22 @@ def prepare(settings: Settings) -> None:
     _PREPARED.add(made)
 
 
+def _make_shared_catalog(settings: Settings) -> None:
+    """A writable attach of a PostgreSQL catalog, which makes DuckLake's tables the first time. Machines starting
+    together may both try: the one that loses finds the tables made and attaches again."""
+    import duckdb
+
+    for attempt in range(3):
+        try:
+            with duckdb.connect() as con:
+                install(con, _extensions(settings))
+                con.execute(attach_sql(settings, read_only=False))
+            return
+        except duckdb.Error:
+            if attempt == 2:
+                raise
+
+
 _PREPARED: set[tuple[str, str]] = set()  # the lakes (catalog, data path) prepare has made ready in this process
 
 
@@ -136,15 +156,16 @@ def identity(settings: Settings) -> str | None:
 
 def tables(settings: Settings, schema: str = "main") -> set[str]:
     """The tables of the lake's newest snapshot in `schema`."""
-    if not exists(settings):
+    try:
+        with connect(settings) as con:
+            return {
+                name
+                for (name,) in con.execute(
+                    "select table_name from duckdb_tables() where database_name = 'lake' and schema_name = ?", [schema]
+                ).fetchall()
+            }
+    except NoLake:
         return set()
-    with connect(settings) as con:
-        return {
-            name
-            for (name,) in con.execute(
-                "select table_name from duckdb_tables() where database_name = 'lake' and schema_name = ?", [schema]
-            ).fetchall()
-        }
 
 
 def _literal(text: str) -> str:
@@ -156,7 +177,15 @@ def attach_sql(settings: Settings, read_only: bool = True, snapshot: int | None 
     options = ["read_only"] if read_only else [f"data_path {_literal(settings.lake_data)}"]
     if snapshot is not None:
         options.append(f"snapshot_version {int(snapshot)}")
-    return f"attach {_literal(settings.lake_catalog_uri)} as lake ({', '.join(options)})"
+    secret = f"{settings.lake_secret_sql}; " if settings.lake_secret_sql else ""  # an s3:// data path's credentials
+    return f"{secret}attach {_literal(settings.lake_catalog_uri)} as lake ({', '.join(options)})"
+
+
+def _no_lake(settings: Settings) -> NoLake:
+    return NoLake(
+        f"nothing built yet: the lake {settings.lake_name} appears with the first build. Drop a file into a "
+        "landing folder (`landing status` lists them) or run `landing demo`."
+    )
 
 
 def connect(settings: Settings, read_only: bool = True, snapshot: int | None = None):
@@ -165,15 +194,17 @@ def connect(settings: Settings, read_only: bool = True, snapshot: int | None = N
     import duckdb
 
     if read_only and not exists(settings):
-        raise NoLake(
-            f"nothing built yet: the lake {settings.lake_catalog_uri} appears with the first build. Drop a file into a "
-            "landing folder (`landing status` lists them) or run `landing demo`."
-        )
+        raise _no_lake(settings)
     con = duckdb.connect()
     try:
         install(con, _extensions(settings))
         con.execute(attach_sql(settings, read_only, snapshot))
         con.execute("use lake")
+    except duckdb.InvalidInputException as exc:
+        con.close()
+        if read_only and "does not exist" in str(exc):  # a PostgreSQL catalog no build has made yet
+            raise _no_lake(settings) from None
+        raise
     except BaseException:
         con.close()
         raise
@@ -182,18 +213,22 @@ def connect(settings: Settings, read_only: bool = True, snapshot: int | None = N
 
 def newest_snapshot(settings: Settings) -> int | None:
     """The lake's newest snapshot id; None before the first build."""
-    if not exists(settings):
+    try:
+        with connect(settings) as con:
+            return con.execute("select max(snapshot_id) from lake.snapshots()").fetchall()[0][0]
+    except NoLake:
         return None
-    with connect(settings) as con:
-        return con.execute("select max(snapshot_id) from lake.snapshots()").fetchall()[0][0]
 
 
 def _lake_has_tables(settings: Settings) -> bool:
     """Whether the lake holds any table, in any schema (one attach)."""
-    if not exists(settings):
+    try:
+        with connect(settings) as con:
+            return bool(
+                con.execute("select count(*) from duckdb_tables() where database_name = 'lake'").fetchall()[0][0]
+            )
+    except NoLake:
         return False
-    with connect(settings) as con:
-        return bool(con.execute("select count(*) from duckdb_tables() where database_name = 'lake'").fetchall()[0][0])
 
 
 def migrate(settings: Settings, say=print) -> dict[str, list[str]]:
@@ -264,7 +299,7 @@ def migrate(settings: Settings, say=print) -> dict[str, list[str]]:
             con.execute("commit")
             say(
                 f"moved {len(tables)} model table(s) ({', '.join(tables) or 'none'}) and their marks from {build} into "
-                f"the lake {settings.lake_catalog_uri}: readers read the lake from now on"
+                f"the lake {settings.lake_name}: readers read the lake from now on"
             )
         con.execute("begin")  # the lake has them (now or from a move a crash interrupted): the old copies go
         for name in tables:
@@ -285,7 +320,7 @@ def _drop_stale_lake(settings: Settings, say=print) -> list[str]:
     machines share (a PostgreSQL catalog) is never dropped from one machine: that is refused, saying what to do."""
     if sqlite_catalog(settings) is None:
         raise RuntimeError(
-            f"the build's file {settings.build_warehouse} is new, but the shared lake {settings.lake_catalog_uri} has "
+            f"the build's file {settings.build_warehouse} is new, but the shared lake {settings.lake_name} has "
             "models built from another one: point LANDING_BUILD_WAREHOUSE_PATH at the build file that built them, "
             "or drop the lake's tables yourself if this machine is to rebuild them from its accepted files"
         )
@@ -299,7 +334,7 @@ def _drop_stale_lake(settings: Settings, say=print) -> list[str]:
         con.execute("commit")
     names = [f"{schema}.{name}" for schema, name in tables]
     say(
-        f"the build's file {settings.build_warehouse} is new while the lake {settings.lake_catalog_uri} has tables "
+        f"the build's file {settings.build_warehouse} is new while the lake {settings.lake_name} has tables "
         f"built from an earlier one ({', '.join(names)}): dropped them, and this build makes them again from every "
         "accepted file (earlier snapshots keep them: `landing sql --at`)"
     )
@@ -311,9 +346,12 @@ def cli_line(settings: Settings) -> str:
     pinned at: it finds the extensions the first build installed)."""
     import duckdb
 
+    secret = settings.lake_secret_sql
+    if secret and settings.lake_s3_secret:  # shown, never printed: the reader puts their own in
+        secret = secret.replace(_literal(settings.lake_s3_secret.get_secret_value()), "'***'")
     return (
         f"uvx --from duckdb-cli=={duckdb.__version__} duckdb -cmd "
-        f"\"ATTACH '{settings.lake_catalog_uri}' AS lake (READ_ONLY); USE lake\""
+        f"\"{secret + '; ' if secret else ''}ATTACH '{settings.lake_name}' AS lake (READ_ONLY); USE lake\""
     )
 
 
@@ -369,7 +407,7 @@ def maintain(settings: Settings, say=print) -> dict:
         "mb_after": round(after[1] / 1e6, 3),
         "seconds": round(time.perf_counter() - started, 3),
     }
-    say(f"maintained the lake {settings.lake_catalog_uri}: {done}")
+    say(f"maintained the lake {settings.lake_name}: {done}")
     return done
 
 

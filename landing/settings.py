@@ -63,6 +63,23 @@ class Settings(BaseSettings):
         description="Where the lake's Parquet files live: a folder, or an s3:// prefix machines share. Defaults to "
         "<state_dir>/lake/.",
     )
+    lake_s3_endpoint: str | None = Field(
+        default=None,
+        description="For an s3:// lake_data_path on an S3-compatible server (SeaweedFS, MinIO, Ceph): its host:port. "
+        "Unset for AWS S3.",
+    )
+    lake_s3_key_id: str | None = Field(
+        default=None,
+        description="The access key id that reads and writes an s3:// lake_data_path (every runner and reader needs it).",
+    )
+    lake_s3_secret: SecretStr | None = Field(
+        default=None, description="The secret access key that goes with lake_s3_key_id."
+    )
+    lake_s3_region: str = Field(default="us-east-1", description="The region of an s3:// lake_data_path.")
+    lake_s3_use_ssl: bool = Field(
+        default=True,
+        description="Whether the S3 endpoint speaks HTTPS (false for a server on loopback without TLS).",
+    )
     snapshot_retention_hours: float = Field(
         default=168.0,
         ge=0,
@@ -239,6 +256,30 @@ class Settings(BaseSettings):
         return f"ducklake:{catalog}" if catalog.startswith("postgres:") else f"ducklake:sqlite:{catalog}"
 
     @property
+    def lake_name(self) -> str:
+        """The lake as messages name it: its catalog with any password hidden."""
+        return _hide_password(self.lake_catalog_uri)
+
+    @property
+    def lake_secret_sql(self) -> str | None:
+        """The CREATE SECRET that lets DuckDB read and write an s3:// data path (scoped to it, so it never replaces a
+        reader's own secrets); None for a data path on a disk. Every connection that attaches the lake runs it."""
+        if not self.lake_data.startswith("s3://"):
+            return None
+
+        def lit(text: str) -> str:
+            return "'" + text.replace("'", "''") + "'"
+
+        options = [f"scope {lit(self.lake_data)}", f"region {lit(self.lake_s3_region)}"]
+        if self.lake_s3_key_id:
+            secret = self.lake_s3_secret.get_secret_value() if self.lake_s3_secret else ""
+            options += [f"key_id {lit(self.lake_s3_key_id)}", f"secret {lit(secret)}"]
+        if self.lake_s3_endpoint:
+            options += [f"endpoint {lit(self.lake_s3_endpoint)}", "url_style 'path'"]
+        options.append(f"use_ssl {str(self.lake_s3_use_ssl).lower()}")
+        return f"create or replace secret landing_lake_s3 (type s3, {', '.join(options)})"
+
+    @property
     def lake_data(self) -> str:
         """The lake's data path, ending in a separator as DuckLake wants it."""
         path = self.lake_data_path or str(self.state_dir / "lake")
@@ -299,6 +340,7 @@ class Settings(BaseSettings):
             "LANDING_BUILD_DATABASE": self.build_database,
             "LANDING_LAKE": self.lake_catalog_uri,
             "LANDING_LAKE_DATA_PATH": self.lake_data,
+            "LANDING_LAKE_SECRET_SQL": self.lake_secret_sql or "",
         }
 
     def dbt_env_mismatch(self, environ: Mapping[str, str]) -> str | None:
@@ -315,6 +357,14 @@ class Settings(BaseSettings):
             f"and this process has {'; '.join(wrong)}. Start the process with the settings' environment "
             "(Settings.to_env(); `landing up` does this) rather than passing other settings to a running one."
         )
+
+
+def _hide_password(text: str) -> str:
+    """`text` with a libpq `password=...` or a URL's `user:password@` shown as ***."""
+    import re
+
+    text = re.sub(r"(password=)('[^']*'|\S+)", r"\1***", text)
+    return re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", text)
 
 
 @contextmanager

@@ -79,7 +79,7 @@ def status(settings: Settings | None = None, out=print) -> int:
 
     counts, error = asyncio.run(pending())
     now = time.time()
-    out(f"{'dataset':<22} {'last file':<54} {'last build':<24} {'pending':>7} {'quarantined':>11}  stale")
+    rows = []
     for name, ds in sorted(catalog.datasets.items()):
         names = ds.data_names()  # the newest is the last name (accepted names start with their landing time)
         newest = (names[-1], (ds.accepted_path / names[-1]).stat().st_mtime) if names else None
@@ -99,10 +99,21 @@ def status(settings: Settings | None = None, out=print) -> int:
             age = now - newest[1]
             stale = f"yes ({int(age - stale_after)}s late)" if age > stale_after else "no"
         last_file = f"{newest[0]} ({_fmt_time(newest[1])[11:19]})" if newest else "none"
-        out(
-            f"{name:<22} {last_file:<54} {_fmt_time(built[-1].at) if built else 'never':<24} "
-            f"{counts.get(name, 0) if error is None else '?':>7} {quarantined:>11}  {stale}"
+        rows.append(
+            (
+                name,
+                last_file,
+                _fmt_time(built[-1].at) if built else "never",
+                str(counts.get(name, 0) if error is None else "?"),
+                str(quarantined),
+                stale,
+            )
         )
+    header = ("dataset", "last file", "last build", "pending", "quarantined", "stale")
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(5)]  # every row lines up, however long a name
+    for r in (header, *rows):
+        left = " ".join(f"{r[i]:<{widths[i]}}" for i in range(3))
+        out(f"{left} {r[3]:>{widths[3]}} {r[4]:>{widths[4]}}  {r[5]}")
     if error:
         out(f"(runs pending unknown: {error})")
     for name in sorted(catalog.datasets):  # a dataset whose models were put back since its last build: said
@@ -127,7 +138,7 @@ def _drift_status(settings: Settings, catalog: Catalog, out) -> None:
     try:
         with lake.connect(settings) as con:
             found = drift(con)
-    except duckdb.Error:
+    except (duckdb.Error, lake.NoLake):
         return
     for dataset, columns, files, last in found:
         ds = catalog.datasets.get(dataset)
@@ -149,10 +160,10 @@ def _warehouse_status(settings: Settings, out) -> None:
     snapshot = lake.newest_snapshot(settings)
     if snapshot is not None:
         out(
-            f"readers' warehouse the lake {settings.lake_catalog_uri}, snapshot {snapshot}: `landing sql`, or {lake.cli_line(settings)}"
+            f"readers' warehouse the lake {settings.lake_name}, snapshot {snapshot}: `landing sql`, or {lake.cli_line(settings)}"
         )
     else:
-        out(f"readers' warehouse the lake {settings.lake_catalog_uri}: nothing built yet")
+        out(f"readers' warehouse the lake {settings.lake_name}: nothing built yet")
     waiting = read_waiting(settings)
     if waiting:
         who = f"pid {waiting['pid']} ({waiting['command']})" if waiting.get("pid") else "another process"
@@ -208,8 +219,9 @@ async def _explain(target: str, settings: Settings, catalog: Catalog, root: Path
         path = ledger.event_owner(str(event_uuid))
         if path is None:
             out(f"event {event_uuid}: not in the ledger {ledger.path}; looking it up on the server")
+    facts: dict[str, str] = {}  # what the local half learnt: the run that loaded the file
     if path:
-        found = _explain_file(path, catalog, root, ledger, out, settings)
+        found = _explain_file(path, catalog, root, ledger, out, settings, facts)
         if isinstance(found, int):
             return found
         event_uuid = found or event_uuid
@@ -221,12 +233,12 @@ async def _explain(target: str, settings: Settings, catalog: Catalog, root: Path
         event = await _explain_event(client, event_uuid, out)
         if event is None:
             return 1
-        return await _explain_runs(client, settings, event, out)
+        return await _explain_runs(client, settings, event, out, loaded_by=facts.get("loaded_by"))
     finally:
         await client.__aexit__(None, None, None)
 
 
-def _loaded_line(settings: Settings, catalog: Catalog, accepted_path: str) -> str:
+def _loaded_line(settings: Settings, catalog: Catalog, accepted_path: str, facts: dict | None = None) -> str:
     """Whether the accepted file is loaded into the warehouse, by which run and with how many rows (the load history
     in the lake)."""
 
@@ -241,11 +253,16 @@ def _loaded_line(settings: Settings, catalog: Catalog, accepted_path: str) -> st
     )
     if ds is None:
         return "loaded    not yet: it is not in a dataset's accepted folder"
-    with lake.connect(settings) as con:
-        row = history(con, ds.file_id(accepted_path))
+    try:
+        with lake.connect(settings) as con:
+            row = history(con, ds.file_id(accepted_path))
+    except lake.NoLake:
+        return "loaded    not yet: nothing is built yet"
     if row is None:
         return "loaded    not yet: the next build of its dataset loads it (or it was set aside: see the quarantine)"
     load_id, dataset, rows, run_id, at, undeclared, part = row
+    if facts is not None and run_id:
+        facts["loaded_by"] = str(run_id)
     line = f"loaded    {rows} row(s) at {at:%Y-%m-%d %H:%M:%S %Z} by flow run {run_id or '(outside Prefect)'} (load {load_id})"
     if part:
         line += f"\ncompacted into {settings.accepted / part} (LANDING_ACCEPTED_RETENTION_DAYS): its rows, with every field, are there"
@@ -268,7 +285,7 @@ def _drift_words(dataset: str, columns, rescued: bool) -> str:
 
 
 def _explain_file(
-    path: str, catalog: Catalog, root: Path, ledger: Ledger, out, settings: Settings
+    path: str, catalog: Catalog, root: Path, ledger: Ledger, out, settings: Settings, facts: dict | None = None
 ) -> int | uuid.UUID | None:
     """The local half: dataset, ledger decision, where the file went. An exit code when the chain stops here, else
     the file's event id (None if it has none)."""
@@ -311,7 +328,7 @@ def _explain_file(
             if record.accepted_path != record.path
             else f"accepted  {record.accepted_path} (landed there by its producer)"
         )
-        out(_loaded_line(settings, catalog, record.accepted_path))
+        out(_loaded_line(settings, catalog, record.accepted_path, facts))
         if record.accepted_path != record.path and os.path.isfile(record.path):
             out(_here_again(record))
     if record.status == "quarantined":
@@ -365,8 +382,10 @@ async def _explain_event(client, event_uuid: uuid.UUID | None, out):
     return event
 
 
-async def _explain_runs(client, settings: Settings, event, out) -> int:
-    """The automations the event matches, the build deployment's state, and the runs it started with their outcome."""
+async def _explain_runs(client, settings: Settings, event, out, loaded_by: str | None = None) -> int:
+    """The automations the event matches, the build deployment's state, and the runs since the event with their
+    outcome: up to the run that loaded the file (`loaded_by`, from the load history) when there is one, since later
+    runs of the dataset built later files."""
     dataset = event.resource.get("prefect.resource.name", "")
     automations = [
         a
@@ -400,6 +419,11 @@ async def _explain_runs(client, settings: Settings, event, out) -> int:
     if not runs:
         out("runs      none yet: the automation fires within a second; if it stays empty, check the deployment above")
         return 0
+    later = 0
+    loading = next((i for i, r in enumerate(runs) if str(r.id) == loaded_by), None)
+    if loading is not None:
+        later = len(runs) - loading - 1
+        runs = runs[: loading + 1][-6:]
     for run in runs[:6]:
         record = builds.get(str(run.id))
         decision = str(record.status) if record else "-"
@@ -421,4 +445,8 @@ async def _explain_runs(client, settings: Settings, event, out) -> int:
                 )
         elif record and record.status == BuildStatus.UP_TO_DATE:
             out("  why     up to date: an earlier build in the same burst window already included this file")
+        if str(run.id) == loaded_by:
+            out("  loaded  this run loaded the file")
+    if later:
+        out(f"later     {later} later run(s) of {dataset}, for files that landed after this one (not listed)")
     return 0

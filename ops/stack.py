@@ -259,22 +259,27 @@ def up_scale(settings: Settings | None = None) -> int:
         print(f"could not start PostgreSQL: {exc}", flush=True)
         return 1
     redis = scaleout.LocalRedis(base / "redis")
+    s3 = scaleout.LocalS3(base / "s3")
     try:
         redis.start()
+        update = {"prefect_database_url": SecretStr(postgres.url), "redis_url": SecretStr(redis.url)}
+        lake_here = ""
+        if settings.lake_catalog is None and settings.lake_data_path is None:  # the lake as machines share it
+            s3.start()
+            update.update(lake_catalog=postgres.lake_catalog(), **s3.lake_settings())
+            lake_here = f"; the lake's catalog in its database `lake`, its data in SeaweedFS's S3 on {s3.endpoint}"
         print(
-            f"PostgreSQL on 127.0.0.1:{postgres.port} (data in {postgres.data_dir}), Redis on 127.0.0.1:{redis.port}",
+            f"PostgreSQL on 127.0.0.1:{postgres.port} (data in {postgres.data_dir}), Redis on 127.0.0.1:{redis.port}"
+            + lake_here,
             flush=True,
         )
-        return up(
-            settings.model_copy(
-                update={"prefect_database_url": SecretStr(postgres.url), "redis_url": SecretStr(redis.url)}
-            )
-        )
+        return up(settings.model_copy(update=update))
     except RuntimeError as exc:
-        print(f"could not start Redis: {exc}", flush=True)
+        print(f"could not start the scale-out stack's servers: {exc}", flush=True)
         return 1
     finally:
         redis.stop()
+        s3.stop()
         postgres.stop()
 
 
@@ -388,7 +393,7 @@ def _banner(settings: Settings, api_url: str) -> None:
     from landing import lake
 
     print(
-        f"warehouse:       the lake {settings.lake_catalog_uri} (each build a snapshot: `landing sql`, or {lake.cli_line(settings)})"
+        f"warehouse:       the lake {settings.lake_name} (each build a snapshot: `landing sql`, or {lake.cli_line(settings)})"
     )
     print("landing folders:")
     width = max(map(len, catalog.datasets), default=0) + 1

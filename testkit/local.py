@@ -193,7 +193,7 @@ def warehouse_row(settings: Settings, sql: str, params: list | tuple = ()) -> tu
     try:
         with lake.connect(settings) as con:
             return con.execute(sql, list(params)).fetchone()
-    except duckdb.Error:
+    except (duckdb.Error, lake.NoLake):
         return None
 
 
@@ -285,6 +285,7 @@ class ScaleOutStack:
         self.base = Path(base)
         self.postgres = scaleout.LocalPostgres(self.base / "postgres")
         self.redis = scaleout.LocalRedis(self.base / "redis")
+        self.s3 = scaleout.LocalS3(self.base / "s3")  # the lake's data path, as machines share it
         self.port = free_port()
         self.api_url = f"http://127.0.0.1:{self.port}/api"
         self.auth = "landing:" + os.urandom(9).hex()
@@ -318,6 +319,10 @@ class ScaleOutStack:
         self.base.mkdir(parents=True, exist_ok=True)
         self.postgres.start()
         self.redis.start()
+        self.s3.start()
+        # the lake as machines share it: its catalog in PostgreSQL, its data in the S3-compatible server
+        lake = {"lake_catalog": self.postgres.lake_catalog(), **self.s3.lake_settings()}
+        self.settings = self.settings.model_copy(update=lake)
         import ops.__main__ as operator_command
 
         self.proc = subprocess.Popen(
@@ -352,8 +357,13 @@ class ScaleOutStack:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
-        self.redis.stop()
-        self.postgres.stop()
+        try:
+            self.redis.stop()
+        finally:
+            try:
+                self.s3.stop()
+            finally:
+                self.postgres.stop()
 
 
 def history_into_lake(settings: Settings, build_file: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -460,6 +461,11 @@ def test_sql_at_reads_a_past_build_and_rollback_puts_a_dataset_back_then_builds_
     assert "rolled back dummyjson.products at" in landing(settings, "status").stdout
     explained = landing(settings, "explain", str(products / f"{tag}-a.jsonl"))
     assert f"snapshot {done['a']['snapshot']}" in explained.stdout, explained.stdout
+    # the runs up to the one that loaded a, that one marked; b's build and the rollback run after it only counted
+    run_lines = [line for line in explained.stdout.splitlines() if line.startswith("run ")]
+    assert run_lines and done["b"]["flow_run_id"][:8] not in explained.stdout, explained.stdout
+    assert "  loaded  this run loaded the file" in explained.stdout, explained.stdout
+    assert re.search(r"later\s+[2-9]\d* later run\(s\) of dummyjson.products", explained.stdout), explained.stdout
 
     started = time.time()  # the next file builds forward from the marks put back: b's rows come again, with c's
     (products / f"{tag}-c.jsonl").write_text(json.dumps({"id": 72005, "title": f"{tag}-c", "price": 1}) + "\n")

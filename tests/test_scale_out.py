@@ -53,6 +53,7 @@ def stack(dummyjson_api):
         settle_seconds=1.0,
         rescan_seconds=3600,
         reconcile_seconds=30,  # on, as in production: R1 asserts that it had nothing left to build
+        snapshot_retention_hours=0,  # maintenance keeps only the newest snapshot: what it leaves in the bucket is exact
     )
     running = ScaleOutStack(base, settings).start()
     try:
@@ -152,7 +153,9 @@ def test_a_build_waits_while_another_machine_writes_its_warehouse_and_others_do_
     with concurrency(writer_limit_name(settings), occupy=1, strict=True):
         held = time.monotonic()
         before = time.time()  # once held: a build that was running meanwhile finished (and recorded) before this
-        other = settings.model_copy(update={"warehouse_path": tmp_path / "other.duckdb"})
+        other = settings.model_copy(  # another lake
+            update={"lake_catalog": str(tmp_path / "other.sqlite"), "lake_data_path": str(tmp_path / "other")}
+        )
         with one_writer(other):  # another warehouse's builds do not wait behind this one's
             assert time.monotonic() - held < 5
         folder = settings.root / "dummyjson" / "users"
@@ -165,6 +168,76 @@ def test_a_build_waits_while_another_machine_writes_its_warehouse_and_others_do_
         released = time.time()
     record = wait_for(lambda: _built(settings, "dummyjson.users", after=before), 120, "the build after the release")[-1]
     assert record["started"] >= released - 1
+
+
+def test_the_lake_is_shared_a_reader_elsewhere_needs_only_its_catalog_and_data_path_and_maintenance_keeps_s3_bounded(
+    stack, tmp_path
+):
+    """The lake as machines share it: its catalog in PostgreSQL, its Parquet files in the S3-compatible server and none
+    on this machine's disk. `landing sql` from another folder, given only the catalog and the data path (as a reader
+    on another machine), reads what the builds wrote; the landing-maintain deployment, run through the stack, leaves
+    exactly the objects the lake still needs in the bucket, with the rows unchanged."""
+    import duckdb
+    from prefect.deployments import run_deployment
+
+    from landing import lake
+    from automations.names import MAINTAIN_DEPLOYMENT, MAINTAIN_FLOW
+
+    settings = stack.settings
+    assert settings.lake_catalog.startswith("postgres:") and settings.lake_data.startswith("s3://")
+    assert stack.postgres.password not in settings.lake_catalog, "the password stays in the pgpass file"
+    folder = settings.root / "dummyjson" / "carts"
+    folder.mkdir(parents=True, exist_ok=True)
+    before = time.time()
+    subprocess.run(
+        ["cp", str(REPO_ROOT / "samples" / "dummyjson" / "carts.jsonl"), str(folder / "c.jsonl")], check=True
+    )
+    wait_for(lambda: _built(settings, "dummyjson.carts", after=before), 180, "the carts build")
+    local = [p for p in settings.state_dir.rglob("*.parquet")]
+    assert local == [], f"the lake's data is in the bucket, not on this machine: {local[:3]}"
+
+    elsewhere = tmp_path / "elsewhere"  # another machine: no state folder, no build file, only the lake's settings
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LANDING_")}
+    env.update(
+        {k: v for k, v in settings.to_env().items() if k.startswith(("LANDING_LAKE_CATALOG", "LANDING_LAKE_S3_"))}
+    )
+    env.update(LANDING_LAKE_DATA_PATH=settings.lake_data, LANDING_STATE_DIR=str(elsewhere / ".state"))
+    count = "select count(*) from stage_dummyjson__cart_lines"
+    read = subprocess.run(
+        [UP, "sql", "--csv", count], env=env, cwd=elsewhere, capture_output=True, text=True, timeout=120
+    )
+    assert read.returncode == 0, read.stdout + read.stderr
+    rows = int(read.stdout.splitlines()[-1])
+    assert rows == warehouse_row(settings, count)[0] > 0
+    assert not (elsewhere / ".state" / "lake").exists()
+
+    def objects() -> set[str]:
+        with duckdb.connect() as con:
+            lake.install(con, ("httpfs",))
+            con.execute(settings.lake_secret_sql)
+            return {r[0] for r in con.execute(f"select file from glob('{settings.lake_data}**/*.parquet')").fetchall()}
+
+    def needed() -> set[str]:
+        with lake.connect(settings) as con:
+            tables = con.execute(
+                "select schema_name, table_name from duckdb_tables() where database_name = 'lake'"
+            ).fetchall()
+            return {
+                f
+                for schema, table in tables
+                for files in con.execute(
+                    "select data_file, delete_file from ducklake_list_files('lake', ?, schema => ?)", [table, schema]
+                ).fetchall()
+                for f in files
+                if f is not None
+            }
+
+    assert needed() < objects(), "earlier builds left files that older snapshots still need"
+    run = run_deployment(f"{MAINTAIN_FLOW}/{MAINTAIN_DEPLOYMENT}", timeout=240, poll_interval=1)
+    assert run.state.is_completed(), run.state
+    assert objects() == needed(), "maintenance deletes from the bucket exactly the files no snapshot needs"
+    assert warehouse_row(settings, count) == (rows,)
 
 
 def test_bad_urls_and_credentials_stop_up_within_30_s_naming_the_url(stack):

@@ -47,3 +47,35 @@ def test_every_setting_has_a_description():
     missing = [name for name, f in Settings.model_fields.items() if not f.description]
     assert not missing, f"settings without a description: {missing}"
     assert Path(Settings().dbt_project_dir).name == "dbt"
+
+
+def test_a_shared_lake_s_credentials_never_reach_a_message_and_reach_every_attach(tmp_path, monkeypatch):
+    """A PostgreSQL catalog's password (if someone writes it into the string) is hidden wherever the lake is named;
+    an s3:// data path's credentials become one secret scoped to the data path, in dbt's environment and in the
+    ATTACH every process runs, and the DuckDB CLI line shows the secret as ***."""
+    from landing import lake
+
+    settings = Settings(
+        state_dir=tmp_path,
+        lake_catalog="postgres:host=db port=5432 user=lake password=s3cr'et dbname=lake",
+        lake_data_path="s3://warehouse/lake",
+        lake_s3_endpoint="127.0.0.1:8333",
+        lake_s3_key_id="landing",
+        lake_s3_secret="k3y",
+        lake_s3_use_ssl=False,
+    )
+    assert "s3cr" not in settings.lake_name and "password=***" in settings.lake_name
+    assert settings.lake_secret_sql == (
+        "create or replace secret landing_lake_s3 (type s3, scope 's3://warehouse/lake/', region 'us-east-1', "
+        "key_id 'landing', secret 'k3y', endpoint '127.0.0.1:8333', url_style 'path', use_ssl false)"
+    )
+    assert settings.dbt_env()["LANDING_LAKE_SECRET_SQL"] == settings.lake_secret_sql
+    assert lake.attach_sql(settings).startswith(settings.lake_secret_sql + "; attach ")
+    line = lake.cli_line(settings)
+    assert "k3y" not in line and "s3cr" not in line and "secret '***'" in line
+    on_disk = Settings(state_dir=tmp_path)
+    assert on_disk.lake_secret_sql is None and on_disk.dbt_env()["LANDING_LAKE_SECRET_SQL"] == ""
+    assert not lake.attach_sql(on_disk).startswith("create")
+    for k, v in settings.to_env().items():
+        monkeypatch.setenv(k, v)
+    assert Settings().lake_secret_sql == settings.lake_secret_sql  # the other processes make the same secret
