@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from automations._upstream import close_warehouse, interrupt_dbt, release_warehouse  # noqa: F401  (re-exported)
+from landing import lake
 from landing.catalog import Dataset
 from landing.settings import Settings
 
@@ -87,8 +88,8 @@ CANCEL = CancelSwitch()
 
 def writer_limit_name(settings: Settings) -> str:
     """The Prefect global concurrency limit that admits one dbt build at a time to this warehouse, from any machine:
-    a digest of the lake's catalog as every machine names it (its password left out, which may differ per machine)."""
-    digest = hashlib.sha256(settings.lake_name.encode()).hexdigest()[:8]  # machines sharing a lake share it
+    a digest of which catalog the lake is (`lake.key`: a PostgreSQL catalog's host, port and database)."""
+    digest = hashlib.sha256(lake.key(settings).encode()).hexdigest()[:8]  # machines sharing a lake share it
     return f"warehouse-lake-{digest}"
 
 

@@ -615,7 +615,7 @@ def landing_maintain(settings: Settings | None = None) -> dict:
     from landing import lake
 
     settings = settings or Settings()
-    if not lake.exists(settings):
+    if lake.newest_snapshot(settings) is None:  # a read-only look: a PostgreSQL catalog is not made by maintenance
         get_run_logger().info("nothing built yet: the lake %s has nothing to maintain", settings.lake_name)
         return {}
     with one_writer(settings):

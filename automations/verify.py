@@ -373,7 +373,7 @@ def verify(settings: Settings, datasets: list[str] | None = None, out=print) -> 
                 )
             chosen = targets(catalog, manifest.nodes, names)
             with duckdb.connect(str(scratch.build_warehouse)) as con:
-                lake.install(con)
+                lake.install(con, (*lake.extensions(settings), *lake.extensions(scratch)))
                 con.execute(lake.attach_sql(settings, snapshot=snapshot).replace(" as lake ", " as live "))
                 kept = keep_live(con, chosen)
                 # the models the verified ones read but are not verified (upstream of them, of other datasets):
@@ -401,7 +401,7 @@ def verify(settings: Settings, datasets: list[str] | None = None, out=print) -> 
                 _full_build(scratch, manifest, [t.name for t in kept])
         release_warehouse()  # dbt's handle on the scratch copy, before this process opens it again
         with duckdb.connect(str(scratch.build_warehouse)) as con:
-            lake.install(con)
+            lake.install(con, lake.extensions(scratch))
             con.execute(lake.attach_sql(scratch))
             for target in kept:
                 check = compare(con, target)

@@ -61,7 +61,7 @@ class NoLake(RuntimeError):
     """Nothing has been built yet: the lake's catalog does not exist."""
 
 
-def _extensions(settings: Settings) -> tuple[str, ...]:
+def extensions(settings: Settings) -> tuple[str, ...]:
     catalog = "postgres_scanner" if settings.lake_catalog_uri.startswith("ducklake:postgres:") else "sqlite_scanner"
     return ("ducklake", catalog, *(("httpfs",) if settings.lake_secret_sql else ()))
 
@@ -95,7 +95,7 @@ def prepare(settings: Settings) -> None:
     if made in _PREPARED and (catalog is None or catalog.exists()):
         return  # this process installed the extensions and saw the lake before: a stat per build, not a DuckDB
     with duckdb.connect() as con:
-        install(con, _extensions(settings), load=False)
+        install(con, extensions(settings), load=False)
     if "://" not in settings.lake_data:
         os.makedirs(settings.lake_data, exist_ok=True)
     if catalog is None:  # PostgreSQL: DuckLake makes its tables at the first writable attach (any machine's)
@@ -114,7 +114,7 @@ def prepare(settings: Settings) -> None:
         db.execute("pragma journal_mode=wal")
     db.close()
     with duckdb.connect() as con:
-        install(con, _extensions(settings))
+        install(con, extensions(settings))
         con.execute(
             f"attach {_literal('ducklake:sqlite:' + str(tmp))} as new_lake (data_path {_literal(settings.lake_data)})"
         )
@@ -133,18 +133,43 @@ def _make_shared_catalog(settings: Settings) -> None:
     together may both try: the one that loses finds the tables made and attaches again."""
     import duckdb
 
-    for attempt in range(3):
+    import time
+
+    for attempt in range(2):
         try:
             with duckdb.connect() as con:
-                install(con, _extensions(settings))
+                install(con, extensions(settings))
                 con.execute(attach_sql(settings, read_only=False))
             return
         except duckdb.Error:
-            if attempt == 2:
+            if attempt:
                 raise
+            time.sleep(0.5)  # another machine making the same tables: they are there the second time
 
 
 _PREPARED: set[tuple[str, str]] = set()  # the lakes (catalog, data path) prepare has made ready in this process
+
+
+def key(settings: Settings) -> str:
+    """Which catalog this is, as every machine that shares it names it: a SQLite file's path, or a PostgreSQL
+    catalog's host, port and database, however the rest of the connection string (passfile, sslmode, the order of
+    its keys) differs per machine."""
+    import shlex
+    from urllib.parse import urlsplit
+
+    uri = settings.lake_catalog_uri
+    if not uri.startswith("ducklake:postgres:"):
+        return uri
+    conninfo = uri.removeprefix("ducklake:postgres:")
+    if "://" in conninfo:
+        url = urlsplit(conninfo)
+        host, port, dbname = url.hostname or "", str(url.port or 5432), url.path.lstrip("/")
+    else:
+        pairs = dict(
+            part.split("=", 1) for part in shlex.split(conninfo.replace(" = ", "=").replace("= ", "=")) if "=" in part
+        )
+        host, port, dbname = pairs.get("host", ""), pairs.get("port", "5432"), pairs.get("dbname", "")
+    return f"postgres://{host.lower()}:{port}/{dbname}"
 
 
 def identity(settings: Settings) -> str | None:
@@ -197,12 +222,14 @@ def connect(settings: Settings, read_only: bool = True, snapshot: int | None = N
         raise _no_lake(settings)
     con = duckdb.connect()
     try:
-        install(con, _extensions(settings))
+        install(con, extensions(settings))
         con.execute(attach_sql(settings, read_only, snapshot))
         con.execute("use lake")
     except duckdb.InvalidInputException as exc:
         con.close()
-        if read_only and "does not exist" in str(exc):  # a PostgreSQL catalog no build has made yet
+        if read_only and "creating a new DuckLake is explicitly disabled" in str(
+            exc
+        ):  # a PostgreSQL catalog no build made
             raise _no_lake(settings) from None
         raise
     except BaseException:
@@ -278,7 +305,7 @@ def migrate(settings: Settings, say=print) -> dict[str, list[str]]:
     if not tables and not has_marks:
         return {} if has_history or not _lake_has_tables(settings) else {"dropped": _drop_stale_lake(settings, say)}
     with duckdb.connect(str(build)) as con:
-        install(con, _extensions(settings))
+        install(con, extensions(settings))
         con.execute(attach_sql(settings, read_only=False))
         in_lake = con.execute(
             "select count(*) from duckdb_tables() where database_name = 'lake' and schema_name = 'landing' "

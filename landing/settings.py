@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]  # a checkout's root: tests, benchmarks and the samples, not defaults
@@ -21,7 +21,8 @@ class Settings(BaseSettings):
     (`PREFECT_API_URL`, `PREFECT_HOME`, ...) stay Prefect's.
     """
 
-    model_config = SettingsConfigDict(env_prefix="LANDING_", extra="ignore")
+    # hide_input_in_errors: a refused value is not repeated in the error (a catalog or URL may hold a password)
+    model_config = SettingsConfigDict(env_prefix="LANDING_", extra="ignore", hide_input_in_errors=True)
 
     root: Path = Field(
         default=Path("/tmp/landing"),
@@ -255,6 +256,17 @@ class Settings(BaseSettings):
         catalog = self.lake_catalog or str(self.state_dir / "lake.sqlite")
         return f"ducklake:{catalog}" if catalog.startswith("postgres:") else f"ducklake:sqlite:{catalog}"
 
+    @field_validator("lake_catalog")
+    @classmethod
+    def _catalog_without_password(cls, value: str | None) -> str | None:
+        if value and _has_password(value):
+            raise ValueError(
+                "LANDING_LAKE_CATALOG holds a password, and DuckDB's error messages quote the catalog whole: put the "
+                "password in a pgpass file (add passfile=/path/to/file, mode 600, a line host:port:dbname:user:password) "
+                "or in PGPASSWORD, and leave it out of the catalog"
+            )
+        return value
+
     @property
     def lake_name(self) -> str:
         """The lake as messages name it: its catalog with any password hidden."""
@@ -346,7 +358,9 @@ class Settings(BaseSettings):
     def dbt_env_mismatch(self, environ: Mapping[str, str]) -> str | None:
         """Why dbt, reading `environ`, would not read these settings' folders and warehouse; None if it would."""
         wrong = [
-            f"{k}={environ.get(k, '(unset)')} where these settings say {v}"
+            f"{k} differs from these settings (not shown: it holds credentials)"
+            if k == "LANDING_LAKE_SECRET_SQL"
+            else f"{k}={_hide_password(environ.get(k, '(unset)'))} where these settings say {_hide_password(v)}"
             for k, v in self.dbt_env().items()
             if environ.get(k) != v
         ]
@@ -359,12 +373,22 @@ class Settings(BaseSettings):
         )
 
 
+_PASSWORD = r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)"  # libpq's key = value, the value quoted or not
+_URL_PASSWORD = r"(://[^/:@\s]*:)[^/\s]*@"  # a URL's user:password@ (to the last @ before the path)
+
+
 def _hide_password(text: str) -> str:
     """`text` with a libpq `password=...` or a URL's `user:password@` shown as ***."""
     import re
 
-    text = re.sub(r"(password=)('[^']*'|\S+)", r"\1***", text)
-    return re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", text)
+    text = re.sub(_PASSWORD, r"\1***", text, flags=re.I)
+    return re.sub(_URL_PASSWORD, r"\1***@", text)
+
+
+def _has_password(text: str) -> bool:
+    import re
+
+    return bool(re.search(_PASSWORD, text, flags=re.I) or re.search(_URL_PASSWORD, text))
 
 
 @contextmanager

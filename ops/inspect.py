@@ -414,16 +414,27 @@ async def _explain_runs(client, settings: Settings, event, out, loaded_by: str |
         for r in await _build_runs(client)
         if dataset in (r.parameters.get("datasets") or []) and r.created and r.created >= event.occurred
     ]
+    if loaded_by and all(str(r.id) != loaded_by for r in runs):
+        # created before this file's event (a run of the same burst picked it up), or past the newest 200 runs
+        try:
+            runs.append(await client.read_flow_run(uuid.UUID(loaded_by)))
+        except Exception:  # gone from the server (its retention): the load history still names it above
+            pass
     runs.sort(key=lambda r: r.expected_start_time or r.created)
     builds = {b.flow_run_id: b for b in buildlog.read(settings.builds_log)}
     if not runs:
         out("runs      none yet: the automation fires within a second; if it stays empty, check the deployment above")
         return 0
-    later = 0
+    later = earlier = 0
     loading = next((i for i, r in enumerate(runs) if str(r.id) == loaded_by), None)
     if loading is not None:
         later = len(runs) - loading - 1
-        runs = runs[: loading + 1][-6:]
+        earlier = max(0, loading + 1 - 6)
+        runs = runs[earlier : loading + 1]
+    if earlier:
+        out(
+            f"earlier   {earlier} earlier run(s) of {dataset} since the event, before the one that loaded it (not listed)"
+        )
     for run in runs[:6]:
         record = builds.get(str(run.id))
         decision = str(record.status) if record else "-"

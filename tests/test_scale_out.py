@@ -239,6 +239,15 @@ def test_the_lake_is_shared_a_reader_elsewhere_needs_only_its_catalog_and_data_p
     assert objects() == needed(), "maintenance deletes from the bucket exactly the files no snapshot needs"
     assert warehouse_row(settings, count) == (rows,)
 
+    # the credentials reach every attach, and nothing written down: dbt's target folders, the state, the stack's log
+    leaks = [
+        str(p)
+        for where in (settings.state_dir, REPO_ROOT / "dbt" / "target")
+        for p in where.rglob("*")
+        if p.is_file() and stack.s3.secret.encode() in p.read_bytes()
+    ]
+    assert leaks == [] and stack.s3.secret not in stack.log.read_text(errors="replace"), leaks[:5]
+
 
 def test_bad_urls_and_credentials_stop_up_within_30_s_naming_the_url(stack):
     pg, redis = stack.postgres, stack.redis

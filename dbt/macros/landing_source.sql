@@ -32,9 +32,7 @@
   {%- set path = env_var('LANDING_BUILD_WAREHOUSE_PATH', '/tmp/landing-warehouse.duckdb') -%}
   {%- set name = landing_raw_database() -%}
   {#- detached first: a kept instance may hold another file under the name (a build file moved, a test's) -#}
-  {#- an s3:// lake data path: its credentials (LANDING_LAKE_SECRET_SQL, made by Settings.lake_secret_sql), before a model writes -#}
-  {%- set secret = env_var('LANDING_LAKE_SECRET_SQL', '') -%}
-  {{ return((secret ~ '; ' if secret else '') ~ 'detach database if exists ' ~ adapter.quote(name) ~ '; attach ' ~ landing_quote(path) ~ ' as ' ~ adapter.quote(name)) }}
+  {{ return('detach database if exists ' ~ adapter.quote(name) ~ '; attach ' ~ landing_quote(path) ~ ' as ' ~ adapter.quote(name)) }}
 {% endmacro %}
 
 

@@ -50,29 +50,48 @@ def test_every_setting_has_a_description():
 
 
 def test_a_shared_lake_s_credentials_never_reach_a_message_and_reach_every_attach(tmp_path, monkeypatch):
-    """A PostgreSQL catalog's password (if someone writes it into the string) is hidden wherever the lake is named;
-    an s3:// data path's credentials become one secret scoped to the data path, in dbt's environment and in the
-    ATTACH every process runs, and the DuckDB CLI line shows the secret as ***."""
+    """A PostgreSQL catalog with a password in it is refused (DuckDB's errors quote the catalog whole), saying where
+    the password goes; an s3:// data path's credentials become one secret scoped to the data path, in dbt's
+    environment (never in a mismatch message) and in the ATTACH every process runs, and the DuckDB CLI line shows the
+    secret as ***. Machines that name one catalog differently share its writer's slot."""
+    import pytest
+
+    from automations.build_state import writer_limit_name
     from landing import lake
 
+    for catalog in (
+        "postgres:host=db password = s3cr'et dbname=lake",
+        "postgres:PASSWORD='a b' host=db",
+        "postgres:postgresql://u:s3cr@et@db/lake",
+    ):
+        with pytest.raises(ValueError, match="pgpass file") as refused:
+            Settings(lake_catalog=catalog)
+        assert "s3cr" not in str(refused.value) and "a b" not in str(refused.value)
     settings = Settings(
         state_dir=tmp_path,
-        lake_catalog="postgres:host=db port=5432 user=lake password=s3cr'et dbname=lake",
+        lake_catalog="postgres:host=db port=5432 user=lake dbname=lake passfile=/etc/landing/lake.pgpass",
         lake_data_path="s3://warehouse/lake",
         lake_s3_endpoint="127.0.0.1:8333",
         lake_s3_key_id="landing",
         lake_s3_secret="k3y",
         lake_s3_use_ssl=False,
     )
-    assert "s3cr" not in settings.lake_name and "password=***" in settings.lake_name
+    elsewhere = Settings(
+        lake_catalog="postgres:dbname=lake sslmode=require host=DB user=other passfile=/home/x/.pgpass"
+    )
+    assert (
+        writer_limit_name(elsewhere) == writer_limit_name(settings) != writer_limit_name(Settings(state_dir=tmp_path))
+    )
     assert settings.lake_secret_sql == (
         "create or replace secret landing_lake_s3 (type s3, scope 's3://warehouse/lake/', region 'us-east-1', "
         "key_id 'landing', secret 'k3y', endpoint '127.0.0.1:8333', url_style 'path', use_ssl false)"
     )
     assert settings.dbt_env()["LANDING_LAKE_SECRET_SQL"] == settings.lake_secret_sql
+    mismatch = settings.dbt_env_mismatch({})
+    assert "LANDING_LAKE_SECRET_SQL differs" in mismatch and "k3y" not in mismatch
     assert lake.attach_sql(settings).startswith(settings.lake_secret_sql + "; attach ")
     line = lake.cli_line(settings)
-    assert "k3y" not in line and "s3cr" not in line and "secret '***'" in line
+    assert "k3y" not in line and "secret '***'" in line
     on_disk = Settings(state_dir=tmp_path)
     assert on_disk.lake_secret_sql is None and on_disk.dbt_env()["LANDING_LAKE_SECRET_SQL"] == ""
     assert not lake.attach_sql(on_disk).startswith("create")
