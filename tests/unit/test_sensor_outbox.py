@@ -26,17 +26,30 @@ def test_an_unreachable_server_keeps_the_events_and_backs_off(sensor, settings, 
 
 
 def test_the_outbox_alone_sends_nothing_while_held_and_stops_when_told(settings, monkeypatch):
-    """The Outbox on its own: the ledger's events, a wake and a stop; held, it tries no send at all."""
+    """The Outbox on its own: the ledger's events, a wake and a stop; held, it tries no send at all.
+
+    Its control flow only: the send is a stand-in that records each try and fails as an unreachable server does
+    (the real transport to an unreachable server is the test above's). With the real one, a full suite once saw no try
+    in 60 s (2026-12-06, not reproduced in isolation); a stand-in makes hold, wake and stop the only things tested."""
     import threading
     import time
 
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    import sensors.outbox
     from landing.ledger import Ledger, ledger_path
+    from landing.transport import EmitError
     from sensors.outbox import Outbox
     from sensors.screening import SayOnce
     from testkit.local import wait_for
 
+    tried = []
+
+    def unreachable(texts):
+        tried.append(len(texts))
+        raise EmitError("could not send: the server is unreachable (a stand-in)")
+
+    monkeypatch.setattr(sensors.outbox, "send_events", unreachable)
     monkeypatch.setenv("PREFECT_API_URL", UNREACHABLE)
     ledger = Ledger(ledger_path(settings.state_dir))
     box, stop = Outbox(ledger, SayOnce()), threading.Event()
@@ -49,12 +62,13 @@ def test_the_outbox_alone_sends_nothing_while_held_and_stops_when_told(settings,
             runner.start()
             box.wake.set()
             time.sleep(0.3)
-            assert box.fail_streak == 0, "held, yet it tried to send"
+            assert box.fail_streak == 0 and tried == [], "held, yet it tried to send"
             box.hold = False  # released: the next wake tries, and the unreachable server keeps the event waiting
             box.wake.set()
             # at least one: a busy machine may poll after the backoff's second try (the streak grows each second)
             # (60 s: the first send in a worker imports and starts Prefect's client, seconds on a busy machine)
             wait_for(lambda: box.fail_streak >= 1, 60, "a send to be tried", interval=0.05)
+            assert tried and tried[0] == 1, tried  # the one event, in one batch
             stop.set()
             box.wake.set()
             runner.join(5)
