@@ -256,6 +256,7 @@ class _ScaleArm(_Arm):
         self.base.chmod(0o755)  # PostgreSQL runs as the `postgres` user when this runs as root
         self.outside.mkdir(exist_ok=True)
         self.stack = ScaleOutStack(self.base, self.settings).start()
+        self.settings = self.stack.settings  # the lake as the stack shares it: catalog in PostgreSQL, data in S3
         wait_for(lambda: b"watching" in self.stack.log.read_bytes(), 60, "the sensor to start")
         self.folder.mkdir(parents=True, exist_ok=True)
         self._server = using_server(self.stack.api_url, self.stack.auth)
