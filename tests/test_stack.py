@@ -86,7 +86,13 @@ def test_up_demo_explain_status_and_clean_stop(tmp_path):
         assert explained.returncode == 0, explained.stdout + explained.stderr
         assert "ledger    announced" in explained.stdout
         assert "automation landing: build dummyjson.products" in explained.stdout
-        assert re.search(r"run\s+dbt-build dummyjson.products Completed in [\d.]+s, built", explained.stdout)
+        # the runs up to the one that loaded the file (a demo's build may carry several datasets), that one marked
+        loading = re.search(
+            r"run\s+dbt-build \S*dummyjson\.products\S*( \(all sources\))? Completed in [\d.]+s, built.*\n"
+            r"(  (dbt|rows) .*\n)*  loaded  this run loaded the file",
+            explained.stdout,
+        )
+        assert loading, explained.stdout
         built = re.search(r"dbt\s+\d+ node\(s\) built: (.*); tests passed (\d+)/(\d+)", explained.stdout)
         assert built and "model stage_dummyjson__products" in built[1], explained.stdout
         assert int(built[3]) > 0 and built[2] == built[3], "dbt's data tests ran for the build, and passed"
