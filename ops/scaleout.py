@@ -237,6 +237,11 @@ class LocalS3:
     def endpoint(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def secret_file(self) -> Path:
+        """Where the access key's secret is kept (mode 600), for a shell's `$(cat ...)`."""
+        return self._stored
+
     def lake_settings(self, prefix: str = "data") -> dict:
         """The Settings fields that put a lake's data in this server's bucket."""
         from pydantic import SecretStr

@@ -267,7 +267,15 @@ def up_scale(settings: Settings | None = None) -> int:
         if settings.lake_catalog is None and settings.lake_data_path is None:  # the lake as machines share it
             s3.start()
             update.update(lake_catalog=postgres.lake_catalog(), **s3.lake_settings())
-            lake_here = f"; the lake's catalog in its database `lake`, its data in SeaweedFS's S3 on {s3.endpoint}"
+            lake_here = (
+                f"; the lake's catalog in its database `lake`, its data in SeaweedFS's S3 on {s3.endpoint}.\n"
+                "For `landing sql` and `landing status` in another shell, set the lake's settings there (the ports "
+                "are new each run):\n"
+                f"  export LANDING_LAKE_CATALOG='{update['lake_catalog']}' "
+                f"LANDING_LAKE_DATA_PATH={update['lake_data_path']} LANDING_LAKE_S3_ENDPOINT={s3.endpoint} "
+                f"LANDING_LAKE_S3_KEY_ID={s3.key_id} LANDING_LAKE_S3_SECRET=$(cat {s3.secret_file}) "
+                "LANDING_LAKE_S3_USE_SSL=false"
+            )
         print(
             f"PostgreSQL on 127.0.0.1:{postgres.port} (data in {postgres.data_dir}), Redis on 127.0.0.1:{redis.port}"
             + lake_here,
