@@ -131,9 +131,9 @@ def prepare(settings: Settings) -> None:
 def _make_shared_catalog(settings: Settings) -> None:
     """A writable attach of a PostgreSQL catalog, which makes DuckLake's tables the first time. Machines starting
     together may both try: the one that loses finds the tables made and attaches again."""
-    import duckdb
-
     import time
+
+    import duckdb
 
     for attempt in range(2):
         try:
