@@ -20,7 +20,7 @@ from pathlib import Path
 from landing.catalog import Dataset
 from landing.reader import function_name, objects_call, quote_literal
 from landing.settings import Settings
-from automations.tables import HISTORY, LAKE_OUTBOX, PARTS
+from automations.tables import HISTORY, PARTS
 
 log = logging.getLogger("landing.compact")
 
@@ -133,7 +133,6 @@ def compact(con, settings: Settings, ds: Dataset, now: datetime | None = None) -
             con.execute(
                 f"insert into {PARTS} values (?, ?, ?, ?, now())", [ds.name, part_id(ds, part.name), len(files), rows]
             )
-            con.execute(f"insert into {LAKE_OUTBOX} values (?, 'compacted')", [ds.name])  # load.note_for_lake
             con.execute("commit")
         except Exception:
             con.execute("rollback")

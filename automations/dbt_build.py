@@ -420,15 +420,23 @@ def _load_new_files(settings: Settings, catalog, names: list[str], rebuild: bool
 
 
 def _lake_state(settings: Settings) -> tuple[int | None, frozenset[str]]:
-    """What the last build left in the lake, as its on-run-end wrote it into the build's file (landing.lake_state):
-    its newest snapshot and its model tables. Read from the build's file, so a build never opens the lake itself."""
+    """What the lake holds now, read through the loader's kept connection (one statement): its newest snapshot and
+    its model tables."""
     import duckdb
 
-    release_warehouse()
+    from landing import lake
+
     try:
-        with duckdb.connect(str(settings.build_warehouse), read_only=True) as con:
-            snapshot, names = con.execute("select snapshot, tables from landing.lake_state").fetchone()
-    except (duckdb.Error, TypeError, OSError):  # nothing built yet, or a build that ended before on-run-end
+        [(snapshot, names)] = (
+            lake.writer(settings)
+            .execute(
+                "select (select id from ducklake_current_snapshot('lake')), (select list(table_name order by "
+                "table_name) from duckdb_tables() where database_name = 'lake' and schema_name = 'main')"
+            )
+            .fetchall()
+        )
+    except duckdb.Error:
+        lake.close_writer()
         return None, frozenset()
     return snapshot, frozenset(names or ())
 
@@ -470,8 +478,8 @@ def _run_dbt(
     full_refresh: bool = False,
     stages: dict[str, float] | None = None,
 ) -> dict[str, dict]:
-    """`dbt build` for the datasets in this process: the raw tables loaded in the build's own file, the models into
-    the lake, each model's commit a snapshot readers see; recorded in
+    """`dbt build` for the datasets in this process: the raw tables loaded and the models built in the lake, each
+    commit a snapshot readers see; recorded in
     the build log; dbt's results by node. A failure is recorded, announced as landing.build.failed, and raised; a
     lock on the build's file (someone opened it by hand) is waited out, and one met by dbt is TransientBuildError
     unless this is the `last_try`."""
@@ -479,20 +487,19 @@ def _run_dbt(
     wrong_env = settings.dbt_env_mismatch(os.environ)
     if wrong_env:
         raise RuntimeError(f"cannot build {', '.join(names)}: {wrong_env}")
-    settings.build_warehouse.parent.mkdir(parents=True, exist_ok=True)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     try:
         from landing import lake
 
-        release_warehouse()  # an earlier run stopped by a signal may have left the build's file attached
+        release_warehouse()  # an earlier run stopped by a signal may have left a database attached
         lake.prepare(settings)
         _same_lake_attached(settings)
         readers.seed(settings)  # a warehouse from before the build had its own file: its raw tables and history
-        readers.wait_until_free(settings, logger.warning)
         if lake.migrate(settings, say=logger.info).get("dropped"):
             # every dataset's models are gone from the lake: none is up to date (landing-reconcile builds the rest)
             Watermarks(settings.state_dir / "watermarks.json").write({})
-    except readers.WarehouseHeld as exc:
+    except Exception as exc:  # the lake unreachable, or a shared lake this machine's old build file cannot move into
         record_build(settings, BuildStatus.FAILED, names, and_names, started=started, error=str(exc)[:2000])
         logger.error("%s", exc)
         _emit_failure(names, [], str(exc))
@@ -504,7 +511,7 @@ def _run_dbt(
     ended: dict[str, dict] = {}
     runner.on_run_end(lambda context: ended.update(context.run_results or {}))
     stages = stages if stages is not None else {}
-    stages["prepared"] = time.time()  # the writer's slot, the readers' file free, the project parsed (cached)
+    stages["prepared"] = time.time()  # the writer's slot, the lake ready, the project parsed (cached)
     loads = _load_new_files(settings, catalog, names, rebuild)
     stages["loaded"] = time.time()
     if rebuild or full_refresh or any(ld.reloaded for ld in loads):

@@ -1,6 +1,8 @@
 """Load each accepted file once: its rows appended to the dataset's raw table and its row in the load history, together.
 
-dbt's `source()` reads the raw table `landing.<source>__<table>` (see dbt/macros/landing_source.sql), and the staging
+Both are tables of the lake (schema `landing`), so every runner that attaches the lake loads into the same ones, and a
+load is one lake commit. dbt's `source()` reads the raw table `landing.<source>__<table>` (see
+dbt/macros/landing_source.sql), and the staging
 models read only the rows of files loaded since their last build, so a build costs what is new, not what ever landed.
 Which files are new is a set difference: the dataset's accepted files less those in `landing.load_history`, so a file
 that lands late or out of name order is loaded too.
@@ -18,7 +20,8 @@ from pathlib import Path
 
 from automations import compact
 from automations.compact import part_id
-from automations.tables import DRIFT, HISTORY, LAKE_OUTBOX, LOAD_MARKS, PARTS, REFRESH_DUE, SCHEMA, SEQUENCE
+from automations.tables import COUNTER, DRIFT, HISTORY, LOAD_MARKS, MODEL_MARKS, PARTS, REFRESH_DUE, SCHEMA
+from landing import lake
 from landing.catalog import Dataset
 from landing.reader import function_name, objects_call, quote_ident, quote_literal, reader_sql, undeclared_columns
 from landing.settings import Settings
@@ -52,69 +55,82 @@ class Loaded:
 
 def _history_ddl() -> str:
     return (
-        f"create sequence if not exists {SEQUENCE}; "
+        f"create schema if not exists {SCHEMA}; "
         f"create table if not exists {HISTORY} (load_id bigint, dataset varchar, accepted_file varchar, "
         "dropped_as varchar, sha256 varchar, rows bigint, flow_run_id varchar, loaded_at timestamptz, "
         "undeclared_columns varchar[], compacted_into varchar); "
-        f"alter table {HISTORY} add column if not exists undeclared_columns varchar[]; "
-        f"alter table {HISTORY} add column if not exists compacted_into varchar; "
         f"{compact.parts_ddl()}; "
         f"create table if not exists {DRIFT} (dataset varchar, column_name varchar, files bigint, "
         "first_file varchar, first_loaded_at timestamptz, last_file varchar, last_loaded_at timestamptz); "
-        f"create table if not exists {LAKE_OUTBOX} (dataset varchar, what varchar); "
-        f"create table if not exists {REFRESH_DUE} (dataset varchar)"
+        f"create table if not exists {REFRESH_DUE} (dataset varchar); "
+        f"create table if not exists {LOAD_MARKS} (dataset varchar, high bigint, files bigint, newest varchar); "
+        f"create table if not exists {MODEL_MARKS} (model varchar, high bigint); "
+        f"create table if not exists {COUNTER} (next_id bigint)"
     )
 
 
-def note_for_lake(con, dataset: str, what: str) -> None:
-    """Tell the next build's publication to the lake (dbt on-run-end, macros/landing_source.sql) that `dataset`'s
-    history was replaced ("reset"), its drift changed ("drift") or files were compacted ("compacted"): new history
-    rows are copied anyway."""
-    con.execute(f"insert into {LAKE_OUTBOX} values (?, ?)", [dataset, what])
-    if what == "reset":  # its raw rows have new load ids: its models must be built from scratch, even if this build
-        # fails part-way (the next one then still does it); cleared by `refreshed` after a build succeeds
-        con.execute(f"insert into {REFRESH_DUE} values (?)", [dataset])
+_READY: list = []  # the lake connections this process has made the tables in (once each: DDL costs a lake look each)
+
+
+def ensure_tables(con) -> None:
+    """The load history and its bookkeeping in the lake, made once per connection; the load counter starts past
+    every load id the history has."""
+    if any(c is con for c in _READY):
+        return
+    con.execute("begin")
+    try:
+        con.execute(_history_ddl())
+        con.execute(
+            f"insert into {COUNTER} select coalesce(max(load_id) + 1, 0) from {HISTORY} "
+            f"where not exists (select 1 from {COUNTER})"
+        )
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    _READY[:] = [c for c in _READY if c is lake._WRITER.get("con")] + [con]
+
+
+def _new_load_ids(con, n: int) -> list[int]:
+    """`n` load ids never given before, in the load's transaction: the counter read and moved. Two writers that
+    bypassed the writer's slot both move the counter's row, and the lake refuses the second commit."""
+    [(first,)] = con.execute(f"select coalesce(max(next_id), 0) from {COUNTER}").fetchall()
+    con.execute(f"update {COUNTER} set next_id = ?", [first + n])
+    return list(range(first, first + n))
+
+
+def _refresh_due(con, dataset: str) -> None:
+    """Its raw rows have new load ids: its models must be built from scratch, even if this build fails part-way (the
+    next one then still does it); cleared by `refreshed` after a build succeeds."""
+    con.execute(f"insert into {REFRESH_DUE} values (?)", [dataset])
 
 
 def refreshed(settings: Settings, datasets: list[str]) -> None:
-    """After a successful build from scratch of `datasets`: no longer due (see note_for_lake)."""
-    import duckdb
-
-    from automations._upstream import release_warehouse
-
-    release_warehouse()
-    with duckdb.connect(str(settings.build_warehouse)) as con:
-        con.execute(f"delete from {REFRESH_DUE} where dataset in (select unnest(?::varchar[]))", [datasets])
+    """After a successful build from scratch of `datasets`: no longer due (see _refresh_due)."""
+    lake.writer(settings).execute(
+        f"delete from {REFRESH_DUE} where dataset in (select unnest(?::varchar[]))", [datasets]
+    )
 
 
 def load_id_ranges(settings: Settings, datasets: list[str]) -> dict[str, tuple[int | None, int | None, bool]]:
     """Per dataset, the lowest and highest load id of its rows in the raw table now, and whether it is due a build
     from scratch (a rollback checks that a mark from the past still matches the raw rows)."""
-    import duckdb
-
-    from automations._upstream import release_warehouse
-
-    if not settings.build_warehouse.exists():
-        return {}
-    release_warehouse()
-    with duckdb.connect(str(settings.build_warehouse), read_only=True) as con:
-        try:
-            found = {
-                d: (low, high, False)
-                for d, low, high in con.execute(
-                    f"select dataset, min(load_id), max(load_id) from {HISTORY} "
-                    "where dataset in (select unnest(?::varchar[])) group by dataset",
-                    [datasets],
-                ).fetchall()
-            }
-            for (d,) in con.execute(
-                f"select distinct dataset from {REFRESH_DUE} where dataset in (select unnest(?::varchar[]))",
-                [datasets],
-            ).fetchall():
-                low, high, _ = found.get(d, (None, None, True))
-                found[d] = (low, high, True)
-        except duckdb.CatalogException:  # nothing loaded yet
-            return {}
+    con = lake.writer(settings)  # with the writer's slot held (a rollback)
+    ensure_tables(con)
+    found = {
+        d: (low, high, False)
+        for d, low, high in con.execute(
+            f"select dataset, min(load_id), max(load_id) from {HISTORY} "
+            "where dataset in (select unnest(?::varchar[])) group by dataset",
+            [datasets],
+        ).fetchall()
+    }
+    for (d,) in con.execute(
+        f"select distinct dataset from {REFRESH_DUE} where dataset in (select unnest(?::varchar[]))",
+        [datasets],
+    ).fetchall():
+        low, high, _ = found.get(d, (None, None, True))
+        found[d] = (low, high, True)
     return found
 
 
@@ -129,7 +145,7 @@ def _ensure_raw(con, ds: Dataset) -> bool:
     wanted = [(c, t.lower()) for c, t in _raw_columns(ds)]
     found = con.execute(
         "select column_name, lower(data_type) from information_schema.columns "
-        "where table_schema = ? and table_name = ? order by ordinal_position",
+        "where table_catalog = current_database() and table_schema = ? and table_name = ? order by ordinal_position",
         [SCHEMA, f"{ds.source}__{ds.table}"],
     ).fetchall()
     declared = ", ".join(f"{quote_ident(c)} {t}" for c, t in _raw_columns(ds))
@@ -157,7 +173,7 @@ def _ensure_raw(con, ds: Dataset) -> bool:
     con.execute(f"delete from {LOAD_MARKS} where dataset = ?", [ds.name])
     con.execute(f"delete from {DRIFT} where dataset = ?", [ds.name])
     con.execute(f"delete from {PARTS} where dataset = ?", [ds.name])
-    note_for_lake(con, ds.name, "reset")
+    _refresh_due(con, ds.name)
     return True
 
 
@@ -274,25 +290,6 @@ def _stage_rows(
 _LOADED: dict[tuple[str, str], tuple[tuple, set[str]]] = {}  # (warehouse, dataset) → (its load mark, names)
 
 
-def _ensure_marks(con) -> None:
-    """The load marks table; made from the history once, where a warehouse from before it has one."""
-    if con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = 'load_marks'", [SCHEMA]
-    ).fetchone()[0]:
-        return
-    con.execute("begin")
-    try:  # the table and its rows together: a crash between them would leave marks that say nothing was loaded
-        con.execute(
-            f"create table {LOAD_MARKS} (dataset varchar primary key, high bigint, files bigint, newest varchar); "
-            f"insert into {LOAD_MARKS} select dataset, max(load_id), count(*), max(accepted_file) from {HISTORY} "
-            "group by dataset"
-        )
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
-
-
 def _mark(con, ds: Dataset) -> tuple:
     """The dataset's load mark (highest load id, files loaded): one row of a table with a row per dataset."""
     row = con.execute(f"select high, files from {LOAD_MARKS} where dataset = ?", [ds.name]).fetchone()
@@ -301,11 +298,19 @@ def _mark(con, ds: Dataset) -> tuple:
 
 def _advance_mark(con, ds: Dataset, ids: list[int], files: list[str]) -> None:
     """Fold loaded files into the dataset's mark, in the transaction that records their history."""
-    con.execute(f"insert into {LOAD_MARKS} values (?, null, 0, null) on conflict do nothing", [ds.name])
+    row = con.execute(f"select high, files, newest from {LOAD_MARKS} where dataset = ?", [ds.name]).fetchall()
+    if not row:
+        con.execute(f"insert into {LOAD_MARKS} values (?, ?, ?, ?)", [ds.name, max(ids), len(files), max(files)])
+        return
+    high, count, newest = row[0]
     con.execute(
-        f"update {LOAD_MARKS} set high = greatest(coalesce(high, ?), ?), files = files + ?, "
-        "newest = greatest(coalesce(newest, ?), ?) where dataset = ?",
-        [max(ids), max(ids), len(files), max(files), max(files), ds.name],
+        f"update {LOAD_MARKS} set high = ?, files = ?, newest = ? where dataset = ?",
+        [
+            max(high if high is not None else max(ids), max(ids)),
+            count + len(files),
+            max(newest or "", max(files)),
+            ds.name,
+        ],
     )
 
 
@@ -400,8 +405,8 @@ def _load_chunk(
             raise
         except Exception as exc:
             raise RejectedFile(" ".join(str(exc).split())[:500]) from None
-        # from a sequence, never reused: a model's watermark stays below every load after it, even past a rebuild
-        numbers = [r[0] for r in con.execute(f"select nextval('{SEQUENCE}') from range(?)", [len(chunk)]).fetchall()]
+        # from the counter, never reused: a model's watermark stays below every load after it, even past a rebuild
+        numbers = _new_load_ids(con, len(chunk))
         first = min(numbers)
         ids = dict(zip(chunk, sorted(numbers)))
         con.execute(
@@ -512,9 +517,7 @@ def _load_part(con, settings: Settings, ds: Dataset, part: str, flow_run_id: str
                 log.warning("%s: %s in the compacted part %s is not loaded: %s", ds.name, file_id, pid, why)
             undeclared = {f: cols for f, cols in undeclared.items() if f not in lacking}
         files = [r[0] for r in con.execute("select distinct filename from landing_rows order by filename").fetchall()]
-        numbers = sorted(
-            r[0] for r in con.execute(f"select nextval('{SEQUENCE}') from range(?)", [len(files)]).fetchall()
-        )
+        numbers = _new_load_ids(con, len(files))
         ids = dict(zip(files, numbers))
         con.execute(
             "create or replace temp table landing_chunk as select unnest(?::varchar[]) as accepted_file, "
@@ -559,7 +562,6 @@ def _record_drift(con, ds: Dataset, undeclared: dict[str, tuple[str, ...]]) -> N
         f"from landing_drift n where n.column_name not in (select column_name from {DRIFT} where dataset = ?)",
         [ds.name, ds.name],
     )
-    note_for_lake(con, ds.name, "drift")
 
 
 def drift(con) -> list[tuple[str, list[str], int, object]]:
@@ -595,9 +597,7 @@ def load(con, settings: Settings, ds: Dataset, flow_run_id: str | None = None, p
     history row in the same transaction as its rows (a build killed mid-load leaves both or neither). A file that
     cannot be loaded is set aside to the quarantine, named in `rejected`, and the others load."""
     started = time.perf_counter()
-    con.execute(f"create schema if not exists {SCHEMA}")
-    con.execute(_history_ddl())
-    _ensure_marks(con)
+    ensure_tables(con)
     done = Loaded(ds.name)
     con.execute("begin")
     try:
@@ -649,9 +649,7 @@ def load(con, settings: Settings, ds: Dataset, flow_run_id: str | None = None, p
 
 def forget(con, ds: Dataset) -> None:
     """Empty the dataset's raw table and its load history, in one transaction: every accepted file loads again."""
-    con.execute(f"create schema if not exists {SCHEMA}")
-    con.execute(_history_ddl())
-    _ensure_marks(con)
+    ensure_tables(con)
     con.execute("begin")
     try:
         con.execute(f"drop table if exists {raw_table(ds)}")
@@ -659,7 +657,7 @@ def forget(con, ds: Dataset) -> None:
         con.execute(f"delete from {LOAD_MARKS} where dataset = ?", [ds.name])
         con.execute(f"delete from {DRIFT} where dataset = ?", [ds.name])
         con.execute(f"delete from {PARTS} where dataset = ?", [ds.name])
-        note_for_lake(con, ds.name, "reset")
+        _refresh_due(con, ds.name)
         con.execute("commit")
     except Exception:
         con.execute("rollback")
@@ -669,15 +667,11 @@ def forget(con, ds: Dataset) -> None:
 def load_all(
     settings: Settings, datasets: list[Dataset], flow_run_id: str | None = None, progress=None, reload: bool = False
 ) -> list[Loaded]:
-    """Load the new files of each dataset into the build's file (called with the writer's slot, before dbt);
-    `progress` is told after each chunk of a large load; `reload` loads every accepted file again."""
-    import duckdb
-
-    from automations._upstream import release_warehouse
-
-    release_warehouse()  # dbt's kept instance must not have the file attached while this one opens it
-    settings.build_warehouse.parent.mkdir(parents=True, exist_ok=True)
-    with duckdb.connect(str(settings.build_warehouse)) as con:
+    """Load the new files of each dataset into the lake (called with the writer's slot, before dbt); `progress` is
+    told after each chunk of a large load; `reload` loads every accepted file again. A failure closes the kept
+    connection, so the next build starts on a fresh one."""
+    con = lake.writer(settings)
+    try:
         if reload:
             for ds in datasets:
                 forget(con, ds)
@@ -685,6 +679,9 @@ def load_all(
         for ds in datasets:
             compact.compact(con, settings, ds)
         return loads
+    except BaseException:
+        lake.close_writer()
+        raise
 
 
 def history(con, file_id: str) -> tuple | None:

@@ -19,15 +19,16 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from automations import lineage, readers
+from automations import lineage
 from automations.build_state import release_warehouse
 from automations.names import VERIFY_FLOW
+from automations import tables
 from landing.catalog import Catalog, CatalogError, UnknownDatasetError, load_catalog
 from landing import lake
 from landing.events import verify_failed
 from landing.settings import Settings, environment
 
-LIVE = "verify_live"  # the scratch copy's schema holding the live rows of each model verified
+LIVE = "verify_live"  # the scratch file's schema holding the live rows of each model verified
 BOOKKEEPING = "_landing_"  # columns saying how a row was loaded (a load id, a watermark), not what it holds
 SAMPLES = 5  # sample keys per model that differs
 NO_ROWS_OF_THEIR_OWN = ("view", "ephemeral")  # materializations a full build cannot differ from
@@ -317,29 +318,16 @@ def _remove_abandoned(base: Path) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _copy_consistent(settings: Settings, scratch: Settings) -> int | None:
-    """The build's own file (its raw tables) copied into the scratch folder, and the lake's snapshot at that moment:
-    taken with the writer's lock held for the copy only, so the raw rows and the live models belong together."""
-    from automations.build_state import warehouse_lock
-
-    with warehouse_lock(settings):
-        readers.wait_until_free(settings)
-        readers._clone_or_copy(settings.build_warehouse, scratch.build_warehouse)  # a reflink where it can
-        wal = settings.build_warehouse.with_name(settings.build_warehouse.name + ".wal")
-        if wal.exists():
-            shutil.copyfile(wal, scratch.build_warehouse.with_name(scratch.build_warehouse.name + ".wal"))
-        return lake.newest_snapshot(settings)
-
-
 def verify(settings: Settings, datasets: list[str] | None = None, out=print) -> Verification:
     """Build the models downstream of `datasets` (every landing dataset when none) from scratch in a scratch lake, from
-    a copy of the build's raw tables, compare each with its live rows in the lake at the same moment, say a line per
+    a copy of the lake's raw tables at one snapshot, compare each with its live rows in the lake at the same moment, say a line per
     model through `out` and record the result in the state folder. UnknownDatasetError for a dataset the dbt project
     does not define, NothingBuilt before the first build; a verification that could not finish is returned with its
     error."""
     catalog = load_catalog(settings)
     names = sorted({catalog.get(n).name for n in datasets}) if datasets else sorted(catalog.datasets)
-    if not lake.exists(settings) or not settings.build_warehouse.exists():
+    snapshot = lake.newest_snapshot(settings) if lake.exists(settings) else None  # raw rows and models, together
+    if snapshot is None:
         raise NothingBuilt(
             f"nothing is built yet: the lake {settings.lake_name} does not exist. Start the stack "
             "(`make up`) and drop a file into a dataset's folder (`landing status` lists the datasets); once it is "
@@ -349,12 +337,10 @@ def verify(settings: Settings, datasets: list[str] | None = None, out=print) -> 
     base = settings.state_dir / "verify"
     _remove_abandoned(base)
     work = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=base))
-    # the build's file name, in a folder of its own: dbt names the raw tables' database after the file, so the models'
-    # SQL is the builds' own; the full build writes a lake of its own there
+    # a lake of its own, in a folder of its own: the full build writes there
     scratch = settings.model_copy(
         update={
             "state_dir": work,
-            "build_warehouse_path": work / settings.build_warehouse.name,
             "lake_catalog": str(work / "lake.sqlite"),
             "lake_data_path": str(work / "lake"),
         }
@@ -363,7 +349,6 @@ def verify(settings: Settings, datasets: list[str] | None = None, out=print) -> 
     try:
         import duckdb
 
-        snapshot = _copy_consistent(settings, scratch)
         lake.prepare(scratch)
         with _dbt_reads(scratch):
             manifest = lineage.parsed_project(scratch, work / "dbt-logs", keep=False)
@@ -372,17 +357,18 @@ def verify(settings: Settings, datasets: list[str] | None = None, out=print) -> 
                     f"dbt could not parse the project in {settings.dbt_project_dir}: run `dbt parse` there to see why"
                 )
             chosen = targets(catalog, manifest.nodes, names)
-            with duckdb.connect(str(scratch.build_warehouse)) as con:
+            with duckdb.connect(str(work / "live.duckdb")) as con:  # the live rows kept here
                 lake.install(con, (*lake.extensions(settings), *lake.extensions(scratch)))
                 con.execute(lake.attach_sql(settings, snapshot=snapshot).replace(" as lake ", " as live "))
                 kept = keep_live(con, chosen)
-                # the models the verified ones read but are not verified (upstream of them, of other datasets):
-                # as they are live, so the full builds read what the live builds read
+                # the raw tables as the snapshot has them, and the models the verified ones read but are not verified
+                # (upstream of them, of other datasets) as they are live: the full builds read what the live ones read
                 con.execute(lake.attach_sql(scratch, read_only=False))
                 mine = {(t.schema, t.identifier) for t in chosen}
                 for schema, table in con.execute(
                     "select schema_name, table_name from duckdb_tables() where database_name = 'live' "
-                    "and schema_name not in ('landing')"
+                    "and not (schema_name = 'landing' and table_name in (select unnest(?::varchar[])))",
+                    [list(tables.BOOKKEEPING)],
                 ).fetchall():
                     if (schema, table) not in mine:
                         con.execute(f"create schema if not exists lake.{_ident(schema)}")
@@ -400,7 +386,7 @@ def verify(settings: Settings, datasets: list[str] | None = None, out=print) -> 
                 )
                 _full_build(scratch, manifest, [t.name for t in kept])
         release_warehouse()  # dbt's handle on the scratch copy, before this process opens it again
-        with duckdb.connect(str(scratch.build_warehouse)) as con:
+        with duckdb.connect(str(work / "live.duckdb")) as con:  # the live rows kept here
             lake.install(con, lake.extensions(scratch))
             con.execute(lake.attach_sql(scratch))
             for target in kept:

@@ -247,123 +247,205 @@ def newest_snapshot(settings: Settings) -> int | None:
         return None
 
 
-def _lake_has_tables(settings: Settings) -> bool:
-    """Whether the lake holds any table, in any schema (one attach)."""
-    try:
-        with connect(settings) as con:
-            return bool(
-                con.execute("select count(*) from duckdb_tables() where database_name = 'lake'").fetchall()[0][0]
-            )
-    except NoLake:
-        return False
+_WRITER: dict = {}  # this process's kept writable connection to the lake: "con", and "key" (which lake it attached)
+
+
+def writer(settings: Settings):
+    """A writable connection to the lake (`USE lake`), kept by this process between builds: attaching costs 0.15 to
+    0.2 s, a statement a few ms. The loader writes the raw tables and the load history through it, and the build reads
+    its snapshot with it. A catalog made anew since (another inode), or other settings, get a new connection. Only the
+    holder of the writer's slot writes (automations/build_state.py one_writer)."""
+    prepare(settings)
+    seen = (settings.lake_catalog_uri, settings.lake_data, identity(settings), settings.lake_secret_sql)
+    con = _WRITER.get("con")
+    if con is not None and _WRITER.get("key") == seen:
+        return con
+    close_writer()
+    con = connect(settings, read_only=False)
+    _WRITER.update(con=con, key=seen)
+    return con
+
+
+def close_writer() -> None:
+    """Close the kept connection (after a failure mid-write, whose state no one should trust, or at exit)."""
+    con = _WRITER.pop("con", None)
+    _WRITER.pop("key", None)
+    if con is not None:
+        try:
+            con.close()
+        except Exception:
+            pass
+
+
+MOVED_SUFFIX = ".moved-to-lake"  # the build file of a warehouse from before, once its tables are in the lake
+_OLD_BOOKKEEPING = ("lake_outbox", "lake_state")  # the copy design's tables in the build file: not moved
+_MIGRATED: set = set()  # the lakes (catalog, identity) this process has seen to be up to date
 
 
 def migrate(settings: Settings, say=print) -> dict[str, list[str]]:
-    """Before each build, with the writer's slot held: the build's file and the lake made to agree, at the cost of a
-    look at the build's file when they do.
+    """Before each build, with the writer's slot held: a warehouse from before moved into the lake, once.
 
-    - **Upgrade in place, once:** a warehouse from before the lake (models in the build's own DuckDB file, published
-      by copy) has its models and their marks moved into the lake in one transaction, then dropped from the build's
-      file; the old readers' copy is removed. The raw tables and the load history stay in the build's file.
-    - **A build file made anew** (deleted by hand, a new state folder) while the lake has models: the lake's models,
-      marks and bookkeeping were built from load ids the new file no longer has, so they are dropped, in one commit,
-      and this build makes them again from every accepted file. Earlier snapshots keep them for `--at`.
+    - **Upgrade in place:** a build file (LANDING_BUILD_WAREHOUSE_PATH: the raw tables, the load history and its
+      bookkeeping, and before the lake also the models) has all of it moved into the lake in one commit, its load ids
+      kept; then the file is renamed `<name>.moved-to-lake` (delete it when you like) and the old readers' copy
+      removed. A crash between the commit and the rename moves nothing twice: the lake's load counter says it is done.
+    - **A lake from the copy design whose build file is gone** (deleted by hand): the lake's models and marks were
+      built from load ids nothing has any more, so they are dropped in one commit and this build makes them again from
+      every accepted file; earlier snapshots keep them for `--at`.
 
-    Returns the tables {"moved": [...]} or {"dropped": [...]}. A look at the build's file alone when nothing is to do
-    (the lake is opened only when the build's file is new)."""
-    import duckdb
-
+    Returns the tables {"moved": [...]} or {"dropped": [...]}; a stat per build once this process has looked."""
     build = settings.build_warehouse
-    if not build.exists() or build.stat().st_size == 0:
-        return {"dropped": _drop_stale_lake(settings, say)} if _lake_has_tables(settings) else {}
-    mine = settings.build_database.replace('"', '""')
-    with duckdb.connect(str(build)) as con:
-        tables = [
-            name
-            for (name,) in con.execute(
-                "select table_name from duckdb_tables() where database_name = current_database() "
-                "and schema_name = 'main' order by table_name"
+    moved: dict[str, list[str]] = {}
+    if build.exists() and build.stat().st_size > 0:
+        moved = {"moved": _move_build_file(settings, say)}
+    elif (settings.lake_catalog_uri, identity(settings)) not in _MIGRATED:
+        con = writer(settings)
+        found = {
+            (schema, name)
+            for schema, name in con.execute(
+                "select schema_name, table_name from duckdb_tables() where database_name = 'lake'"
             ).fetchall()
-        ]
-        has_marks = con.execute(
-            "select count(*) from duckdb_tables() where database_name = current_database() and schema_name = 'landing' "
-            "and table_name = 'model_marks'"
-        ).fetchone()[0]
-        has_history = con.execute(
-            "select count(*) from duckdb_tables() where database_name = current_database() and schema_name = 'landing' "
-            "and table_name = 'load_history'"
-        ).fetchone()[0]
-        published = con.execute(
-            "select count(*) from duckdb_tables() where database_name = current_database() and schema_name = 'landing' "
-            "and table_name = 'lake_state'"
-        ).fetchone()[0]
-        if has_history and not tables and not has_marks and not published:
-            # the first build into a lake of a build file with history (an upgrade): the drift is copied whole by this
-            # build's on-run-end (landing.lake_outbox, automations/load.py note_for_lake), the history's rows all new
-            con.execute("create table if not exists landing.lake_outbox (dataset varchar, what varchar)")
-            con.execute("insert into landing.lake_outbox values ('*', 'drift')")
-    if not tables and not has_marks:
-        return {} if has_history or not _lake_has_tables(settings) else {"dropped": _drop_stale_lake(settings, say)}
-    with duckdb.connect(str(build)) as con:
-        install(con, extensions(settings))
-        con.execute(attach_sql(settings, read_only=False))
-        in_lake = con.execute(
-            "select count(*) from duckdb_tables() where database_name = 'lake' and schema_name = 'landing' "
-            "and table_name = 'model_marks'"
-        ).fetchone()[0]
-        if not in_lake:
-            con.execute("begin")
-            con.execute("create schema if not exists lake.landing")
-            for name in tables:
-                ident = name.replace('"', '""')
-                con.execute(f'create table lake.main."{ident}" as select * from "{mine}".main."{ident}"')
-            if has_marks:
-                con.execute(
-                    f'create table lake.landing.model_marks as select model, high from "{mine}".landing.model_marks'
-                )
-            else:
-                con.execute("create table lake.landing.model_marks (model varchar, high bigint)")
-            con.execute("commit")
-            say(
-                f"moved {len(tables)} model table(s) ({', '.join(tables) or 'none'}) and their marks from {build} into "
-                f"the lake {settings.lake_name}: readers read the lake from now on"
-            )
-        con.execute("begin")  # the lake has them (now or from a move a crash interrupted): the old copies go
-        for name in tables:
-            con.execute(f'drop table "{mine}".main."{name.replace(chr(34), chr(34) * 2)}"')
-        if has_marks:
-            con.execute(f'drop table "{mine}".landing.model_marks')
-        con.execute("commit")
+        }
+        if found and ("landing", "load_counter") not in found:
+            moved = {"dropped": _drop_stale_lake(settings, say)}
     old = settings.warehouse
     for stale in (old, old.with_name(old.name + ".wal")):
         if stale.exists():
             stale.unlink()
             say(f"removed {stale}, the copy readers read before the lake: read the lake (`landing sql`)")
-    return {"moved": tables}
+    _MIGRATED.add((settings.lake_catalog_uri, identity(settings)))
+    return moved
+
+
+def _normalize_build_file(build: Path) -> None:
+    """A build file from any earlier release given the columns and tables the move copies: the history's later
+    columns, and the load marks made from the history where it has none."""
+    import duckdb
+
+    with duckdb.connect(str(build)) as con:
+        names = {
+            (schema, name)
+            for schema, name in con.execute(
+                "select schema_name, table_name from duckdb_tables() where database_name = current_database()"
+            ).fetchall()
+        }
+        if ("landing", "load_history") not in names:
+            return
+        con.execute("alter table landing.load_history add column if not exists undeclared_columns varchar[]")
+        con.execute("alter table landing.load_history add column if not exists compacted_into varchar")
+        if ("landing", "load_marks") not in names:
+            con.execute(
+                "create table landing.load_marks as select dataset, max(load_id) as high, count(*) as files, "
+                "max(accepted_file) as newest from landing.load_history group by dataset"
+            )
+
+
+def _move_build_file(settings: Settings, say=print) -> list[str]:
+    """Every table of the build file into the lake in one commit (see migrate); the file renamed after. The tables
+    moved."""
+    build = settings.build_warehouse
+    con = writer(settings)
+    done = bool(
+        con.execute(
+            "select count(*) from duckdb_tables() where database_name = 'lake' and schema_name = 'landing' "
+            "and table_name = 'load_counter'"
+        ).fetchall()[0][0]
+    )
+    names: list[str] = []
+    if not done:
+        _normalize_build_file(build)
+        con.execute(f"attach {_literal(str(build))} as landing_old_build (read_only)")
+        try:
+            names = _copy_build_file(con)
+        finally:
+            con.execute("detach landing_old_build")
+    for side in ("", ".wal"):
+        path = build.with_name(build.name + side)
+        if path.exists():
+            os.replace(path, path.with_name(build.name + MOVED_SUFFIX + side))
+    if names:
+        say(
+            f"moved {len(names)} table(s) ({', '.join(names)}) from {build} into the lake {settings.lake_name}, with "
+            f"every row and load id: builds and readers use the lake alone from now on; {build.name}{MOVED_SUFFIX} "
+            "is the old file, which nothing reads (delete it when you like)"
+        )
+    return names
+
+
+def _copy_build_file(con) -> list[str]:
+    def ident(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    old = {
+        (schema, name)
+        for schema, name in con.execute(
+            "select schema_name, table_name from duckdb_tables() where database_name = 'landing_old_build'"
+        ).fetchall()
+    }
+    in_lake = {
+        (schema, name)
+        for schema, name in con.execute(
+            "select schema_name, table_name from duckdb_tables() where database_name = 'lake'"
+        ).fetchall()
+    }
+    # the sequence's next value, read (nextval would write): a mark may be past the history's highest load id
+    [(next_id,)] = con.execute(
+        "select coalesce(max(coalesce(last_value + 1, start_value)), 0) from duckdb_sequences() "
+        "where database_name = 'landing_old_build' and sequence_name = 'load_ids'"
+    ).fetchall()
+    moved = []
+    con.execute("begin")
+    try:
+        con.execute("create schema if not exists lake.landing")
+        models_moved = ("landing", "model_marks") not in in_lake  # before the lake: the models were in the file too
+        for schema, name in sorted(old):
+            if name in _OLD_BOOKKEEPING or schema not in ("main", "landing"):
+                continue
+            if schema == "main" and not models_moved:
+                continue  # the lake has the models (the copy design's builds wrote them there)
+            if schema == "landing" and name == "model_marks" and not models_moved:
+                continue
+            target = f"lake.{ident(schema)}.{ident(name)}"
+            con.execute(f"drop table if exists {target}")  # the copy design's copy of the history and the drift
+            con.execute(f"create table {target} as select * from landing_old_build.{ident(schema)}.{ident(name)}")
+            moved.append(f"{schema}.{name}")
+        history = ("landing", "load_history") in old
+        highest = "(select coalesce(max(load_id) + 1, 0) from lake.landing.load_history)" if history else "0"
+        con.execute(f"create table lake.landing.load_counter as select greatest({highest}, {int(next_id)}) as next_id")
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return moved
 
 
 def _drop_stale_lake(settings: Settings, say=print) -> list[str]:
-    """Drop every table of the lake's current snapshot in one commit (see migrate: a build file made anew). A lake
-    machines share (a PostgreSQL catalog) is never dropped from one machine: that is refused, saying what to do."""
+    """Drop every table of the lake's current snapshot in one commit (see migrate: a lake from the copy design whose
+    build file is gone). A lake machines share (a PostgreSQL catalog) is never dropped from one machine: that is
+    refused, saying what to do."""
     if sqlite_catalog(settings) is None:
         raise RuntimeError(
-            f"the build's file {settings.build_warehouse} is new, but the shared lake {settings.lake_name} has "
-            "models built from another one: point LANDING_BUILD_WAREHOUSE_PATH at the build file that built them, "
+            f"the shared lake {settings.lake_name} has models built from a build file this machine does not have "
+            f"({settings.build_warehouse}): point LANDING_BUILD_WAREHOUSE_PATH at the build file that built them, "
             "or drop the lake's tables yourself if this machine is to rebuild them from its accepted files"
         )
-    with connect(settings, read_only=False) as con:
-        tables = con.execute(
-            "select schema_name, table_name from duckdb_tables() where database_name = 'lake' order by all"
-        ).fetchall()
-        con.execute("begin")
+    con = writer(settings)
+    tables = con.execute(
+        "select schema_name, table_name from duckdb_tables() where database_name = 'lake' order by all"
+    ).fetchall()
+    con.execute("begin")
+    try:
         for schema, name in tables:
             con.execute(f'drop table lake."{schema}"."{name}"')
         con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
     names = [f"{schema}.{name}" for schema, name in tables]
     say(
-        f"the build's file {settings.build_warehouse} is new while the lake {settings.lake_name} has tables "
-        f"built from an earlier one ({', '.join(names)}): dropped them, and this build makes them again from every "
-        "accepted file (earlier snapshots keep them: `landing sql --at`)"
+        f"the lake {settings.lake_name} has tables built from a build file that is gone ({settings.build_warehouse}): "
+        f"dropped them ({', '.join(names)}), and this build makes them again from every accepted file (earlier "
+        "snapshots keep them: `landing sql --at`)"
     )
     return names
 

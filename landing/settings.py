@@ -49,9 +49,9 @@ class Settings(BaseSettings):
     )
     build_warehouse_path: Path | None = Field(
         default=None,
-        description="The build's own DuckDB file: the raw tables the loader fills and the load history, which only "
-        "builds open (LANDING_BUILD_WAREHOUSE_PATH, what dbt's on-run-start attaches). Defaults to "
-        "<name>.build.duckdb beside warehouse_path.",
+        description="The build's own DuckDB file of a warehouse from before the lake held the raw tables and the "
+        "load history: the first build moves every table of it into the lake, keeping each row and load id, and "
+        "renames it <name>.moved-to-lake. Defaults to <name>.build.duckdb beside warehouse_path.",
     )
     lake_catalog: str | None = Field(
         default=None,
@@ -87,19 +87,6 @@ class Settings(BaseSettings):
         description="How long the lake keeps a snapshot readers can go back to (`landing sql --at`, `landing "
         "rollback`). Maintenance (the landing-maintain deployment) expires older ones, folds small files into larger "
         "ones and deletes files no snapshot needs, so the lake's files and disk stay bounded however many builds run.",
-    )
-    warehouse_storage_version: str = Field(
-        default="v1.4.0",
-        description="The DuckDB storage format a new warehouse file is written in (DuckDB's "
-        "storage_compatibility_version), so readers with an older DuckDB open it: the DuckDB CLI on PyPI (1.5) and many "
-        "BI tools' drivers cannot read DuckDB 2's own format. 'latest' for the newest; a file keeps the format it was "
-        "created in.",
-    )
-    lock_wait_seconds: float = Field(
-        default=300.0,
-        ge=0,
-        description="How long a build waits, with backoff, while another process holds the build's own warehouse file "
-        "(someone opened it read-write by hand) before it fails; the run's log and `landing status` name the holder.",
     )
     transient_retries: int = Field(
         default=4,
@@ -298,20 +285,8 @@ class Settings(BaseSettings):
         return path if path.endswith("/") else path + "/"
 
     @property
-    def build_database(self) -> str:
-        """The name DuckDB gives the build's own file when it opens it (its name up to the first dot): where the raw
-        tables are, as dbt's models name them."""
-        name = self.build_warehouse.name.split(".")[0]
-        if name.lower() in ("lake", "memory", "system", "temp", "main", ""):
-            raise ValueError(
-                f"the build's file {self.build_warehouse} would be attached as {name!r}, a name DuckDB or the lake "
-                "uses: name it otherwise (LANDING_BUILD_WAREHOUSE_PATH, for example warehouse.build.duckdb)"
-            )
-        return name
-
-    @property
     def build_warehouse(self) -> Path:
-        """The DuckDB file dbt writes to; only builds open it."""
+        """The build file of a warehouse from before the lake held the raw tables (moved into it by the first build)."""
         return self.build_warehouse_path or self.warehouse.with_name(
             f"{self.warehouse.stem}.build{self.warehouse.suffix}"
         )
@@ -348,8 +323,6 @@ class Settings(BaseSettings):
         return {
             "LANDING_ROOT": str(self.root),
             "LANDING_ACCEPTED_ROOT": str(self.accepted),
-            "LANDING_BUILD_WAREHOUSE_PATH": str(self.build_warehouse),
-            "LANDING_BUILD_DATABASE": self.build_database,
             "LANDING_LAKE": self.lake_catalog_uri,
             "LANDING_LAKE_DATA_PATH": self.lake_data,
             "LANDING_LAKE_SECRET_SQL": self.lake_secret_sql or "",

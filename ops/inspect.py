@@ -152,9 +152,7 @@ _DECIDED = (BuildStatus.BUILT, BuildStatus.ROLLED_BACK)
 
 
 def _warehouse_status(settings: Settings, out) -> None:
-    """Where readers read (the lake and its newest snapshot); a build waiting for its own file, and who holds it."""
-    from automations.readers import read_waiting
-
+    """Where readers read (the lake and its newest snapshot)."""
     from landing import lake
 
     snapshot = lake.newest_snapshot(settings)
@@ -164,13 +162,7 @@ def _warehouse_status(settings: Settings, out) -> None:
         )
     else:
         out(f"readers' warehouse the lake {settings.lake_name}: nothing built yet")
-    waiting = read_waiting(settings)
-    if waiting:
-        who = f"pid {waiting['pid']} ({waiting['command']})" if waiting.get("pid") else "another process"
-        out(
-            f"build waiting      since {_fmt_time(waiting['since'])}: the build's warehouse {waiting['path']} is held "
-            f"by {who}; the build fails if it is still held {waiting['lock_wait_seconds']:.0f} s after that"
-        )
+
 
 
 def _verify_status(settings: Settings, out) -> None:

@@ -19,9 +19,9 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import duckdb
 import pytest
 
+from landing.lake import connect as connect_lake
 from landing.catalog import load_catalog
 from landing.events import FILE_CREATED, FILE_REJECTED
 from landing.ledger import Ledger, ledger_path
@@ -401,7 +401,7 @@ def test_undeclared_columns_are_shown_and_a_rescue_source_keeps_them(stack, tmp_
         90,
         "both built",
     )
-    with duckdb.connect(str(settings.build_warehouse), read_only=True) as con:  # the raw table, in the build's file
+    with connect_lake(settings) as con:  # the raw table, in the lake
         rescued = con.execute(
             "select (_rescued->>'$.age')::int, _rescued->>'$.hair.color' from landing.dummyjson__users where id = 72002"
         ).fetchone()

@@ -218,7 +218,7 @@ def test_a_build_reads_only_the_files_it_has_not_loaded(settings, prefect_server
     assert build(settings, ["dummyjson.products"])["status"] == "built"
     late = files.write("dummyjson.products", [{"id": 5, "title": "late", "price": 2.0}], oldest=True)
     ds = load_catalog(settings).get("dummyjson.products")
-    with duckdb.connect(str(settings.build_warehouse)) as con:
+    with lake.connect(settings) as con:
         assert load.pending(con, ds) == [late]  # a set difference, not "names after the newest"
     build(settings, ["dummyjson.products"])
     with lake.connect(settings) as con:
@@ -271,5 +271,5 @@ def test_a_moved_landing_root_loads_nothing_twice_and_the_newer_file_wins(settin
     with lake.connect(moved) as con:
         assert con.execute("select count(*) from landing.load_history").fetchone() == (2,)
         assert con.execute("select distinct price::double from stage_dummyjson__products").fetchall() == [(999.99,)]
-    with duckdb.connect(str(moved.build_warehouse), read_only=True) as con:  # the raw table, in the build's file
+    with lake.connect(moved) as con:  # the raw table, in the lake
         assert con.execute("select count(*) from landing.dummyjson__products").fetchone() == (4,)  # not 6

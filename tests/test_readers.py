@@ -15,15 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from automations import readers
 from landing import lake
-from automations.dbt_build import dbt_build
 from landing.catalog import load_catalog
 from landing.ledger import Ledger, ledger_path
 from landing.settings import Settings
 from testkit.dummyjson_fake import product_rows
-from testkit.local import builds, dbt_environment, runs_of, wait_for, warehouse_row
-from tests.support.sensing import accepted_without_event
+from testkit.local import builds, runs_of, wait_for, warehouse_row
 from tests.support.stack import served_stack
 
 # a dashboard: a new connection attaching the lake read-only every 0.2 s, one JSON line per read
@@ -65,8 +62,6 @@ con.execute("commit")
 n = con.execute("select count(*) from stage_dummyjson__products where product_name like ?", [tag + "-%"]).fetchone()[0]
 print(json.dumps({"at": time.time(), "after": n}), flush=True)
 """
-
-HOLD_RW = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('holding', flush=True); time.sleep(float(sys.argv[2]))"
 
 
 @pytest.fixture(scope="module")
@@ -155,69 +150,6 @@ def test_readers_never_fail_never_block_a_build_and_see_each_build_within_3_s(st
     assert not late, f"rows visible to a new reader more than 3 s after their build: {late}"
     mine = [r for r in runs_of() if r.created.timestamp() >= started]
     assert mine and all(r.state.is_completed() for r in mine), [(r.name, r.state.name) for r in mine]
-
-
-def test_a_build_waits_for_a_hand_opened_build_file_and_status_names_the_holder(stack, tmp_path):
-    settings, env = stack
-    tag, products = f"hd{tmp_path.name[-6:].replace('_', '')}", products_folder(settings)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_RW, str(settings.build_warehouse), "10"], stdout=subprocess.PIPE, text=True
-    )
-    assert holder.stdout.readline().strip() == "holding"
-    started = time.time()
-    (products / "while-held.jsonl").write_bytes(product_rows(tag, 950))
-
-    def status_names_holder():
-        out = subprocess.run(
-            [sys.executable, "-m", "ops", "status"], env=env, capture_output=True, text=True, timeout=60
-        ).stdout
-        return out if f"held by pid {holder.pid}" in out else None
-
-    said = wait_for(status_names_holder, 9, "landing status to name the holder", interval=0.5)
-    assert "build waiting" in said and str(settings.build_warehouse) in said
-    holder.wait(30)
-    wait_for(
-        lambda: (
-            warehouse_row(
-                settings, "select count(*) from stage_dummyjson__products where product_name like ?", [f"{tag}-%"]
-            )
-            == (3,)
-            # the rows are there at the model's commit, the build's record after its tests and bookkeeping
-            and [b for b in builds(settings) if b["at"] > started and b["status"] != "retrying"]
-        ),
-        60,
-        "the build after the holder left",
-    )
-    done = [b for b in builds(settings) if b["at"] > started]
-    assert done and not [b for b in done if b["status"] == "failed"], done
-    assert (
-        "build waiting"
-        not in subprocess.run(
-            [sys.executable, "-m", "ops", "status"], env=env, capture_output=True, text=True, timeout=60
-        ).stdout
-    )
-
-
-def test_a_lock_met_by_dbt_itself_is_retried_at_once_and_never_alerts(settings, prefect_server, monkeypatch, tmp_path):
-    """The holder appears after the build looked (a race the wait cannot see): dbt meets DuckDB's lock, and the build
-    tries again within seconds instead of failing and alerting."""
-    accepted_without_event(settings, "dummyjson.products", [{"id": 1, "title": "first", "price": 1.0}])
-    with dbt_environment(settings):
-        assert (
-            dbt_build(["dummyjson.products"], settings=settings)["status"] == "built"
-        )  # parsed: the next starts at once
-        accepted_without_event(settings, "dummyjson.products", [{"id": 1, "title": "retried", "price": 1.0}])
-        monkeypatch.setattr(readers, "wait_until_free", lambda *a, **k: 0.0)  # the race: dbt meets the lock first
-        holder = subprocess.Popen(
-            [sys.executable, "-c", HOLD_RW, str(settings.build_warehouse), "3"], stdout=subprocess.PIPE, text=True
-        )
-        assert holder.stdout.readline().strip() == "holding"
-        result = dbt_build(["dummyjson.products"], settings=settings)
-    assert result["status"] == "built"
-    statuses = [b["status"] for b in builds(settings)]
-    assert statuses[0] == "built" and statuses[-1] == "built" and set(statuses[1:-1]) == {"retrying"}, statuses
-    assert "Could not set lock" in builds(settings)[1]["error"]
-    assert warehouse_row(settings, "select product_name from stage_dummyjson__products") == ("retried",)
 
 
 def test_landing_sql_reads_the_newest_build_and_says_what_to_do(stack):

@@ -1,5 +1,5 @@
 {#-
-  A landing dataset is read from its raw table, `landing.<source>__<table>`, which the build loads before dbt runs
+  A landing dataset is read from its raw table, `landing.<source>__<table>` in the lake, which the build loads before dbt runs
   (automations/load.py): every row of every accepted file once, with `filename` (the file's id: its accepted folder
   and name, never the mount), `_landing_row` (its place in the read that loaded it, in file order) and `_landing_batch` (the file's load id). A data
   test on a source sees only the rows loaded by this build (var `landing_new_loads`, the lowest new load id) when the
@@ -21,24 +21,15 @@
     {{ return(raw) }}
   {%- endif -%}
   {%- if flags.WHICH in ('build', 'run', 'test', 'seed', 'snapshot') -%}
-    {{ exceptions.raise_compiler_error("landing." ~ source_name ~ "__" ~ table_name ~ " does not exist in " ~ env_var('LANDING_BUILD_WAREHOUSE_PATH', 'the build\'s file') ~ ": no file of " ~ source_name ~ "." ~ table_name ~ " has been loaded into this warehouse. Builds started by landing load the accepted files before dbt runs: drop a file, or run `landing rebuild " ~ source_name ~ "." ~ table_name ~ "`.") }}
+    {{ exceptions.raise_compiler_error("landing." ~ source_name ~ "__" ~ table_name ~ " does not exist in the lake " ~ env_var('LANDING_LAKE', '') ~ ": no file of " ~ source_name ~ "." ~ table_name ~ " has been loaded into this warehouse. Builds started by landing load the accepted files before dbt runs: drop a file, or run `landing rebuild " ~ source_name ~ "." ~ table_name ~ "`.") }}
   {%- endif -%}
   {{ return(api.Relation.create(database=landing_raw_database(), schema='landing', identifier=source_name ~ '__' ~ table_name)) }}
 {% endmacro %}
 
 
-{#- The build's own file, attached as its name up to the first dot (on-run-start: once per build). -#}
-{% macro landing_attach_build() %}
-  {%- set path = env_var('LANDING_BUILD_WAREHOUSE_PATH', '/tmp/landing-warehouse.duckdb') -%}
-  {%- set name = landing_raw_database() -%}
-  {#- detached first: a kept instance may hold another file under the name (a build file moved, a test's) -#}
-  {{ return('detach database if exists ' ~ adapter.quote(name) ~ '; attach ' ~ landing_quote(path) ~ ' as ' ~ adapter.quote(name)) }}
-{% endmacro %}
-
-
-{#- The build's own file, where the loader keeps the raw tables (the models are in the lake, target.database). -#}
+{#- Where the raw tables are: the lake, beside the models (the loader writes them there: automations/load.py). -#}
 {% macro landing_raw_database() %}
-  {{ return(env_var('LANDING_BUILD_DATABASE', 'landing-warehouse')) }}
+  {{ return(target.database) }}
 {% endmacro %}
 
 
@@ -157,64 +148,3 @@
 {% macro landing_ident(name) -%}
   {{ return('"' ~ name.replace('"', '""') ~ '"') }}
 {%- endmacro %}
-
-
-
-{#-
-  After every build (on-run-end): the load history and the schema drift, which `landing explain` and `landing status`
-  read, copied from the build's own file (which no reader opens) into the lake, in one commit. The history's new rows
-  are those past the lake's newest load id, so a build costs the same after a million files; what else changed is in
-  the build file's landing.lake_outbox (automations/load.py note_for_lake): a dataset's history replaced ("reset"),
-  files compacted ("compacted"), drift ("drift"). The outbox is emptied after the commit; a crash between the two
-  repeats an idempotent copy.
--#}
-{% macro landing_publish_bookkeeping() %}
-  {%- if not execute -%}{{ return('') }}{%- endif -%}
-  {%- set build = landing_raw_database() -%}
-  {%- set history = adapter.get_relation(database=build, schema='landing', identifier='load_history') -%}
-  {%- if history is none -%}{{ return('') }}{%- endif -%}
-  {%- set lake = target.database -%}
-  {%- set h = lake ~ '.landing.load_history' -%}
-  {%- set d = lake ~ '.landing.schema_drift' -%}
-  {%- set drift = adapter.get_relation(database=build, schema='landing', identifier='schema_drift') -%}
-  {%- set outbox = adapter.get_relation(database=build, schema='landing', identifier='lake_outbox') -%}
-  {%- set pending = run_query('select distinct what, dataset from ' ~ outbox ~ ' order by all').rows if outbox is not none else [] -%}
-  {%- set reset = [] -%}{%- set compacted = [] -%}{%- set drifted = [] -%}
-  {%- for row in pending -%}
-    {%- do (reset if row[0] == 'reset' else compacted if row[0] == 'compacted' else drifted).append(landing_quote(row[1])) -%}
-  {%- endfor -%}
-  {%- set sql -%}
-    create table if not exists {{ h }} as select * from {{ history }} limit 0;
-    {%- if drift is not none %}
-    create table if not exists {{ d }} as select * from {{ drift }} limit 0;
-    {%- endif %}
-    begin;
-    insert into {{ h }} select * from {{ history }}
-      where load_id > (select coalesce(max(load_id), -1) from {{ h }});
-    {%- if reset %}
-    delete from {{ h }} where dataset in ({{ reset | join(', ') }});
-    insert into {{ h }} select * from {{ history }} where dataset in ({{ reset | join(', ') }});
-    {%- endif %}
-    {%- if compacted %}
-    update {{ h }} as l set compacted_into = b.compacted_into from {{ history }} as b
-      where l.load_id = b.load_id and l.dataset in ({{ compacted | join(', ') }}) and l.compacted_into is null
-      and b.compacted_into is not null;
-    {%- endif %}
-    {%- if (reset or drifted) and drift is not none %}
-    delete from {{ d }};
-    insert into {{ d }} select * from {{ drift }};
-    {%- endif %}
-    commit;
-    {%- if pending %}
-    delete from {{ outbox }};
-    {%- endif %}
-    {#- what the build left in the lake, for the build's record (landing.lake_state in the build's file): read there
-        without opening the lake -#}
-    create or replace table {{ adapter.quote(build) }}.landing.lake_state as
-      select (select id from ducklake_current_snapshot({{ landing_quote(lake) }})) as snapshot,
-             (select list(table_name order by table_name) from duckdb_tables()
-              where database_name = {{ landing_quote(lake) }} and schema_name = 'main') as tables;
-  {%- endset -%}
-  {%- do run_query(sql) -%}
-  {{ return('') }}
-{% endmacro %}

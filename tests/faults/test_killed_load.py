@@ -7,8 +7,6 @@ import signal
 import subprocess
 import sys
 
-import duckdb
-
 
 from automations.dbt_build import dbt_build
 from landing.catalog import load_catalog
@@ -54,7 +52,7 @@ def test_kill_9_mid_load_then_a_build_loads_every_file_once(settings, prefect_se
             "select count(*), count(distinct product_id) from stage_dummyjson__products "
             "where product_name like 'killed-%'"
         ).fetchone()
-    with duckdb.connect(str(settings.build_warehouse), read_only=True) as con:  # the raw table, in the build's file
+    with lake.connect(settings) as con:  # the raw table, in the lake
         raw = con.execute("select count(*), count(distinct id) from landing.dummyjson__products").fetchone()
     assert history == (FILES, FILES, 3 * FILES), "one history row per file, each file's rows counted once"
     assert raw == (3 * FILES, 3 * FILES) and staged == (3 * FILES, 3 * FILES), "every good row exactly once"

@@ -32,8 +32,7 @@ from landing.reader import InvalidFile, connect, function_name, judge_many, quot
 from landing.ledger import Ledger, ledger_path
 from landing.settings import Settings
 
-DATABASE = "warehouse"  # the name on-run-start attaches the build's file under (warehouse.build.duckdb)
-LAKE = "lake"  # the lake, where dbt writes the models and their marks
+LAKE = "lake"  # the lake: the raw tables and the load history the loader writes, the models and marks dbt writes
 _CHANGES = re.compile(r"^\s*(create|insert|delete|alter|drop|update)\b", re.I)
 
 # keys and values that have broken readers before: quotes, SQL, unicode, empty, long, the reader's own names
@@ -101,14 +100,14 @@ def capture(settings: Settings, catalog: Catalog) -> Captured:
         for n in range(2):
             for ds in catalog.datasets.values():
                 accept(ds, write_file(ds, settings.state_dir / "drops", [minimal_row(ds, n)]), stamp(n, n))
-            release_warehouse()  # dbt's kept instance has the build's file attached after the first run
-            with duckdb.connect(str(settings.build_warehouse)) as con:
-                for ds in catalog.datasets.values():
-                    assert not load.load(con, settings, ds).rejected
+            con = lake.writer(settings)
+            for ds in catalog.datasets.values():
+                assert not load.load(con, settings, ds).rejected
             runs.append({})
             result = dbtRunner(callbacks=[keep]).invoke(args)
             assert result.success, f"dbt run failed while capturing: {result.exception}"
     release_warehouse()
+    lake.close_writer()
     full, incremental = runs
     order = [uid for uid in full if uid.startswith("model.")]
     hooks = [sql for uid, stmts in full.items() if uid.startswith("operation.") for sql in stmts]
@@ -120,8 +119,7 @@ UNDECLARED = f"select accepted_file, undeclared_columns from {load.HISTORY}"
 
 
 class Warehouse:
-    """An in-memory build file under its attached name and an in-memory database named as the lake: the loader and
-    the captured SQL both use them."""
+    """An in-memory database named as the lake: the loader and the captured SQL both use it."""
 
     def __init__(self, captured: Captured):
         self.captured = captured
@@ -131,7 +129,7 @@ class Warehouse:
     def fresh(self) -> None:
         """An empty warehouse in place of this one (its model tables kept as `kept.<table>` if there were any)."""
         names = [n for (n,) in self.con.execute("select database_name from duckdb_databases()").fetchall()]
-        if DATABASE in names:
+        if LAKE in names:
             self.con.execute("attach ':memory:' as kept")
             for table in self.tables():
                 self.con.execute(
@@ -140,12 +138,11 @@ class Warehouse:
             # each file's undeclared columns: judged by the sensor (the ledger's) here, read again from scratch
             self.con.execute(f"create table kept.undeclared as {UNDECLARED}")
             self.con.execute("use memory")
-            self.con.execute(f"detach {DATABASE}")
             self.con.execute(f"detach {LAKE}")
-        self.con.execute(f"attach ':memory:' as {DATABASE}")
         self.con.execute(f"attach ':memory:' as {LAKE}")
-        self.con.execute(f"use {DATABASE}")
+        self.con.execute(f"use {LAKE}")
         load._LOADED.clear()  # keyed by the database's path, which an in-memory one lacks
+        load._READY.clear()  # the loader's tables are made once per connection: this one has a new database
 
     def load(
         self, settings: Settings, catalog: Catalog, contract: dict[str, Dataset], only: set[str] | None = None
@@ -164,8 +161,6 @@ class Warehouse:
     def build(self, full: bool) -> None:
         """One dbt build of every model: incremental where its table is there, from scratch where it is not."""
         for sql in self.captured.hooks:
-            if "ducklake_" in sql:  # on-run-end's bookkeeping for `explain` and the build record: DuckLake's own
-                continue  # functions, which an in-memory database has not; no model reads what it writes
             self.con.execute(sql)
         for uid in self.captured.order:
             table = self.captured.tables[uid]

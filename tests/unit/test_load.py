@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from automations import load
@@ -13,9 +12,12 @@ from automations import load
 
 @pytest.fixture
 def con(settings):
+    """The loader's connection: the lake, attached writable (a SQLite catalog and Parquet files in the test's folder)."""
+    from landing import lake
+
     settings.state_dir.mkdir(parents=True)
-    with duckdb.connect(str(settings.state_dir / "w.duckdb")) as con:
-        yield con
+    yield lake.writer(settings)
+    lake.close_writer()
 
 
 def land(ds, name: str, rows: list[dict]) -> str:
@@ -262,20 +264,16 @@ def test_a_key_spelled_unlike_its_declared_column_is_undeclared_and_rescued_not_
 def test_explain_finds_the_load_of_a_file_by_its_path_before_the_landing_folder_moved(settings, catalog):
     from landing import lake
     from ops.inspect import _loaded_line
-    from testkit.local import history_into_lake
 
     ds = catalog.get("shop.products")
     path = land(ds, "20260101T000000000000Z-a.jsonl", [{"id": 1, "title": "a", "price": 1}])
-    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
-    with duckdb.connect(str(settings.build_warehouse)) as con:
-        load.load(con, settings, ds)
-    lake.prepare(settings)
-    history_into_lake(settings, settings.build_warehouse)
+    load.load_all(settings, [ds])
+    lake.close_writer()
     old = "/mnt/old-landing/_accepted/shop/products/" + Path(path).name  # what the ledger kept from before a move
     assert _loaded_line(settings, catalog, old).startswith("loaded    1 row(s)")
 
 
-def test_the_load_marks_equal_the_history_they_summarize_through_loads_reloads_and_an_upgrade(con, settings, catalog):
+def test_the_load_marks_equal_the_history_they_summarize_through_loads_and_reloads(con, settings, catalog):
     """A build reads a row per dataset (landing.load_marks), not the growing history: the row must always equal what
     the history gives from scratch."""
     from dataclasses import replace
@@ -305,10 +303,7 @@ def test_the_load_marks_equal_the_history_they_summarize_through_loads_reloads_a
     assert again.reloaded and marks() == from_history()
     load.forget(con, orders)
     assert marks() == from_history() and [m[0] for m in marks()] == ["shop.products"]
-    con.execute(f"drop table {LOAD_MARKS}")  # a warehouse from before the marks: made from its history once
-    load._LOADED.clear()
     assert load.load(con, settings, replace(ds, rescue=True)).files == []
-    assert marks() == from_history()
 
 
 def test_a_column_made_required_loads_every_file_again_and_a_file_lacking_it_is_set_aside(con, settings, catalog):

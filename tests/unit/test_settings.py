@@ -11,7 +11,7 @@ def test_to_env_round_trips_and_carries_what_dbt_reads(tmp_path, monkeypatch):
     settings = Settings(root=tmp_path / "drop", state_dir=tmp_path / "state", burst_window_seconds=7)
     env = settings.to_env()
     assert env["LANDING_ACCEPTED_ROOT"] == str(tmp_path / "drop" / "_accepted")  # derived, yet dbt needs it
-    assert env["LANDING_BUILD_WAREHOUSE_PATH"] == str(settings.build_warehouse)  # the file dbt writes
+    assert env["LANDING_LAKE"] == settings.lake_catalog_uri  # the lake dbt writes
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     again = Settings()
@@ -24,14 +24,12 @@ def test_to_env_round_trips_and_carries_what_dbt_reads(tmp_path, monkeypatch):
     )
 
 
-def test_the_build_writes_its_own_file_beside_the_readers_one(tmp_path):
+def test_a_build_file_from_before_the_lake_is_looked_for_beside_the_readers_old_copy(tmp_path):
     settings = Settings(state_dir=tmp_path / "state", warehouse_path=tmp_path / "bi" / "shop.duckdb")
     assert settings.warehouse == tmp_path / "bi" / "shop.duckdb"
-    assert settings.build_warehouse == tmp_path / "bi" / "shop.build.duckdb"  # same filesystem: publish is a rename
-    assert (
-        "LANDING_LAKE" in (REPO_ROOT / "dbt" / "profiles.yml").read_text()
-        and "LANDING_BUILD_WAREHOUSE_PATH" in (REPO_ROOT / "dbt" / "macros" / "landing_source.sql").read_text()
-    )
+    assert settings.build_warehouse == tmp_path / "bi" / "shop.build.duckdb"  # what an upgrade moves into the lake
+    assert "LANDING_LAKE" in (REPO_ROOT / "dbt" / "profiles.yml").read_text()
+    assert "LANDING_BUILD_WAREHOUSE_PATH" not in settings.dbt_env()  # dbt reads the lake alone
 
 
 def test_dbt_env_mismatch_names_each_variable_and_what_to_do(tmp_path):
@@ -39,7 +37,7 @@ def test_dbt_env_mismatch_names_each_variable_and_what_to_do(tmp_path):
     assert settings.dbt_env_mismatch(settings.to_env()) is None
     said = settings.dbt_env_mismatch({"LANDING_ROOT": "/elsewhere"})
     assert "LANDING_ROOT=/elsewhere where these settings say " + str(tmp_path / "drop") in said
-    assert "LANDING_ACCEPTED_ROOT=(unset)" in said and "LANDING_BUILD_WAREHOUSE_PATH=(unset)" in said
+    assert "LANDING_ACCEPTED_ROOT=(unset)" in said and "LANDING_LAKE=(unset)" in said
     assert "Settings.to_env()" in said
 
 
