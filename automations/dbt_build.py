@@ -460,6 +460,7 @@ def _same_lake_attached(settings: Settings) -> None:
     _ATTACHED[1] += 1
     if seen != _ATTACHED[0] or _ATTACHED[1] > RECYCLE_BUILDS:
         close_warehouse()
+        lake.close_writer()  # the loader's kept connection too: its instance's memory grows as dbt's does
         _ATTACHED[:] = [seen, 1]
 
 

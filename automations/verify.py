@@ -357,7 +357,7 @@ def verify(settings: Settings, datasets: list[str] | None = None, out=print) -> 
                     f"dbt could not parse the project in {settings.dbt_project_dir}: run `dbt parse` there to see why"
                 )
             chosen = targets(catalog, manifest.nodes, names)
-            with duckdb.connect(str(work / "live.duckdb")) as con:  # the live rows kept here
+            with duckdb.connect(str(work / "scratch.duckdb")) as con:  # the live rows kept here
                 lake.install(con, (*lake.extensions(settings), *lake.extensions(scratch)))
                 con.execute(lake.attach_sql(settings, snapshot=snapshot).replace(" as lake ", " as live "))
                 kept = keep_live(con, chosen)
@@ -386,7 +386,7 @@ def verify(settings: Settings, datasets: list[str] | None = None, out=print) -> 
                 )
                 _full_build(scratch, manifest, [t.name for t in kept])
         release_warehouse()  # dbt's handle on the scratch copy, before this process opens it again
-        with duckdb.connect(str(work / "live.duckdb")) as con:  # the live rows kept here
+        with duckdb.connect(str(work / "scratch.duckdb")) as con:  # the live rows kept here
             lake.install(con, lake.extensions(scratch))
             con.execute(lake.attach_sql(scratch))
             for target in kept:

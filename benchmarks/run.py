@@ -679,7 +679,6 @@ def b8_rebuild(base: Path, files: int, days: int = 10) -> dict:
     they landed, and from their compacted form (one part per landing day, LANDING_ACCEPTED_RETENTION_DAYS)."""
     from datetime import datetime, timezone
 
-    import duckdb
 
     from automations import compact, load
 
@@ -697,15 +696,14 @@ def b8_rebuild(base: Path, files: int, days: int = 10) -> dict:
 
     load.load_all(settings, [ds])
     loose_s, loose_rows = reload()
-    with duckdb.connect(str(settings.build_warehouse)) as con:
-        t0 = time.time()
-        done = compact.compact(
-            con,
-            settings.model_copy(update={"accepted_retention_days": 7}),
-            ds,
-            now=datetime(2026, 2, 1, tzinfo=timezone.utc),
-        )
-        compact_s = round(time.time() - t0, 2)
+    t0 = time.time()
+    done = compact.compact(
+        lake.writer(settings),
+        settings.model_copy(update={"accepted_retention_days": 7}),
+        ds,
+        now=datetime(2026, 2, 1, tzinfo=timezone.utc),
+    )
+    compact_s = round(time.time() - t0, 2)
     parts_s, parts_rows = reload()
     return {
         "id": "B8",

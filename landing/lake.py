@@ -200,6 +200,9 @@ def _literal(text: str) -> str:
 def attach_sql(settings: Settings, read_only: bool = True, snapshot: int | None = None) -> str:
     """The ATTACH statement of the lake as `lake`: read-only for readers, at a snapshot for `--at`."""
     options = ["read_only"] if read_only else [f"data_path {_literal(settings.lake_data)}"]
+    if not read_only and sqlite_catalog(settings) is not None:
+        # WAL, so a reader's open transaction never blocks a commit: a catalog dbt made by hand had SQLite's default
+        options.append("meta_journal_mode 'wal'")
     if snapshot is not None:
         options.append(f"snapshot_version {int(snapshot)}")
     secret = f"{settings.lake_secret_sql}; " if settings.lake_secret_sql else ""  # an s3:// data path's credentials

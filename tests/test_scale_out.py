@@ -4,6 +4,7 @@ required, bad URLs refused quickly, and R1 (kill -9 the sensor mid-burst) at 1,0
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -23,7 +24,7 @@ from landing.events import FILE_CREATED
 from landing.ledger import Ledger, ledger_path
 from landing.settings import REPO_ROOT, Settings
 from testkit.dummyjson_fake import DummyJSONServer, product_rows
-from testkit.local import ScaleOutStack, builds, read_events, using_server, wait_for, warehouse_row
+from testkit.local import ScaleOutStack, builds, read_events, runs_of, using_server, wait_for, warehouse_row
 from ops.scaleout import redacted
 
 BURST = 1_000
@@ -63,6 +64,48 @@ def stack(dummyjson_api):
         running.stop()
         if not os.environ.get("KEEP"):
             shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def elsewhere(stack):
+    """A dbt runner as on another machine: a working directory and a state folder of its own (no ledger, no build log,
+    no dbt target folder of the stack's), sharing with the stack only the Prefect API, the lake's catalog (PostgreSQL)
+    and data path (S3), and the landing folder the accepted files are in (as a mount would). Its settings and log."""
+    import automations.serve as build_runner
+
+    folder = stack.base / "machine-2"
+    folder.mkdir()
+    settings = stack.settings.model_copy(update={"state_dir": folder / ".state"})
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "LANDING_"))}
+    env.update({**settings.to_env(), **stack.env, "PREFECT_HOME": str(folder / "prefect-home")})
+    log = folder / "runner.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", build_runner.__name__],
+        env=env,
+        cwd=folder,
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        yield settings, proc, log
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _stack_runners(stack) -> list[int]:
+    return [pid for name, pid in stack.components().items() if name.startswith("dbt runner")]
+
+
+def _no_build_running() -> bool:
+    from automations.names import BUILD
+
+    return not [r for r in runs_of(BUILD) if r.state and r.state.type.value in ("RUNNING", "PENDING")]
 
 
 def _built(settings: Settings, dataset: str, after: float = 0.0) -> list[dict]:
@@ -249,6 +292,132 @@ def test_the_lake_is_shared_a_reader_elsewhere_needs_only_its_catalog_and_data_p
     assert leaks == [] and stack.s3.secret not in stack.log.read_text(errors="replace"), leaks[:5]
 
 
+def test_a_runner_on_another_machine_loads_and_builds_into_the_one_lake(stack, elsewhere):
+    """The stack's runners paused while idle (SIGSTOP), so only the runner elsewhere can claim the next build: it loads
+    the dropped file into the shared lake's raw table and history and builds its models there; the stack's runners,
+    resumed, build the next file on top of it, each file's rows once."""
+    settings, proc, log = elsewhere
+    folder = settings.root / "dummyjson" / "users"
+    folder.mkdir(parents=True, exist_ok=True)
+    first = json.loads((REPO_ROOT / "samples" / "dummyjson" / "users.jsonl").read_text().splitlines()[0])
+    runners = _stack_runners(stack)
+    wait_for(_no_build_running, 180, "the stack's builds to finish")
+    for pid in runners:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        before = time.time()
+        (folder / "elsewhere.jsonl").write_text(json.dumps({**first, "id": 9101, "email": "m2@x"}) + "\n")
+        record = wait_for(lambda: _built(settings, "dummyjson.users", after=before), 180, "the build elsewhere")[-1]
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert _created_by_automation(record["flow_run_id"]) == "landing: build dummyjson.users"
+        assert record["loaded"]["dummyjson.users"] >= 1
+    finally:
+        for pid in runners:
+            os.kill(pid, signal.SIGCONT)
+    assert warehouse_row(stack.settings, "select email from stage_dummyjson__users where user_id = 9101") == ("m2@x",)
+    assert not (settings.state_dir / "warehouse.build.duckdb").exists(), "the runner elsewhere has no warehouse file"
+
+    before = time.time()
+    (folder / "here.jsonl").write_text(json.dumps({**first, "id": 9102, "email": "m1@x"}) + "\n")
+    wait_for(
+        lambda: warehouse_row(stack.settings, "select email from stage_dummyjson__users where user_id = 9102"),
+        180,
+        "the next file built",
+    )
+    count = "select count(*), count(distinct filename) from landing.dummyjson__users where id in (9101, 9102)"
+    assert warehouse_row(stack.settings, count) == (2, 2), "each file's rows once, whichever machine loaded them"
+    history = "select count(*) from landing.load_history where accepted_file like 'dummyjson/users/%'"
+    assert warehouse_row(stack.settings, history) == warehouse_row(
+        stack.settings, "select count(distinct filename) from landing.dummyjson__users"
+    )
+
+
+LOAD_AT_THE_SAME_TIME = r"""
+import sys, time
+from pathlib import Path
+from automations import load
+from landing import lake
+from landing.catalog import load_catalog
+from landing.settings import Settings
+
+settings = Settings()
+ds = load_catalog(settings).get("dummyjson.products")
+gate, me = Path(sys.argv[1]), sys.argv[2]
+con = lake.writer(settings)
+
+
+class AtCommit:
+    # the loader's connection, its load held at the commit until the other writer is there too
+    loaded = False
+
+    def execute(self, sql, *args):
+        if sql.startswith("insert into landing.load_history"):
+            self.loaded = True
+        if sql == "commit" and self.loaded:
+            (gate / me).touch()
+            while len(list(gate.iterdir())) < 2:
+                time.sleep(0.02)
+        return con.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(con, name)
+
+
+try:
+    print("committed", len(load.load(AtCommit(), settings, ds).files), flush=True)
+except Exception as exc:
+    print("refused", " ".join(str(exc).split())[:400], flush=True)
+"""
+
+
+def test_two_writers_that_bypass_the_slot_never_load_a_file_twice_the_lake_refuses_one(stack, tmp_path):
+    """Which guard keeps writers correct: the server's slot first; and without it (two loaders of one dataset on two
+    machines, both at their commit at once) DuckLake's own conflict check on the PostgreSQL catalog. Both moved the
+    load counter's one row, so the second commit is refused and nothing is written twice."""
+    from automations import load
+    from landing import lake
+    from landing.catalog import load_catalog
+
+    settings = stack.settings.model_copy(
+        update={
+            "root": tmp_path / "landing",
+            "state_dir": tmp_path / "state",
+            "lake_catalog": stack.postgres.lake_catalog("lake_conflict"),
+            **stack.s3.lake_settings("conflict"),
+        }
+    )
+    ds = load_catalog(settings).get("dummyjson.products")
+    ds.accepted_path.mkdir(parents=True)
+    (ds.accepted_path / "20260101T000000000000Z-a.jsonl").write_bytes(product_rows("first", 1))
+    load.load_all(settings, [ds])  # the tables made, once
+    lake.close_writer()
+    (ds.accepted_path / "20260102T000000000000Z-b.jsonl").write_bytes(product_rows("both", 2))
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "LANDING_"))}
+    env.update(settings.to_env())
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", LOAD_AT_THE_SAME_TIME, str(gate), name],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("machine-1", "machine-2")
+    ]
+    said = [p.communicate(timeout=120) for p in procs]
+    outcomes = sorted(out.strip().split(" ", 1)[0] for out, _ in said)
+    assert outcomes == ["committed", "refused"], said
+    refusal = next(out for out, _ in said if out.startswith("refused"))
+    assert "conflict" in refusal.lower(), refusal
+    with lake.connect(settings) as con:
+        raw = con.execute("select count(*), count(distinct filename) from landing.dummyjson__products").fetchone()
+        history = con.execute("select count(*), count(distinct accepted_file) from landing.load_history").fetchone()
+    assert raw == (6, 2) and history == (2, 2), "each file's rows and history row once"
+
+
 def test_bad_urls_and_credentials_stop_up_within_30_s_naming_the_url(stack):
     pg, redis = stack.postgres, stack.redis
     closed = f"postgresql+asyncpg://prefect:x@127.0.0.1:{_closed_port()}/prefect"
@@ -297,7 +466,8 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_r1_kill_9_the_sensor_mid_burst_of_1000_files_loses_nothing(stack):
+def test_r1_kill_9_the_sensor_mid_burst_of_1000_files_loses_nothing(stack, elsewhere):
+    """R1 with runners on two machines (the stack's and the one elsewhere) building into one lake."""
     settings = stack.settings
     folder = settings.root / "dummyjson" / "products"
     folder.mkdir(parents=True, exist_ok=True)
@@ -342,5 +512,13 @@ def test_r1_kill_9_the_sensor_mid_burst_of_1000_files_loses_nothing(stack):
     makers = {_created_by_automation(b["flow_run_id"]) for b in burst_builds}
     # the dataset's automation, and the one of the model that needs all its sources; None would be the reconcile run
     assert None not in makers and "landing: build dummyjson.products" in makers, makers
-    spans = sorted((b["started"], b["at"]) for b in builds(settings) if b["status"] == "built")
+    both = builds(settings) + builds(elsewhere[0])  # the build logs of both machines
+    spans = sorted((b["started"], b["at"]) for b in both if b["status"] == "built")
     assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:])), "two builds wrote at once"
+    loaded = warehouse_row(
+        settings,
+        "select count(*), count(distinct accepted_file), sum(rows) from landing.load_history "
+        "where accepted_file in (select distinct filename from landing.dummyjson__products where title like ?)",
+        [f"{tag}-%"],
+    )
+    assert loaded == (BURST, BURST, BURST * 3), "one history row per file, whichever machine loaded it"
