@@ -19,6 +19,7 @@ from pathlib import Path
 
 from landing.catalog import Dataset
 from landing.reader import function_name, objects_call, quote_literal
+from landing import lake
 from landing.settings import Settings
 from automations.tables import HISTORY, PARTS
 
@@ -135,7 +136,7 @@ def compact(con, settings: Settings, ds: Dataset, now: datetime | None = None) -
             )
             con.execute("commit")
         except Exception:
-            con.execute("rollback")
+            lake.abandon(con)
             tmp.unlink(missing_ok=True)
             raise
         os.replace(tmp, part)

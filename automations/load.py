@@ -86,7 +86,7 @@ def ensure_tables(con) -> None:
         )
         con.execute("commit")
     except BaseException:
-        con.execute("rollback")
+        lake.abandon(con)
         raise
     _READY[:] = [c for c in _READY if c is lake._WRITER.get("con")] + [con]
 
@@ -438,7 +438,7 @@ def _load_chunk(
         con.execute("drop table landing_rows")
         con.execute("commit")
     except Exception:
-        con.execute("rollback")
+        lake.abandon(con)
         raise
     return first, {p: counts.get(ids_of[p], 0) for p in chunk}
 
@@ -538,7 +538,7 @@ def _load_part(con, settings: Settings, ds: Dataset, part: str, flow_run_id: str
         con.execute("drop table landing_rows")
         con.execute("commit")
     except Exception:
-        con.execute("rollback")
+        lake.abandon(con)
         raise
     return (min(numbers) if numbers else None), counts
 
@@ -606,7 +606,7 @@ def load(con, settings: Settings, ds: Dataset, flow_run_id: str | None = None, p
         )
         con.execute("commit")
     except Exception:
-        con.execute("rollback")
+        lake.abandon(con)
         raise
     for part in _pending_parts(con, settings, ds):  # after a reload: one read per compacted day
         first, counts = _load_part(con, settings, ds, part, flow_run_id)
@@ -660,7 +660,7 @@ def forget(con, ds: Dataset) -> None:
         _refresh_due(con, ds.name)
         con.execute("commit")
     except Exception:
-        con.execute("rollback")
+        lake.abandon(con)
         raise
 
 

@@ -241,6 +241,17 @@ def connect(settings: Settings, read_only: bool = True, snapshot: int | None = N
     return con
 
 
+def abandon(con) -> None:
+    """Roll back the connection's transaction, if it still has one: a commit the lake refused (a conflict) has ended
+    it already, and a second error there would hide the first."""
+    import duckdb
+
+    try:
+        con.execute("rollback")
+    except duckdb.TransactionException:
+        pass
+
+
 def newest_snapshot(settings: Settings) -> int | None:
     """The lake's newest snapshot id; None before the first build."""
     try:
@@ -417,7 +428,7 @@ def _copy_build_file(con) -> list[str]:
         con.execute(f"create table lake.landing.load_counter as select greatest({highest}, {int(next_id)}) as next_id")
         con.execute("commit")
     except BaseException:
-        con.execute("rollback")
+        abandon(con)
         raise
     return moved
 
@@ -442,7 +453,7 @@ def _drop_stale_lake(settings: Settings, say=print) -> list[str]:
             con.execute(f'drop table lake."{schema}"."{name}"')
         con.execute("commit")
     except BaseException:
-        con.execute("rollback")
+        abandon(con)
         raise
     names = [f"{schema}.{name}" for schema, name in tables]
     say(
