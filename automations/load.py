@@ -81,7 +81,7 @@ def ensure_tables(con) -> None:
     try:
         con.execute(_history_ddl())
         con.execute(
-            f"insert into {COUNTER} select coalesce(max(load_id) + 1, 0) from {HISTORY} "
+            f"insert into {COUNTER} select coalesce((select max(load_id) + 1 from {HISTORY}), 0) "
             f"where not exists (select 1 from {COUNTER})"
         )
         con.execute("commit")

@@ -158,7 +158,7 @@ class LocalPostgres:
             )  # fmt: skip
         # the password in a pgpass file (libpq's passfile), not in the string: DuckDB's errors quote the string
         passfile = self.data_dir.parent / f"{self.data_dir.name}.pgpass"
-        _private(passfile, f"127.0.0.1:{self.port}:{dbname}:{self.user}:{self.password}\n")
+        _private(passfile, f"127.0.0.1:{self.port}:*:{self.user}:{self.password}\n")  # any database: each lake its own
         return f"postgres:host=127.0.0.1 port={self.port} user={self.user} dbname={dbname} passfile={passfile}"
 
     def stop(self) -> None:

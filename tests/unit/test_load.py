@@ -77,6 +77,21 @@ def test_a_bad_file_is_set_aside_with_the_test_that_failed_and_the_others_load(c
     assert "dataset   shop.products" in text and "not_null_shop_products_title" in text and "landing replay" in text
 
 
+def test_the_load_counter_is_one_row_however_many_connections_made_the_tables(con, settings, catalog):
+    """Every process makes the loader's tables once on its own connection; the counter starts past the history and
+    stays one row."""
+    from automations.tables import COUNTER
+    from landing import lake
+
+    ds = catalog.get("shop.products")
+    land(ds, "20260101T000000000000Z-a.jsonl", [{"id": 1, "title": "a", "price": 1}])
+    load.load(con, settings, ds)
+    for _ in range(2):  # another process's connection, as a second runner makes it
+        with lake.connect(settings, read_only=False) as other:
+            load.ensure_tables(other)
+    assert con.execute(f"select count(*), max(next_id) from {COUNTER}").fetchone() == (1, 1)
+
+
 def test_load_ids_are_never_reused_after_a_dataset_is_forgotten(con, settings, catalog):
     ds = catalog.get("shop.products")
     land(ds, "20260101T000000000000Z-a.jsonl", [{"id": 1, "title": "a", "price": 1}])
