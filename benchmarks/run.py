@@ -679,7 +679,6 @@ def b8_rebuild(base: Path, files: int, days: int = 10) -> dict:
     they landed, and from their compacted form (one part per landing day, LANDING_ACCEPTED_RETENTION_DAYS)."""
     from datetime import datetime, timezone
 
-
     from automations import compact, load
 
     settings = settings_in(base / "b8", accepted_retention_days=0)  # first every file as it landed

@@ -164,7 +164,6 @@ def _warehouse_status(settings: Settings, out) -> None:
         out(f"readers' warehouse the lake {settings.lake_name}: nothing built yet")
 
 
-
 def _verify_status(settings: Settings, out) -> None:
     """The last `landing verify` (or landing-verify run) and what it found."""
     from automations.verify import read_record
