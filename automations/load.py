@@ -107,9 +107,12 @@ def _refresh_due(con, dataset: str) -> None:
 
 def refreshed(settings: Settings, datasets: list[str]) -> None:
     """After a successful build from scratch of `datasets`: no longer due (see _refresh_due)."""
-    lake.writer(settings).execute(
-        f"delete from {REFRESH_DUE} where dataset in (select unnest(?::varchar[]))", [datasets]
-    )
+    con = lake.writer(settings)
+    con.execute(f"delete from {REFRESH_DUE} where dataset in (select unnest(?::varchar[]))", [datasets])
+    for name in datasets:
+        known = _KNOWN.get((_database(con), name))
+        if known is not None:
+            known.due = False
 
 
 def load_id_ranges(settings: Settings, datasets: list[str]) -> dict[str, tuple[int | None, int | None, bool]]:
@@ -287,44 +290,47 @@ def _stage_rows(
     return undeclared
 
 
-_LOADED: dict[tuple[str, str], tuple[tuple, set[str]]] = {}  # (warehouse, dataset) → (its load mark, names)
+@dataclass
+class _Known:
+    """What this process knows of a dataset's load state in one lake, kept while the dataset's load mark is what it
+    saw: nobody else loaded or reset it since (each read of a lake table costs a few ms)."""
+
+    mark: tuple  # (highest load id, files loaded, newest file) as the lake has it; (None, 0, None): no row yet
+    names: set[str] | None = None  # the file ids in its load history (None: not read yet)
+    due: bool | None = None  # a build from scratch is due (landing.refresh_due); None: not read yet
+    raw: str | None = None  # the declared columns its raw table was last checked against
+
+
+_KNOWN: dict[tuple[str, str], _Known] = {}  # (the lake's path, dataset) → what this process knows of it
+NO_MARK = (None, 0, None)
 
 
 def _mark(con, ds: Dataset) -> tuple:
-    """The dataset's load mark (highest load id, files loaded): one row of a table with a row per dataset."""
-    row = con.execute(f"select high, files from {LOAD_MARKS} where dataset = ?", [ds.name]).fetchone()
-    return tuple(row) if row else (None, 0)
-
-
-def _advance_mark(con, ds: Dataset, ids: list[int], files: list[str]) -> None:
-    """Fold loaded files into the dataset's mark, in the transaction that records their history."""
+    """The dataset's load mark (highest load id, files loaded, newest file): one row of a table with a row per dataset."""
     row = con.execute(f"select high, files, newest from {LOAD_MARKS} where dataset = ?", [ds.name]).fetchall()
-    if not row:
-        con.execute(f"insert into {LOAD_MARKS} values (?, ?, ?, ?)", [ds.name, max(ids), len(files), max(files)])
-        return
-    high, count, newest = row[0]
-    con.execute(
-        f"update {LOAD_MARKS} set high = ?, files = ?, newest = ? where dataset = ?",
-        [
-            max(high if high is not None else max(ids), max(ids)),
-            count + len(files),
-            max(newest or "", max(files)),
-            ds.name,
-        ],
-    )
+    return tuple(row[0]) if row else NO_MARK
 
 
-def _loaded_names(con, ds: Dataset) -> set[str]:
-    """The file ids (Dataset.file_id) of `ds` in the load history. Read once per process and kept while the dataset's
-    load mark says nobody else loaded (another runner, a rebuild); `load` adds what it loads."""
-    mark = _mark(con, ds)
+def _known(con, ds: Dataset) -> _Known:
+    """One read of the dataset's mark; what else this process knew of it is kept while the mark is what it saw."""
     key = (_database(con), ds.name)
-    cached = _LOADED.get(key)
-    if cached and cached[0] == mark:
-        return cached[1]
-    names = {r[0] for r in con.execute(f"select accepted_file from {HISTORY} where dataset = ?", [ds.name]).fetchall()}
-    _LOADED[key] = (mark, names)
-    return names
+    mark = _mark(con, ds)
+    known = _KNOWN.get(key)
+    if known is None or known.mark != mark:
+        known = _KNOWN[key] = _Known(mark)
+    return known
+
+
+def _advance_mark(con, ds: Dataset, ids: list[int], files: list[str], mark: tuple) -> tuple:
+    """Fold loaded files into the dataset's mark (`mark`, as read under the writer's slot), in the transaction that
+    records their history; the new mark. The row is written, never read here: one lake statement."""
+    high, count, newest = mark
+    new = (max(ids) if high is None else max(high, max(ids)), count + len(files), max(newest or "", max(files)))
+    if high is None:
+        con.execute(f"insert into {LOAD_MARKS} values (?, ?, ?, ?)", [ds.name, *new])
+    else:
+        con.execute(f"update {LOAD_MARKS} set high = ?, files = ?, newest = ? where dataset = ?", [*new, ds.name])
+    return new
 
 
 def _database(con) -> str:
@@ -333,22 +339,19 @@ def _database(con) -> str:
     )
 
 
-def _remember(con, ds: Dataset, paths: list[str]) -> None:
-    key = (_database(con), ds.name)
-    cached = _LOADED.get(key)
-    if cached:
-        cached[1].update(ds.file_id(p) for p in paths)
-        _LOADED[key] = (_mark(con, ds), cached[1])
-
-
-def pending(con, ds: Dataset) -> list[str]:
+def pending(con, ds: Dataset, known: _Known | None = None) -> list[str]:
     """The dataset's accepted files not in the load history, in name (landing) order: a set difference (a file that
     lands late, with an older name, is new too). Costs one directory listing, shared with the build's signature."""
     folder = str(ds.accepted_path)
     listed = ds.data_names()
     if not listed:
         return []
-    loaded = _loaded_names(con, ds)
+    known = known or _known(con, ds)
+    if known.names is None:  # read once per process, kept while the mark says nobody else loaded
+        known.names = {
+            r[0] for r in con.execute(f"select accepted_file from {HISTORY} where dataset = ?", [ds.name]).fetchall()
+        }
+    loaded = known.names
     prefix = ds.accepted_relative + "/"
     return [f"{folder}/{n}" for n in listed if prefix + n not in loaded]
 
@@ -391,10 +394,10 @@ class RejectedFile(ValueError):
 
 
 def _load_chunk(
-    con, settings: Settings, ds: Dataset, chunk: list[str], flow_run_id: str | None
-) -> tuple[int, dict[str, int]]:
-    """One transaction: the chunk's rows and history rows; its first load id and the rows per file. RejectedFile (and nothing written) when a
-    file of it cannot be read or leaves a required column null."""
+    con, settings: Settings, ds: Dataset, chunk: list[str], flow_run_id: str | None, mark: tuple
+) -> tuple[int, dict[str, int], tuple]:
+    """One transaction: the chunk's rows and history rows; its first load id, the rows per file and the dataset's new
+    mark. RejectedFile (and nothing written) when a file of it cannot be read or leaves a required column null."""
     facts = _provenance(settings, chunk, ds.declared_digest)
     ids_of = {p: ds.file_id(p) for p in chunk}
     con.execute("begin")
@@ -423,7 +426,7 @@ def _load_chunk(
             path, why = next(iter(bad.items()))
             raise RejectedFile(f"{Path(path).name}: {why}")
         counts = dict(con.execute("select filename, count(*) from landing_rows group by filename").fetchall())
-        _insert_history(
+        mark = _insert_history(
             con,
             ds,
             [ids_of[p] for p in chunk],
@@ -432,6 +435,7 @@ def _load_chunk(
             counts,
             flow_run_id,
             undeclared,
+            mark,
         )
         if undeclared:
             _record_drift(con, ds, undeclared)
@@ -440,7 +444,7 @@ def _load_chunk(
     except Exception:
         lake.abandon(con)
         raise
-    return first, {p: counts.get(ids_of[p], 0) for p in chunk}
+    return first, {p: counts.get(ids_of[p], 0) for p in chunk}, mark
 
 
 def _lacking_required(con, ds: Dataset) -> dict[str, str]:
@@ -470,8 +474,9 @@ def _insert_history(
     counts: dict,
     flow_run_id: str | None,
     undeclared: dict,
+    mark: tuple,
     part: str | None = None,
-) -> None:
+) -> tuple:
     """The history rows of the files `paths` (file ids), in one statement (DuckDB runs an executemany as one statement per row)."""
     con.execute(
         f"insert into {HISTORY} (load_id, dataset, accepted_file, dropped_as, sha256, rows, flow_run_id, loaded_at, "
@@ -489,8 +494,7 @@ def _insert_history(
             part,
         ],
     )
-    if paths:
-        _advance_mark(con, ds, [ids[p] for p in paths], paths)
+    return _advance_mark(con, ds, [ids[p] for p in paths], paths, mark) if paths else mark
 
 
 def _pending_parts(con, settings: Settings, ds: Dataset) -> list[str]:
@@ -503,8 +507,11 @@ def _pending_parts(con, settings: Settings, ds: Dataset) -> list[str]:
     return [str(folder / n) for n in names if part_id(ds, n) not in loaded]
 
 
-def _load_part(con, settings: Settings, ds: Dataset, part: str, flow_run_id: str | None) -> tuple[int, dict[str, int]]:
-    """One transaction: a compacted part's rows, a history row per accepted file in it, and the part marked loaded."""
+def _load_part(
+    con, settings: Settings, ds: Dataset, part: str, flow_run_id: str | None, mark: tuple
+) -> tuple[int | None, dict[str, int], tuple]:
+    """One transaction: a compacted part's rows, a history row per accepted file in it, and the part marked loaded;
+    its first load id, the rows per file id and the dataset's new mark."""
     pid = part_id(ds, Path(part).name)
     con.execute("begin")
     try:
@@ -531,7 +538,7 @@ def _load_part(con, settings: Settings, ds: Dataset, part: str, flow_run_id: str
         counts = dict(con.execute("select filename, count(*) from landing_rows group by filename").fetchall())
         facts = _provenance(settings, [str(settings.accepted / f) for f in files])
         facts = {f: facts[str(settings.accepted / f)] for f in files}
-        _insert_history(con, ds, files, ids, facts, counts, flow_run_id, undeclared, pid)
+        mark = _insert_history(con, ds, files, ids, facts, counts, flow_run_id, undeclared, mark, pid)
         if undeclared:
             _record_drift(con, ds, undeclared)
         con.execute(f"insert into {PARTS} values (?, ?, ?, ?, now())", [ds.name, pid, len(files), sum(counts.values())])
@@ -540,7 +547,7 @@ def _load_part(con, settings: Settings, ds: Dataset, part: str, flow_run_id: str
     except Exception:
         lake.abandon(con)
         raise
-    return (min(numbers) if numbers else None), counts
+    return (min(numbers) if numbers else None), counts, mark
 
 
 def _record_drift(con, ds: Dataset, undeclared: dict[str, tuple[str, ...]]) -> None:
@@ -599,17 +606,28 @@ def load(con, settings: Settings, ds: Dataset, flow_run_id: str | None = None, p
     started = time.perf_counter()
     ensure_tables(con)
     done = Loaded(ds.name)
-    con.execute("begin")
-    try:
-        done.reloaded = _ensure_raw(con, ds) or bool(
-            con.execute(f"select count(*) from {REFRESH_DUE} where dataset = ?", [ds.name]).fetchone()[0]
+    known = _known(con, ds)  # the one read of a build with nothing new, and of most builds with something
+    declared = json.dumps([_raw_columns(ds), sorted(ds.required)])
+    if known.raw != declared:  # once per process, and again when someone else loaded or reset the dataset
+        con.execute("begin")
+        try:
+            done.reloaded = _ensure_raw(con, ds)
+            con.execute("commit")
+        except Exception:
+            lake.abandon(con)
+            raise
+        if done.reloaded:
+            known = _KNOWN[(_database(con), ds.name)] = _Known(NO_MARK, set(), True)
+        known.raw = declared
+    if known.due is None:
+        known.due = bool(
+            con.execute(f"select count(*) from {REFRESH_DUE} where dataset = ?", [ds.name]).fetchall()[0][0]
         )
-        con.execute("commit")
-    except Exception:
-        lake.abandon(con)
-        raise
+    done.reloaded = done.reloaded or known.due
     for part in _pending_parts(con, settings, ds):  # after a reload: one read per compacted day
-        first, counts = _load_part(con, settings, ds, part, flow_run_id)
+        first, counts, known.mark = _load_part(con, settings, ds, part, flow_run_id, known.mark)
+        if known.names is not None:
+            known.names.update(counts)
         done.files += list(counts)
         done.rows += sum(counts.values())
         if first is not None:
@@ -618,12 +636,12 @@ def load(con, settings: Settings, ds: Dataset, flow_run_id: str | None = None, p
             progress(
                 f"{ds.name}: loaded the compacted part {Path(part).name}: {len(counts)} file(s), {sum(counts.values())} row(s)"
             )
-    new = pending(con, ds)
+    new = pending(con, ds, known)
     chunks = [new[i : i + CHUNK] for i in range(0, len(new), CHUNK)]
     while chunks:
         chunk = chunks.pop(0)
         try:
-            first, counts = _load_chunk(con, settings, ds, chunk, flow_run_id)
+            first, counts, known.mark = _load_chunk(con, settings, ds, chunk, flow_run_id, known.mark)
         except RejectedFile as exc:
             if len(chunk) > 1:  # find the bad file: one at a time
                 chunks[:0] = [[p] for p in chunk]
@@ -638,11 +656,10 @@ def load(con, settings: Settings, ds: Dataset, flow_run_id: str | None = None, p
         done.files += chunk
         done.rows += sum(counts.values())
         done.first_load_id = first if done.first_load_id is None else min(done.first_load_id, first)
-        _remember(con, ds, chunk)
+        known.names.update(ds.file_id(p) for p in chunk)
         if progress and len(new) > CHUNK:
             progress(f"{ds.name}: loaded {len(done.files)} of {len(new)} new files")
-    row = con.execute(f"select newest from {LOAD_MARKS} where dataset = ?", [ds.name]).fetchone()
-    done.newest = row[0] if row else None
+    done.newest = known.mark[2]
     done.seconds = time.perf_counter() - started
     return done
 
@@ -662,6 +679,7 @@ def forget(con, ds: Dataset) -> None:
     except Exception:
         lake.abandon(con)
         raise
+    _KNOWN.pop((_database(con), ds.name), None)
 
 
 def load_all(

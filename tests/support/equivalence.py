@@ -141,7 +141,7 @@ class Warehouse:
             self.con.execute(f"detach {LAKE}")
         self.con.execute(f"attach ':memory:' as {LAKE}")
         self.con.execute(f"use {LAKE}")
-        load._LOADED.clear()  # keyed by the database's path, which an in-memory one lacks
+        load._KNOWN.clear()  # keyed by the database's path, which an in-memory one lacks
         load._READY.clear()  # the loader's tables are made once per connection: this one has a new database
 
     def load(

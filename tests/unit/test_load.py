@@ -335,7 +335,7 @@ def test_a_column_made_required_loads_every_file_again_and_a_file_lacking_it_is_
     assert con.execute(f"select id from {load.raw_table(ds)}").fetchall() == [(1,)]
     # due a build from scratch until one succeeds (load.refreshed), even if the build after the reload failed
     assert load.load(con, settings, stricter).files == [] and load.load(con, settings, stricter).reloaded
-    con.execute("delete from landing.refresh_due")  # what load.refreshed does after that build
+    load.refreshed(settings, [ds.name])  # after that build
     assert not load.load(con, settings, stricter).reloaded
 
 
