@@ -101,10 +101,13 @@
     {{ return('') }}
   {%- endif -%}
   {%- set marks = target.database ~ '.landing.model_marks' -%}
-  {#- in the model's own transaction, in the lake beside it: a snapshot holds each model with its mark -#}
+  {#- in the model's own transaction, in the lake beside it: a snapshot holds each model with its mark. The source's
+      highest load id is its row in landing.load_marks (one row, where a scan of the raw table grows with history):
+      the loader wrote it before dbt started, with the writer's slot held, so no row past it can exist yet -#}
   {{ return('delete from ' ~ marks ~ ' where model = ' ~ landing_quote(model.unique_id) ~ '; '
             ~ 'insert into ' ~ marks ~ ' select ' ~ landing_quote(model.unique_id)
-            ~ ', coalesce(max(_landing_batch), -1) from ' ~ raw) }}
+            ~ ', coalesce((select max(high) from ' ~ target.database ~ '.landing.load_marks where dataset = '
+            ~ landing_quote(src[0] ~ '.' ~ src[1]) ~ '), -1)') }}
 {% endmacro %}
 
 
