@@ -286,6 +286,10 @@ def _rollback(
 
     logger = get_run_logger()
     started = time.time()
+    lake.prepare(settings)
+    readers.seed(settings)
+    if lake.migrate(settings, say=logger.info).get("dropped"):  # an upgrade first, as a build does
+        marks.write({})
     snapshot = buildlog.snapshot_at(settings, str(to))
     models = sorted((m for m in catalog.models.values() if set(m.datasets) & set(names)), key=lambda m: m.name)
     then = lake.marks_at(settings, snapshot, [m.unique_id for m in models])
@@ -356,7 +360,7 @@ def _project_changed(built: dict, current: dict[str, str]) -> bool:
 
 
 class TransientBuildError(RuntimeError):
-    """dbt stopped for a reason that is not the data (the warehouse file locked by another process): try again."""
+    """dbt stopped for a reason that is not the data (a DuckDB file lock met by dbt): try again."""
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -482,8 +486,7 @@ def _run_dbt(
     """`dbt build` for the datasets in this process: the raw tables loaded and the models built in the lake, each
     commit a snapshot readers see; recorded in
     the build log; dbt's results by node. A failure is recorded, announced as landing.build.failed, and raised; a
-    lock on the build's file (someone opened it by hand) is waited out, and one met by dbt is TransientBuildError
-    unless this is the `last_try`."""
+    DuckDB file lock met by dbt is TransientBuildError unless this is the `last_try`."""
     logger = get_run_logger()
     wrong_env = settings.dbt_env_mismatch(os.environ)
     if wrong_env:
@@ -563,7 +566,7 @@ def _run_dbt(
         logger.error("dbt build failed for %s; failing nodes: %s", ", ".join(names), ", ".join(nodes) or "see the log")
         _emit_failure(names, nodes, str(exc))
         raise
-    except BaseException:  # a signal (TerminationSignal) mid-build: the build's file must not stay attached
+    except BaseException:  # a signal (TerminationSignal) mid-build: dbt's instance keeps the lake alone
         CANCEL.in_dbt.clear()
         release_warehouse()
         raise

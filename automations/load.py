@@ -118,8 +118,15 @@ def refreshed(settings: Settings, datasets: list[str]) -> None:
 def load_id_ranges(settings: Settings, datasets: list[str]) -> dict[str, tuple[int | None, int | None, bool]]:
     """Per dataset, the lowest and highest load id of its rows in the raw table now, and whether it is due a build
     from scratch (a rollback checks that a mark from the past still matches the raw rows)."""
-    con = lake.writer(settings)  # with the writer's slot held (a rollback)
-    ensure_tables(con)
+    con = lake.writer(settings)  # with the writer's slot held (a rollback); it reads, never makes the tables
+    made = {
+        name
+        for (name,) in con.execute(
+            "select table_name from duckdb_tables() where database_name = 'lake' and schema_name = ?", [SCHEMA]
+        ).fetchall()
+    }
+    if not {"load_history", "refresh_due"} <= made:
+        return {}
     found = {
         d: (low, high, False)
         for d, low, high in con.execute(
@@ -329,7 +336,12 @@ def _advance_mark(con, ds: Dataset, ids: list[int], files: list[str], mark: tupl
     if high is None:
         con.execute(f"insert into {LOAD_MARKS} values (?, ?, ?, ?)", [ds.name, *new])
     else:
-        con.execute(f"update {LOAD_MARKS} set high = ?, files = ?, newest = ? where dataset = ?", [*new, ds.name])
+        # relative, as a second writer that bypassed the slot would need it (its stale mark is then dropped)
+        con.execute(
+            f"update {LOAD_MARKS} set high = greatest(high, ?), files = files + ?, newest = greatest(newest, ?) "
+            "where dataset = ?",
+            [max(ids), len(files), max(files), ds.name],
+        )
     return new
 
 
@@ -699,6 +711,7 @@ def load_all(
         return loads
     except BaseException:
         lake.close_writer()
+        _KNOWN.clear()  # what this process knew may be what failed (a raw table reset elsewhere): read it all again
         raise
 
 

@@ -1,10 +1,10 @@
 """`landing verify` and the `landing-verify` deployment: do the incremental builds hold what a full build makes?
 
 The models downstream of the datasets are built from scratch (`dbt run --full-refresh`) into a scratch lake under
-`<state>/verify/`, from a copy of the build's raw tables taken with the writer's lock held for the copy only, beside a
-copy of their live rows from the lake at the same moment; each model's live rows and full-build rows are then compared
-both ways with EXCEPT ALL, over the columns they share. Neither the lake nor the build's own file is written: a
-verification holds a build up for the copy at most, and never a reader.
+`<state>/verify/`, from the raw tables of one snapshot between builds (its id read with the writer's slot held for
+that read alone), beside a copy of their live rows at the same snapshot; each model's live rows and full-build rows
+are then compared both ways with EXCEPT ALL, over the columns they share. The lake is never written: a verification
+holds a build up for one read at most, and never a reader.
 """
 
 from __future__ import annotations
@@ -318,6 +318,18 @@ def _remove_abandoned(base: Path) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def _between_builds(settings: Settings) -> int | None:
+    """The lake's newest snapshot with no build part-way: a build's loads and models are several commits, so the id
+    is read with the writer's slot held for that read alone (the snapshot stays as it is after). Through the server
+    when there is one (builds on any machine), else the lock of this machine's builds."""
+    from prefect.settings import PREFECT_API_URL
+
+    from automations.build_state import one_writer, warehouse_lock
+
+    with one_writer(settings) if PREFECT_API_URL.value() else warehouse_lock(settings):
+        return lake.newest_snapshot(settings)
+
+
 def verify(settings: Settings, datasets: list[str] | None = None, out=print) -> Verification:
     """Build the models downstream of `datasets` (every landing dataset when none) from scratch in a scratch lake, from
     a copy of the lake's raw tables at one snapshot, compare each with its live rows in the lake at the same moment, say a line per
@@ -326,7 +338,7 @@ def verify(settings: Settings, datasets: list[str] | None = None, out=print) -> 
     error."""
     catalog = load_catalog(settings)
     names = sorted({catalog.get(n).name for n in datasets}) if datasets else sorted(catalog.datasets)
-    snapshot = lake.newest_snapshot(settings) if lake.exists(settings) else None  # raw rows and models, together
+    snapshot = _between_builds(settings) if lake.exists(settings) else None  # raw rows and models, together
     if snapshot is None:
         raise NothingBuilt(
             f"nothing is built yet: the lake {settings.lake_name} does not exist. Start the stack "

@@ -292,6 +292,7 @@ def close_writer() -> None:
 
 
 MOVED_SUFFIX = ".moved-to-lake"  # the build file of a warehouse from before, once its tables are in the lake
+MOVED_TABLE = "moved_build_files"  # in the lake's `landing` schema: a row per build file moved in, in the move's commit
 _OLD_BOOKKEEPING = ("lake_outbox", "lake_state")  # the copy design's tables in the build file: not moved
 _MIGRATED: set = set()  # the lakes (catalog, identity) this process has seen to be up to date
 
@@ -359,10 +360,11 @@ def _move_build_file(settings: Settings, say=print) -> list[str]:
     moved."""
     build = settings.build_warehouse
     con = writer(settings)
-    done = bool(
+    done = bool(  # written in the move's own commit: nothing else makes it (the load counter, say, is made by loads)
         con.execute(
             "select count(*) from duckdb_tables() where database_name = 'lake' and schema_name = 'landing' "
-            "and table_name = 'load_counter'"
+            "and table_name = ?",
+            [MOVED_TABLE],
         ).fetchall()[0][0]
     )
     names: list[str] = []
@@ -370,7 +372,7 @@ def _move_build_file(settings: Settings, say=print) -> list[str]:
         _normalize_build_file(build)
         con.execute(f"attach {_literal(str(build))} as landing_old_build (read_only)")
         try:
-            names = _copy_build_file(con)
+            names = _copy_build_file(con, build)
         finally:
             con.execute("detach landing_old_build")
     for side in ("", ".wal"):
@@ -386,7 +388,7 @@ def _move_build_file(settings: Settings, say=print) -> list[str]:
     return names
 
 
-def _copy_build_file(con) -> list[str]:
+def _copy_build_file(con, build: Path) -> list[str]:
     def ident(name: str) -> str:
         return '"' + name.replace('"', '""') + '"'
 
@@ -425,7 +427,10 @@ def _copy_build_file(con) -> list[str]:
             moved.append(f"{schema}.{name}")
         history = ("landing", "load_history") in old
         highest = "(select coalesce(max(load_id) + 1, 0) from lake.landing.load_history)" if history else "0"
+        con.execute("drop table if exists lake.landing.load_counter")
         con.execute(f"create table lake.landing.load_counter as select greatest({highest}, {int(next_id)}) as next_id")
+        con.execute(f"create table lake.landing.{MOVED_TABLE} (path varchar, moved_at timestamptz)")
+        con.execute(f"insert into lake.landing.{MOVED_TABLE} values (?, now())", [str(build)])
         con.execute("commit")
     except BaseException:
         abandon(con)
@@ -449,8 +454,17 @@ def _drop_stale_lake(settings: Settings, say=print) -> list[str]:
     ).fetchall()
     con.execute("begin")
     try:
+        # load ids start past every mark the dropped models had: a rollback to a snapshot from before never matches
+        highest = "0"
+        if ("landing", "model_marks") in tables:
+            highest = "(select coalesce(max(high) + 1, 0) from lake.landing.model_marks)"
+        if ("landing", "load_history") in tables:
+            highest = f"greatest({highest}, (select coalesce(max(load_id) + 1, 0) from lake.landing.load_history))"
+        [(next_id,)] = con.execute(f"select {highest}").fetchall()
         for schema, name in tables:
             con.execute(f'drop table lake."{schema}"."{name}"')
+        con.execute("create schema if not exists lake.landing")
+        con.execute("create table lake.landing.load_counter as select ?::bigint as next_id", [next_id])
         con.execute("commit")
     except BaseException:
         abandon(con)

@@ -143,6 +143,23 @@ def test_a_lake_whose_raw_tables_were_in_a_build_file_takes_them_in_once_keeping
     assert warehouse_row(settings, PRODUCTS) == (7, 7)
 
 
+def test_a_rollback_before_the_first_build_after_the_upgrade_moves_the_build_file_in_first(settings, prefect_server):
+    """A rollback takes the writer's slot as a build does, so it upgrades first: the raw tables and the history move
+    in, and the next build adds to them rather than finding them empty."""
+    from testkit.local import builds
+
+    with dbt_environment(settings):
+        first_build(settings)
+        snapshot = builds(settings)[-1]["snapshot"]
+        before = as_copy_design(settings, models_too=False)
+        assert (
+            dbt_build(["dummyjson.products"], rollback_to=str(snapshot), settings=settings)["status"] == "rolled back"
+        )
+        accepted_without_event(settings, "dummyjson.products", [{"id": 9, "title": "new-9", "price": 2}])
+        assert dbt_build(["dummyjson.products"], settings=settings)["status"] == "built"
+    moved_as_they_were(settings, before, new_files=1)
+
+
 def test_a_lake_from_the_copy_design_whose_build_file_is_gone_builds_again_from_every_file(settings, prefect_server):
     """Three builds of a file each; the lake then as the release before this one left it, and its build file (the raw
     tables, the history, the load ids) and two of the accepted files deleted by hand. The lake's marks belong to load

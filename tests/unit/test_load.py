@@ -92,6 +92,28 @@ def test_the_load_counter_is_one_row_however_many_connections_made_the_tables(co
     assert con.execute(f"select count(*), max(next_id) from {COUNTER}").fetchone() == (1, 1)
 
 
+def test_a_dataset_reset_by_another_runner_is_read_again_after_one_failed_load(settings, catalog):
+    """What a process knows of a dataset is kept while its load mark is unchanged; a reset elsewhere that leaves the
+    mark as it was (no row before, none after: the only file was rejected) costs one failed load, never more."""
+    import duckdb
+
+    from landing import lake
+
+    ds = catalog.get("shop.products")
+    settings.state_dir.mkdir(parents=True)
+    land(ds, "20260101T000000000000Z-bad.jsonl", [{"id": 1, "price": 1}])  # title is required: set aside
+    assert load.load_all(settings, [ds])[0].rejected
+    with lake.connect(settings, read_only=False) as other:  # another runner's rebuild, stopped after the forget
+        mine = dict(load._KNOWN)
+        load.forget(other, ds)
+        load._KNOWN.update(mine)
+    good = land(ds, "20260102T000000000000Z-good.jsonl", [{"id": 2, "title": "t", "price": 1}])
+    with pytest.raises(duckdb.CatalogException):
+        load.load_all(settings, [ds])
+    assert load.load_all(settings, [ds])[0].files == [good]
+    lake.close_writer()
+
+
 def test_load_ids_are_never_reused_after_a_dataset_is_forgotten(con, settings, catalog):
     ds = catalog.get("shop.products")
     land(ds, "20260101T000000000000Z-a.jsonl", [{"id": 1, "title": "a", "price": 1}])
