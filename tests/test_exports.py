@@ -35,7 +35,7 @@ def test_exports_land_every_row_with_one_event_per_file(settings, dummyjson, pre
     assert counts == {"products": 194, "carts": 208, "users": 208}
     assert any("skip=100" in r for r in dummyjson.requests), "exports must page with limit/skip"
 
-    events = read_events(FILE_CREATED, since, "landing.dataset.dummyjson.", expect=3)
+    events = read_events(FILE_CREATED, since, "landing.dataset.dummyjson.", expect=3, timeout=60)  # a loaded suite
     by_dataset = {e.resource.name: e for e in events if e.payload["path"].startswith(str(settings.root))}
     assert sorted(by_dataset) == ["dummyjson.carts", "dummyjson.products", "dummyjson.users"]
     assert len([e for e in events if e.payload["path"].startswith(str(settings.root))]) == 3
