@@ -364,12 +364,3 @@ class ScaleOutStack:
                 self.s3.stop()
             finally:
                 self.postgres.stop()
-
-
-def history_into_lake(settings: Settings, build_file: Path) -> None:
-    """What a build's on-run-end does for `landing explain` and `landing status`, for tests that load without dbt:
-    the load history of `build_file` copied into the lake."""
-    with lake.connect(settings, read_only=False) as con:
-        con.execute(f"attach '{build_file}' as b (read_only)")
-        con.execute("create schema if not exists lake.landing")
-        con.execute("create or replace table lake.landing.load_history as select * from b.landing.load_history")

@@ -24,7 +24,16 @@ from landing.events import FILE_CREATED
 from landing.ledger import Ledger, ledger_path
 from landing.settings import REPO_ROOT, Settings
 from testkit.dummyjson_fake import DummyJSONServer, product_rows
-from testkit.local import ScaleOutStack, builds, read_events, runs_of, using_server, wait_for, warehouse_row
+from testkit.local import (
+    ScaleOutStack,
+    builds,
+    read_events,
+    runs_of,
+    stop_process,
+    using_server,
+    wait_for,
+    warehouse_row,
+)
 from ops.scaleout import redacted
 
 BURST = 1_000
@@ -90,12 +99,7 @@ def elsewhere(stack):
     try:
         yield settings, proc, log
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 60)  # SIGTERM: the warm runner lets a build in progress finish within its grace
 
 
 def _stack_runners(stack) -> list[int]:
