@@ -1,4 +1,4 @@
-"""The fence around automations' uses of prefect-dbt, dbt, dbt-duckdb and Prefect internals (docs/upstream.md U1 to U8).
+"""The fence around automations' uses of prefect-dbt, dbt, dbt-duckdb and Prefect internals (docs/upstream.md U1 to U8, U16).
 
 Every private upstream name the build layer touches is here and nowhere else (tests/unit/test_upstream.py checks both:
 the fence, and the exact upstream shape each use relies on). docs/upstream.md says what each use is, and why.
@@ -231,3 +231,16 @@ def share_tls_contexts() -> None:
     shared = types.SimpleNamespace(**{k: getattr(ssl, k) for k in dir(ssl) if not k.startswith("__")})
     shared.create_default_context = functools.lru_cache(maxsize=4)(ssl.create_default_context)
     orchestration.ssl = shared
+
+
+def find_dbt_plugins_once() -> None:
+    """U16: dbt looks for plugin modules (`dbt_*` on sys.path) once per process, not once per invocation.
+
+    Every `dbtRunner.invoke` sets up dbt's plugin manager, which walks every module on sys.path (`pkgutil.iter_modules`)
+    for names starting with `dbt_`: 60 to 90 ms a build in the warm runner, whose sys.path holds Prefect and dbt. dbt
+    keeps what it found only with its "test caching" switch on (dbt_common.tests.enable_test_caching), which also
+    keeps its parses of Jinja text keyed by the text. A dbt plugin installed while the runner runs is found when it
+    restarts."""
+    from dbt_common.tests import enable_test_caching
+
+    enable_test_caching()

@@ -20,7 +20,17 @@ from pathlib import Path
 
 from automations import compact
 from automations.compact import part_id
-from automations.tables import COUNTER, DRIFT, HISTORY, LOAD_MARKS, MODEL_MARKS, PARTS, REFRESH_DUE, SCHEMA
+from automations.tables import (
+    COUNTER,
+    DRIFT,
+    HISTORY,
+    LOAD_MARKS,
+    MODEL_MARKS,
+    MODEL_MARKS_COLUMNS,
+    PARTS,
+    REFRESH_DUE,
+    SCHEMA,
+)
 from landing import lake
 from landing.catalog import Dataset
 from landing.reader import function_name, objects_call, quote_ident, quote_literal, reader_sql, undeclared_columns
@@ -64,7 +74,7 @@ def _history_ddl() -> str:
         "first_file varchar, first_loaded_at timestamptz, last_file varchar, last_loaded_at timestamptz); "
         f"create table if not exists {REFRESH_DUE} (dataset varchar); "
         f"create table if not exists {LOAD_MARKS} (dataset varchar, high bigint, files bigint, newest varchar); "
-        f"create table if not exists {MODEL_MARKS} (model varchar, high bigint); "
+        f"create table if not exists {MODEL_MARKS} {MODEL_MARKS_COLUMNS}; "
         f"create table if not exists {COUNTER} (next_id bigint)"
     )
 
@@ -306,6 +316,7 @@ class _Known:
     names: set[str] | None = None  # the file ids in its load history (None: not read yet)
     due: bool | None = None  # a build from scratch is due (landing.refresh_due); None: not read yet
     raw: str | None = None  # the declared columns its raw table was last checked against
+    drifted: set[str] | None = None  # its undeclared columns in the drift table (None: not read yet)
 
 
 _KNOWN: dict[tuple[str, str], _Known] = {}  # (the lake's path, dataset) → what this process knows of it
@@ -406,10 +417,11 @@ class RejectedFile(ValueError):
 
 
 def _load_chunk(
-    con, settings: Settings, ds: Dataset, chunk: list[str], flow_run_id: str | None, mark: tuple
-) -> tuple[int, dict[str, int], tuple]:
-    """One transaction: the chunk's rows and history rows; its first load id, the rows per file and the dataset's new
-    mark. RejectedFile (and nothing written) when a file of it cannot be read or leaves a required column null."""
+    con, settings: Settings, ds: Dataset, chunk: list[str], flow_run_id: str | None, known: _Known
+) -> tuple[int, dict[str, int]]:
+    """One transaction: the chunk's rows and history rows; its first load id and the rows per file (`known` follows
+    the commit). RejectedFile (and nothing written) when a file of it cannot be read or leaves a required column
+    null."""
     facts = _provenance(settings, chunk, ds.declared_digest)
     ids_of = {p: ds.file_id(p) for p in chunk}
     con.execute("begin")
@@ -447,16 +459,16 @@ def _load_chunk(
             counts,
             flow_run_id,
             undeclared,
-            mark,
+            known.mark,
         )
-        if undeclared:
-            _record_drift(con, ds, undeclared)
+        drifted = _record_drift(con, ds, undeclared, known.drifted) if undeclared else known.drifted
         con.execute("drop table landing_rows")
         con.execute("commit")
     except Exception:
         lake.abandon(con)
         raise
-    return first, {p: counts.get(ids_of[p], 0) for p in chunk}, mark
+    known.mark, known.drifted = mark, drifted
+    return first, {p: counts.get(ids_of[p], 0) for p in chunk}
 
 
 def _lacking_required(con, ds: Dataset) -> dict[str, str]:
@@ -520,10 +532,10 @@ def _pending_parts(con, settings: Settings, ds: Dataset) -> list[str]:
 
 
 def _load_part(
-    con, settings: Settings, ds: Dataset, part: str, flow_run_id: str | None, mark: tuple
-) -> tuple[int | None, dict[str, int], tuple]:
+    con, settings: Settings, ds: Dataset, part: str, flow_run_id: str | None, known: _Known
+) -> tuple[int | None, dict[str, int]]:
     """One transaction: a compacted part's rows, a history row per accepted file in it, and the part marked loaded;
-    its first load id, the rows per file id and the dataset's new mark."""
+    its first load id and the rows per file id (`known` follows the commit)."""
     pid = part_id(ds, Path(part).name)
     con.execute("begin")
     try:
@@ -550,20 +562,22 @@ def _load_part(
         counts = dict(con.execute("select filename, count(*) from landing_rows group by filename").fetchall())
         facts = _provenance(settings, [str(settings.accepted / f) for f in files])
         facts = {f: facts[str(settings.accepted / f)] for f in files}
-        mark = _insert_history(con, ds, files, ids, facts, counts, flow_run_id, undeclared, mark, pid)
-        if undeclared:
-            _record_drift(con, ds, undeclared)
+        mark = _insert_history(con, ds, files, ids, facts, counts, flow_run_id, undeclared, known.mark, pid)
+        drifted = _record_drift(con, ds, undeclared, known.drifted) if undeclared else known.drifted
         con.execute(f"insert into {PARTS} values (?, ?, ?, ?, now())", [ds.name, pid, len(files), sum(counts.values())])
         con.execute("drop table landing_rows")
         con.execute("commit")
     except Exception:
         lake.abandon(con)
         raise
-    return (min(numbers) if numbers else None), counts, mark
+    known.mark, known.drifted = mark, drifted
+    return (min(numbers) if numbers else None), counts
 
 
-def _record_drift(con, ds: Dataset, undeclared: dict[str, tuple[str, ...]]) -> None:
-    """Fold one chunk's undeclared columns into the drift table (a row per dataset and column: it stays small)."""
+def _record_drift(con, ds: Dataset, undeclared: dict[str, tuple[str, ...]], drifted: set[str] | None) -> set[str]:
+    """Fold one chunk's undeclared columns into the drift table (a row per dataset and column: it stays small); the
+    dataset's columns in it after. `drifted`, those before (None: unknown, read here), spares a read of the table
+    when no column is new (most loads)."""
     seen = [(c, p) for p, cols in undeclared.items() for c in cols]
     con.execute(
         "create or replace temp table landing_drift as select c as column_name, count(*) as files, "
@@ -576,11 +590,18 @@ def _record_drift(con, ds: Dataset, undeclared: dict[str, tuple[str, ...]]) -> N
         "last_loaded_at = now() from landing_drift n where d.dataset = ? and d.column_name = n.column_name",
         [ds.name],
     )
-    con.execute(
-        f"insert into {DRIFT} select ?, n.column_name, n.files, n.first_file, now(), n.last_file, now() "
-        f"from landing_drift n where n.column_name not in (select column_name from {DRIFT} where dataset = ?)",
-        [ds.name, ds.name],
-    )
+    if drifted is None:
+        drifted = {
+            r[0] for r in con.execute(f"select column_name from {DRIFT} where dataset = ?", [ds.name]).fetchall()
+        }
+    new = sorted({c for c, _ in seen} - drifted)
+    if new:
+        con.execute(
+            f"insert into {DRIFT} select ?, n.column_name, n.files, n.first_file, now(), n.last_file, now() "
+            "from landing_drift n where n.column_name in (select unnest(?::varchar[]))",
+            [ds.name, new],
+        )
+    return drifted | set(new)
 
 
 def drift(con) -> list[tuple[str, list[str], int, object]]:
@@ -637,7 +658,7 @@ def load(con, settings: Settings, ds: Dataset, flow_run_id: str | None = None, p
         )
     done.reloaded = done.reloaded or known.due
     for part in _pending_parts(con, settings, ds):  # after a reload: one read per compacted day
-        first, counts, known.mark = _load_part(con, settings, ds, part, flow_run_id, known.mark)
+        first, counts = _load_part(con, settings, ds, part, flow_run_id, known)
         if known.names is not None:
             known.names.update(counts)
         done.files += list(counts)
@@ -653,7 +674,7 @@ def load(con, settings: Settings, ds: Dataset, flow_run_id: str | None = None, p
     while chunks:
         chunk = chunks.pop(0)
         try:
-            first, counts, known.mark = _load_chunk(con, settings, ds, chunk, flow_run_id, known.mark)
+            first, counts = _load_chunk(con, settings, ds, chunk, flow_run_id, known)
         except RejectedFile as exc:
             if len(chunk) > 1:  # find the bad file: one at a time
                 chunks[:0] = [[p] for p in chunk]

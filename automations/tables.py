@@ -14,6 +14,7 @@ REFRESH_DUE = (
     f"{SCHEMA}.refresh_due"  # datasets loaded again whose models have not been built from scratch since (a row each)
 )
 MODEL_MARKS = f"{SCHEMA}.model_marks"  # a row per staging model: the highest load id its build read
+MODEL_MARKS_COLUMNS = "(model varchar, high bigint)"
 BOOKKEEPING = (  # the landing schema's own tables (the rest are raw tables)
     "load_history",
     "schema_drift",

@@ -388,6 +388,9 @@ def verify(settings: Settings, datasets: list[str] | None = None, out=print) -> 
                             f"create table lake.{_ident(schema)}.{_ident(table)} as "
                             f"select * from live.{_ident(schema)}.{_ident(table)}"
                         )
+                # the staging models' marks, which their full builds write (the loader makes the table in a live lake)
+                con.execute(f"create schema if not exists lake.{tables.SCHEMA}")
+                con.execute(f"create table if not exists lake.{tables.MODEL_MARKS} {tables.MODEL_MARKS_COLUMNS}")
             result.not_built = [t.name for t in chosen if t not in kept]
             for name in result.not_built:
                 out(f"skip {name}: not built yet")

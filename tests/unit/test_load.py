@@ -390,3 +390,59 @@ def test_rescued_columns_of_csv_files_that_differ_only_in_case_stay_each_files_o
         ("EUR", '{"x":7}'),
         ("USD", '{"X":9}'),
     ]
+
+
+def test_the_drift_table_equals_a_count_over_the_load_history_whatever_the_loads_and_who_made_them(catalog):
+    """Generated: files carrying any of three undeclared columns (or none), landed and loaded in any batches, with this
+    process's knowledge of the dataset dropped between loads as another runner's load would. The drift table's row per
+    column (files, first and last file) then equals what the history's `undeclared_columns` give from scratch."""
+    import tempfile
+    from dataclasses import replace
+
+    from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+
+    from landing import lake
+    from landing.settings import Settings
+
+    extra = {"colour": "red", "size": {"w": 3}, "tag": ["a"]}
+    base = Path(catalog.get("shop.products").accepted_folder).parents[1]  # the fixture's accepted root
+    batches = st.lists(
+        st.tuples(st.lists(st.sets(st.sampled_from(sorted(extra))), min_size=1, max_size=3), st.booleans()),
+        min_size=1,
+        max_size=4,
+    )
+
+    @hsettings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(batches)
+    def check(steps):
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = Settings(root=Path(tmp) / "landing", state_dir=Path(tmp) / "state", settle_seconds=0.0)
+            settings.state_dir.mkdir(parents=True)
+            ds = catalog.get("shop.products")
+            ds = replace(ds, accepted_folder=str(settings.accepted / Path(ds.accepted_folder).relative_to(base)))
+            con = lake.writer(settings)
+            try:
+                n = 0
+                for files, forget in steps:
+                    for cols in files:
+                        n += 1
+                        row = {"id": n, "title": "t", "price": 1, **{c: extra[c] for c in cols}}
+                        land(ds, f"202601{n:02d}T000000000000Z-f.jsonl", [row])
+                    if forget:
+                        load._KNOWN.clear()  # another runner loaded meanwhile: this process reads what it knew again
+                    load.load(con, settings, ds)
+                got = con.execute(
+                    f"select column_name, files, first_file, last_file from {load.DRIFT} where dataset = ? order by 1",
+                    [ds.name],
+                ).fetchall()
+                want = con.execute(
+                    f"select c, count(*), min(accepted_file), max(accepted_file) from (select accepted_file, "
+                    f"unnest(undeclared_columns) as c from {load.HISTORY} where dataset = ?) group by c order by c",
+                    [ds.name],
+                ).fetchall()
+                assert got == want
+            finally:
+                lake.close_writer()
+                load._KNOWN.clear()
+
+    check()

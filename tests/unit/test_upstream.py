@@ -461,6 +461,26 @@ def u15_concurrency_leases():
     assert _params(SyncPrefectClient.release_concurrency_slots_with_lease)[:2] == ["self", "lease_id"]
 
 
+@contract("U16", "dbt_common.tests", "enable_test_caching")
+def u16_dbt_plugins_found_once():
+    from dbt.plugins import manager
+    from dbt_common import tests as switch
+
+    was, kept, scan = switch.test_caching_enabled(), manager._MODULES_CACHE, manager.PluginManager.get_prefixed_modules
+    scans = []
+    manager.PluginManager.get_prefixed_modules = classmethod(lambda cls: scans.append(1) or {})
+    manager._MODULES_CACHE = None
+    switch.enable_test_caching()
+    try:
+        manager.PluginManager.from_modules("p")
+        manager.PluginManager.from_modules("p")
+        assert len(scans) == 1, f"dbt looked for plugin modules {len(scans)} times in two set-ups with caching on"
+    finally:
+        manager.PluginManager.get_prefixed_modules, manager._MODULES_CACHE = scan, kept
+        if not was:
+            switch.disable_test_caching()
+
+
 def failure(exc: BaseException) -> str:
     """What broke, never a bare `AssertionError:`: the exception's message, or for an assert without one, its line."""
     message = str(exc).strip()
