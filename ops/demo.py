@@ -12,6 +12,7 @@ from automations import buildlog
 from automations.buildlog import BuildStatus
 from landing.settings import REPO_ROOT, Settings
 from landing import lake
+from ops import NO_API
 
 
 def demo(settings: Settings | None = None, timeout: float = 180, out=print) -> int:
@@ -21,7 +22,7 @@ def demo(settings: Settings | None = None, timeout: float = 180, out=print) -> i
     catalog = load_catalog(settings)
     api = PREFECT_API_URL.value()
     if not api:
-        out("PREFECT_API_URL is not set: start the stack with `make up` in another terminal first")
+        out(NO_API)
         return 1
     import httpx
 

@@ -20,6 +20,7 @@ from landing.events import FILE_REJECTED, dataset_resource_id
 from landing.ledger import Ledger, ledger_path
 from landing.settings import Settings
 from landing import lake
+from ops import NO_API
 
 
 def _fmt_time(ts: float | None) -> str:
@@ -33,7 +34,7 @@ async def _server(settings: Settings):
 
     url = PREFECT_API_URL.value()
     if not url:
-        return None, "PREFECT_API_URL is not set: start the stack with `make up` or point it at your server"
+        return None, f"{NO_API}; or point it at your server"
     client = get_client()
     await client.__aenter__()
     failure = await client.api_healthcheck()

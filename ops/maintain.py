@@ -12,6 +12,7 @@ from landing.contract import QUARANTINE_DIR
 from landing.ledger import Ledger, ledger_path
 from landing.settings import Settings
 from landing import lake
+from ops import NO_API
 
 LISTED = 20  # files listed by name after a rebuild; the totals cover all
 
@@ -33,9 +34,7 @@ def rebuild(dataset: str, settings: Settings | None = None, out=print, timeout: 
         out(f"error: {exc}")
         return 2
     if not PREFECT_API_URL.value():
-        out(
-            "error: PREFECT_API_URL is not set: start the stack with `make up` (the rebuild runs on its dbt deployment)"
-        )
+        out(f"error: {NO_API} (the rebuild runs on its dbt deployment)")
         return 1
     out(f"rebuild {dataset}: every accepted file loaded again, its models built from scratch (a {BUILD} run)")
     run = run_deployment(BUILD, parameters={"datasets": [dataset], "rebuild": True}, timeout=timeout)
@@ -76,9 +75,7 @@ def rollback(
         out(f"error: {exc}")
         return 2
     if not PREFECT_API_URL.value():
-        out(
-            "error: PREFECT_API_URL is not set: start the stack with `make up` (the rollback runs on its dbt deployment)"
-        )
+        out(f"error: {NO_API} (the rollback runs on its dbt deployment)")
         return 1
     out(f"rollback  {dataset}'s models to {to} (snapshot {snapshot}), as a {BUILD} run")
     run = run_deployment(

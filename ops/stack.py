@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -392,6 +393,12 @@ def _banner(settings: Settings, api_url: str) -> None:
     ui = api_url[: -len("/api")] if api_url.endswith("/api") else api_url
     print("\n=== up ===")
     print(f"Prefect UI:      {ui}")
+    shared = " ".join(
+        f"{k}={shlex.quote(os.environ[k])}" for k in ("LANDING_ROOT", "LANDING_STATE_DIR") if os.environ.get(k)
+    )
+    print(
+        f"another shell:   export PREFECT_API_URL={api_url}{' ' + shared if shared else ''} (for `landing status`, ...)"
+    )
     if settings.scale_out:
         kept = "LANDING_API_AUTH" if settings.api_auth else str(settings.state_dir / "prefect-api-auth")
         print(
