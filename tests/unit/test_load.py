@@ -446,3 +446,31 @@ def test_the_drift_table_equals_a_count_over_the_load_history_whatever_the_loads
                 load._KNOWN.clear()
 
     check()
+
+
+def test_the_models_built_are_listed_once_then_kept_while_the_lake_has_the_snapshot_this_process_left(
+    con, settings, monkeypatch
+):
+    """A build asks which of the models that read every source have a table (23 ms to list the lake's tables). The
+    answer is kept with the snapshot it was true at: after this process's build it is those tables and the models the
+    build made; any other commit to the lake (another runner, maintenance, a rollback) makes it list again."""
+    from automations import dbt_build
+
+    dbt_build._TABLES.clear()
+    con.execute("create table lake.main.a as select 1 as x")
+    assert dbt_build._built_tables(settings, ["a", "b"]) == {"a"}
+    con.execute("create table lake.main.b as select 1 as x")  # someone else's commit: a new snapshot
+    assert dbt_build._built_tables(settings, ["a", "b"]) == {"a", "b"}
+
+    con.execute("create table lake.main.c as select 1 as x")  # this process's build, which made c
+    dbt_build._tables_after(settings, True, dbt_build._snapshot(settings), {"model.p.c": {"status": "success"}})
+    listed = []
+    monkeypatch.setattr(dbt_build, "_lake_state", lambda s: listed.append(1) or (None, frozenset()))
+    assert dbt_build._built_tables(settings, ["a", "b", "c"]) == {"a", "b", "c"} and listed == []
+
+    monkeypatch.undo()
+    con.execute("drop table lake.main.a")  # a commit after the build: listed again
+    assert dbt_build._built_tables(settings, ["a", "b", "c"]) == {"b", "c"}
+    dbt_build._tables_after(settings, True, dbt_build._snapshot(settings), None)  # a failed build: unknown
+    assert settings.lake_catalog_uri not in dbt_build._TABLES
+    dbt_build._TABLES.clear()
