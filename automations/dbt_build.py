@@ -286,10 +286,7 @@ def _rollback(
 
     logger = get_run_logger()
     started = time.time()
-    lake.prepare(settings)
-    readers.seed(settings)
-    if lake.migrate(settings, say=logger.info).get("dropped"):  # an upgrade first, as a build does
-        marks.write({})
+    _lake_ready(settings, say=logger.info)  # an upgrade first, as a build does
     snapshot = buildlog.snapshot_at(settings, str(to))
     models = sorted((m for m in catalog.models.values() if set(m.datasets) & set(names)), key=lambda m: m.name)
     then = lake.marks_at(settings, snapshot, [m.unique_id for m in models])
@@ -472,9 +469,23 @@ def _same_lake_attached(settings: Settings) -> None:
     seen = (settings.lake_catalog_uri, lake.identity(settings))
     _ATTACHED[1] += 1
     if seen != _ATTACHED[0] or _ATTACHED[1] > RECYCLE_BUILDS:
+        _TABLES.clear()  # a lake made anew counts its snapshots from the start again: the kept table list is not its
         close_warehouse()
         lake.close_writer()  # the loader's kept connection too: its instance's memory grows as dbt's does
         _ATTACHED[:] = [seen, 1]
+
+
+def _lake_ready(settings: Settings, say) -> None:
+    """What a build and a rollback do first: the lake made, this process's connections to it current, and a warehouse
+    from before moved in (an upgrade: a build file of either earlier release)."""
+    from landing import lake
+
+    lake.prepare(settings)
+    _same_lake_attached(settings)
+    readers.seed(settings)  # a warehouse from before the build had its own file: its raw tables and history
+    if lake.migrate(settings, say=say).get("dropped"):
+        # every dataset's models are gone from the lake: none is up to date (landing-reconcile builds the rest)
+        Watermarks(settings.state_dir / "watermarks.json").write({})
 
 
 _TABLES: dict[str, tuple[int | None, frozenset[str]]] = {}  # the lake's catalog → (a snapshot, its model tables)
@@ -523,15 +534,8 @@ def _run_dbt(
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     try:
-        from landing import lake
-
         release_warehouse()  # an earlier run stopped by a signal may have left a database attached
-        lake.prepare(settings)
-        _same_lake_attached(settings)
-        readers.seed(settings)  # a warehouse from before the build had its own file: its raw tables and history
-        if lake.migrate(settings, say=logger.info).get("dropped"):
-            # every dataset's models are gone from the lake: none is up to date (landing-reconcile builds the rest)
-            Watermarks(settings.state_dir / "watermarks.json").write({})
+        _lake_ready(settings, say=logger.info)
     except Exception as exc:  # the lake unreachable, or a shared lake this machine's old build file cannot move into
         record_build(settings, BuildStatus.FAILED, names, and_names, started=started, error=str(exc)[:2000])
         logger.error("%s", exc)

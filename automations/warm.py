@@ -235,7 +235,7 @@ def collect_garbage() -> None:
 
     The process holds dbt's parsed project, Prefect's client and dbt-duckdb's instance: a few hundred thousand
     objects. Python's oldest-generation collection walks them all, 0.1 to 0.16 s, and it came in the middle of about
-    one build in three. Frozen, they are skipped until the next call, which the runner makes when idle after a build:
+    one build in four (in a profile of 14). Frozen, they are skipped until the next call, which the runner makes when idle after a build:
     it thaws them first, so garbage among them is still collected, one build late."""
     gc.unfreeze()
     gc.collect()

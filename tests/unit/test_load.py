@@ -474,3 +474,18 @@ def test_the_models_built_are_listed_once_then_kept_while_the_lake_has_the_snaps
     dbt_build._tables_after(settings, True, dbt_build._snapshot(settings), None)  # a failed build: unknown
     assert settings.lake_catalog_uri not in dbt_build._TABLES
     dbt_build._TABLES.clear()
+
+
+def test_a_lake_made_anew_forgets_the_kept_table_list(settings):
+    """Its snapshots count from the start again, so one could match the snapshot the kept list was true at."""
+    from automations import dbt_build
+
+    settings.state_dir.mkdir(parents=True)
+    dbt_build._TABLES[settings.lake_catalog_uri] = (5, frozenset({"ghost"}))
+    dbt_build._ATTACHED[:] = [("another lake", None), 1]
+    try:
+        dbt_build._same_lake_attached(settings)
+        assert dbt_build._TABLES == {}
+    finally:
+        dbt_build._TABLES.clear()
+        dbt_build._ATTACHED[:] = [None, 0]
